@@ -1,0 +1,18 @@
+# carmscope: correlative analysis of CAR-macrophage cell-therapy trials.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/synthetic.smk"
+include: "workflow/rules/inputs.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True

@@ -1,0 +1,263 @@
+"""Inspection of input files' contents, before any analysis reads them.
+
+The sample-sheet validation (:mod:`carmscope.sheets`) checks that files exist; this module
+opens them and checks what is inside: a count matrix that can be read and has unique barcodes,
+a 10x BAM whose reads carry cell barcodes, a cfDNA BAM that is coordinate-sorted and indexed, a
+variants VCF whose contigs the patient's plasma BAMs know. Each check raises
+:class:`InputContentError` naming the file and what is wrong; otherwise it returns the figures
+that the input inventory (``results/qc/inputs.tsv``) reports.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import h5py
+import pandas as pd
+import pysam
+
+CELL_BARCODE_TAG = "CB"
+READS_TO_PEEK = 20_000
+"""Reads read from the start of a BAM to look for cell-barcode tags."""
+
+
+class InputContentError(ValueError):
+    """An input file whose contents the pipeline cannot use."""
+
+    def __init__(self, path: str | os.PathLike, message: str) -> None:
+        super().__init__(f"{path}: {message}")
+        self.path = str(path)
+
+
+def inspect_sample(
+    sample_id: str, assay: str, counts: str, reads: str, tumor_variants: str = ""
+) -> dict[str, object]:
+    """One row of the input inventory: every figure of the sample's files, checked.
+
+    Parameters
+    ----------
+    sample_id, assay
+        The sample and its assay (``scrna``, ``bulk_rna`` or ``cfdna``).
+    counts, reads
+        Paths from the samples table ('' when absent).
+    tumor_variants
+        For cfDNA samples, the patient's variants VCF, checked against this sample's BAM.
+    """
+    row: dict[str, object] = {"sample_id": sample_id, "assay": assay}
+    if counts:
+        row.update(inspect_counts(counts, assay))
+    if reads:
+        row.update(inspect_reads(reads, assay))
+    if assay == "cfdna" and tumor_variants:
+        row.update(inspect_variants(tumor_variants, [reads]))
+    return row
+
+
+def inspect_counts(path: str, assay: str) -> dict[str, object]:
+    """Shape and totals of a count input (10x HDF5, 10x MTX folder, h5ad or bulk TSV)."""
+    if assay == "bulk_rna":
+        return _inspect_bulk_counts(path)
+    if os.path.isdir(path):
+        return _inspect_mtx(path)
+    if path.endswith(".h5ad"):
+        return _inspect_h5ad(path)
+    return _inspect_tenx_h5(path)
+
+
+def _inspect_tenx_h5(path: str) -> dict[str, object]:
+    try:
+        with h5py.File(path, "r") as handle:
+            if "matrix" not in handle:
+                raise InputContentError(
+                    path,
+                    "not a Cell Ranger v3 matrix: no 'matrix' group (v2 files are not read)",
+                )
+            matrix = handle["matrix"]
+            n_features, n_cells = (int(v) for v in matrix["shape"][()])
+            barcodes = [b.decode() for b in matrix["barcodes"][()]]
+            total = int(matrix["data"][()].sum()) if n_cells else 0
+    except OSError as error:
+        raise InputContentError(path, f"cannot be read as HDF5 ({error})") from None
+    _check_barcodes(path, barcodes)
+    return _count_figures(path, "10x_h5", n_cells, n_features, total)
+
+
+def _inspect_h5ad(path: str) -> dict[str, object]:
+    import anndata
+
+    try:
+        adata = anndata.read_h5ad(path, backed="r")
+    except (OSError, KeyError) as error:
+        raise InputContentError(path, f"cannot be read as h5ad ({error})") from None
+    try:
+        _check_barcodes(path, list(adata.obs_names))
+        total = int(adata.X[:].sum()) if adata.n_obs else 0
+        return _count_figures(path, "h5ad", adata.n_obs, adata.n_vars, total)
+    finally:
+        adata.file.close()
+
+
+def _inspect_mtx(path: str) -> dict[str, object]:
+    folder = Path(path)
+    matrix = _first_existing(folder, ("matrix.mtx.gz", "matrix.mtx"))
+    barcodes_file = _first_existing(folder, ("barcodes.tsv.gz", "barcodes.tsv"))
+    if matrix is None or barcodes_file is None:
+        raise InputContentError(path, "10x MTX folder needs matrix.mtx(.gz) and barcodes.tsv(.gz)")
+    with _open_text(matrix) as handle:
+        header = next((line for line in handle if not line.startswith("%")), "")
+    try:
+        n_features, n_cells, _ = (int(v) for v in header.split())
+    except ValueError:
+        raise InputContentError(matrix, "no 'rows columns entries' line in the header") from None
+    with _open_text(barcodes_file) as handle:
+        barcodes = [line.split("\t")[0].strip() for line in handle if line.strip()]
+    if len(barcodes) != n_cells:
+        raise InputContentError(
+            barcodes_file, f"{len(barcodes)} barcodes but the matrix has {n_cells} columns"
+        )
+    _check_barcodes(barcodes_file, barcodes)
+    return _count_figures(path, "10x_mtx", n_cells, n_features, None)
+
+
+def _inspect_bulk_counts(path: str) -> dict[str, object]:
+    try:
+        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
+        raise InputContentError(path, f"cannot be read as a TSV ({error})") from None
+    missing = {"gene", "count"} - set(table.columns)
+    if missing:
+        raise InputContentError(
+            path, f"missing column(s) {sorted(missing)}; found {list(table.columns)}"
+        )
+    counts = pd.to_numeric(table["count"], errors="coerce")
+    bad = counts.isna() | (counts < 0)
+    if bad.any():
+        line = int(bad.idxmax()) + 2
+        raise InputContentError(
+            path, f"line {line}, column 'count': {table['count'].iloc[line - 2]!r} is not a count"
+        )
+    duplicated = table["gene"].duplicated()
+    if duplicated.any():
+        line = int(duplicated.idxmax()) + 2
+        raise InputContentError(
+            path, f"line {line}, column 'gene': {table['gene'].iloc[line - 2]!r} is duplicated"
+        )
+    return _count_figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
+
+
+def _count_figures(
+    path: str | os.PathLike, fmt: str, n_cells: int, n_features: int, total: int | None
+) -> dict[str, object]:
+    if n_cells == 0 or n_features == 0:
+        raise InputContentError(path, f"empty count matrix ({n_cells} cells x {n_features} genes)")
+    return {
+        "counts_format": fmt,
+        "n_cells": n_cells,
+        "n_features": n_features,
+        "total_counts": total if total is not None else "",
+    }
+
+
+def _check_barcodes(path: str | os.PathLike, barcodes: list[str]) -> None:
+    seen: set[str] = set()
+    for barcode in barcodes:
+        if barcode in seen:
+            raise InputContentError(path, f"cell barcode {barcode!r} occurs more than once")
+        seen.add(barcode)
+
+
+def inspect_reads(path: str, assay: str) -> dict[str, object]:
+    """Format, sort order and index of a reads file; cell barcodes for scRNA BAMs."""
+    if path.endswith((".fastq", ".fq", ".fastq.gz", ".fq.gz")):
+        return _inspect_fastq(path)
+    try:
+        bam = pysam.AlignmentFile(path, check_sq=False)
+    except (OSError, ValueError) as error:
+        raise InputContentError(path, f"cannot be read as SAM/BAM/CRAM ({error})") from None
+    with bam:
+        sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
+        indexed = _has_index(path)
+        figures: dict[str, object] = {
+            "reads_format": bam.format.lower() if hasattr(bam, "format") else "bam",
+            "reads_sort_order": sort_order,
+            "reads_indexed": indexed,
+            "reads_contigs": len(bam.references),
+        }
+        if assay == "cfdna":
+            if sort_order != "coordinate":
+                raise InputContentError(
+                    path,
+                    f"cfDNA BAM must be coordinate-sorted (header SO is {sort_order!r}): "
+                    "run `samtools sort` and `samtools index`",
+                )
+            if not indexed:
+                raise InputContentError(path, "cfDNA BAM has no index: run `samtools index`")
+        if assay == "scrna":
+            figures["reads_with_cell_barcode"] = _fraction_with_tag(bam, CELL_BARCODE_TAG)
+            if figures["reads_with_cell_barcode"] == 0:
+                raise InputContentError(
+                    path,
+                    f"none of the first {READS_TO_PEEK} reads has a {CELL_BARCODE_TAG} tag: "
+                    "per-cell CAR detection needs a 10x BAM with corrected cell barcodes",
+                )
+    return figures
+
+
+def _fraction_with_tag(bam: pysam.AlignmentFile, tag: str) -> float:
+    seen = tagged = 0
+    for read in bam.fetch(until_eof=True):
+        seen += 1
+        tagged += read.has_tag(tag)
+        if seen >= READS_TO_PEEK:
+            break
+    return round(tagged / seen, 4) if seen else 0.0
+
+
+def _inspect_fastq(path: str) -> dict[str, object]:
+    try:
+        with pysam.FastxFile(path) as handle:
+            first = next(iter(handle), None)
+    except (OSError, ValueError) as error:
+        raise InputContentError(path, f"cannot be read as FASTQ ({error})") from None
+    if first is None or first.quality is None:
+        raise InputContentError(path, "no FASTQ records")
+    return {"reads_format": "fastq", "reads_sort_order": "", "reads_indexed": False}
+
+
+def _has_index(path: str) -> bool:
+    candidates = (path + ".bai", path + ".csi", path + ".crai", str(Path(path).with_suffix(".bai")))
+    return any(os.path.exists(candidate) for candidate in candidates)
+
+
+def inspect_variants(vcf_path: str, plasma_bams: Iterable[str]) -> dict[str, object]:
+    """Record count of a tumour-variants VCF; its contigs must be in every plasma BAM."""
+    contigs: set[str] = set()
+    n_records = 0
+    try:
+        with pysam.VariantFile(vcf_path) as vcf:
+            for record in vcf:
+                contigs.add(record.chrom)
+                n_records += 1
+    except (OSError, ValueError) as error:
+        raise InputContentError(vcf_path, f"cannot be read as VCF ({error})") from None
+    if n_records == 0:
+        raise InputContentError(vcf_path, "no variant records: nothing to track in plasma")
+    for bam_path in plasma_bams:
+        with pysam.AlignmentFile(bam_path, check_sq=False) as bam:
+            absent = sorted(contigs - set(bam.references))
+        if absent:
+            raise InputContentError(
+                vcf_path, f"contig(s) {absent} are not in the header of plasma BAM {bam_path}"
+            )
+    return {"n_variants": n_records}
+
+
+def _first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
+    return next((folder / name for name in names if (folder / name).exists()), None)
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)

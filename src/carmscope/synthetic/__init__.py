@@ -1,0 +1,1 @@
+"""A synthetic CAR-M trial cohort with ground truth, in the pipeline's input formats."""

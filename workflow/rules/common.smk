@@ -1,0 +1,67 @@
+# Everything that is not a rule: config and table validation, wildcard constraints, input
+# functions. The domain code lives in the `carmscope` package under src/.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+# Make the carmscope package importable here and in every job's script (also on a cluster,
+# where each job re-reads this file).
+SRC_DIR = str(Path(workflow.basedir) / "src")
+if SRC_DIR not in sys.path:
+    sys.path.insert(0, SRC_DIR)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (SRC_DIR, os.environ.get("PYTHONPATH", "")) if p
+)
+
+from carmscope.sheets import SheetError, load_sheets  # noqa: E402
+from carmscope.synthetic.cohort import generated_files  # noqa: E402
+
+
+validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
+
+SYNTHETIC_DIR = os.path.normpath(config["synthetic"]["outdir"])
+
+try:
+    SHEETS = load_sheets(config["patients"], config["samples"], generated_dirs=[SYNTHETIC_DIR])
+except SheetError as error:
+    raise WorkflowError(str(error)) from None
+
+PATIENTS = SHEETS.patients
+SAMPLES = SHEETS.samples
+
+
+wildcard_constraints:
+    sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    patient=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+
+
+def samples_of_assay(assay):
+    """IDs of the samples of one assay, in table order."""
+    return list(SAMPLES.index[SAMPLES["assay"] == assay])
+
+
+def sample_field(wildcards, column):
+    return SAMPLES.loc[wildcards.sample, column]
+
+
+def sample_input_files(sample):
+    """The input files of one sample, by role; absent ones left out."""
+    row = SAMPLES.loc[sample]
+    files = {role: row[role] for role in ("counts", "reads") if row[role]}
+    variants = PATIENTS.loc[row["patient_id"], "tumor_variants"]
+    if row["assay"] == "cfdna" and variants:
+        files["tumor_variants"] = variants
+    return files
+
+
+def synthetic_outputs():
+    """Files of the synthetic cohort that the tables use (and so the generator must write)."""
+    return generated_files(SHEETS, SYNTHETIC_DIR)
+
+
+def final_outputs():
+    """Every file `rule all` asks for."""
+    return ["results/qc/inputs.tsv"]
