@@ -17,7 +17,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 
 from carmscope.sheets import SheetError, load_sheets  # noqa: E402
-from carmscope.synthetic.cohort import generated_files  # noqa: E402
+from carmscope.synthetic.design import design_cohort, params_from_config  # noqa: E402
+from carmscope.synthetic.tables import design_mismatches, generated_files  # noqa: E402
 
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
@@ -31,6 +32,23 @@ except SheetError as error:
 
 PATIENTS = SHEETS.patients
 SAMPLES = SHEETS.samples
+
+# Files of the synthetic cohort that the tables use: the synthetic_cohort rule writes them.
+SYNTHETIC_FILES = generated_files(SHEETS, SYNTHETIC_DIR)
+if SYNTHETIC_FILES:
+    _mismatches = design_mismatches(
+        SHEETS, SYNTHETIC_DIR, design_cohort(params_from_config(config["synthetic"]))
+    )
+    if _mismatches:
+        raise WorkflowError(
+            f"The tables ({config['patients']}, {config['samples']}) point into the synthetic "
+            f"cohort folder {SYNTHETIC_DIR} but disagree with what the generator makes from "
+            "config 'synthetic':\n  "
+            + "\n  ".join(_mismatches[:20])
+            + "\nRewrite the tables for these parameters with: .venv/bin/carmscope-synthetic "
+            f"tables --preset {config['synthetic']['preset']} --data-dir {SYNTHETIC_DIR} "
+            "--out <folder of the tables> (plus the same overrides as in the config)"
+        )
 
 
 wildcard_constraints:
@@ -55,11 +73,6 @@ def sample_input_files(sample):
     if row["assay"] == "cfdna" and variants:
         files["tumor_variants"] = variants
     return files
-
-
-def synthetic_outputs():
-    """Files of the synthetic cohort that the tables use (and so the generator must write)."""
-    return generated_files(SHEETS, SYNTHETIC_DIR)
 
 
 def final_outputs():

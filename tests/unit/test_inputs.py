@@ -1,0 +1,175 @@
+"""Input inspection: figures of good files, a clear error for each kind of bad one."""
+
+import gzip
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pysam
+import pytest
+
+from carmscope.inputs import (
+    InputContentError,
+    inspect_counts,
+    inspect_reads,
+    inspect_sample,
+    inspect_variants,
+)
+
+HEADER = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": 1000}]}
+
+
+def write_bam(path, tags=(("CB", "AAAC-1"),), header=HEADER, index=True, n=5):
+    with pysam.AlignmentFile(str(path), "wb", header=header) as bam:
+        for i in range(n):
+            read = pysam.AlignedSegment(bam.header)
+            read.query_name = f"r{i}"
+            read.query_sequence = "ACGT" * 10
+            read.query_qualities = pysam.qualitystring_to_array("I" * 40)
+            read.reference_id = 0
+            read.reference_start = 10 * i
+            read.cigarstring = "40M"
+            read.mapping_quality = 60
+            read.set_tags(list(tags))
+            bam.write(read)
+    if index:
+        pysam.index(str(path))
+    return str(path)
+
+
+def write_tenx_h5(path, barcodes, n_genes=3):
+    n_cells = len(barcodes)
+    with h5py.File(path, "w") as handle:
+        matrix = handle.create_group("matrix")
+        matrix["barcodes"] = np.array([b.encode() for b in barcodes])
+        matrix["data"] = np.ones(n_cells, dtype=np.int32)
+        matrix["indices"] = np.zeros(n_cells, dtype=np.int64)
+        matrix["indptr"] = np.arange(n_cells + 1, dtype=np.int64)
+        matrix["shape"] = np.array([n_genes, n_cells], dtype=np.int32)
+    return str(path)
+
+
+def write_vcf(path, contig="chr1", records=1):
+    lines = [
+        "##fileformat=VCFv4.2",
+        f"##contig=<ID={contig},length=1000>",
+        "#CHROM\tPOS\tID\tREF\tALT\tQUAL\tFILTER\tINFO",
+    ]
+    lines += [f"{contig}\t{100 + i}\t.\tA\tC\t.\tPASS\t." for i in range(records)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def test_tenx_h5_figures(tmp_path):
+    figures = inspect_counts(write_tenx_h5(tmp_path / "m.h5", ["A-1", "C-1"]), "scrna")
+    assert figures == {"counts_format": "10x_h5", "n_cells": 2, "n_features": 3, "total_counts": 2}
+
+
+def test_tenx_h5_duplicate_barcode(tmp_path):
+    with pytest.raises(InputContentError, match="'A-1' occurs more than once"):
+        inspect_counts(write_tenx_h5(tmp_path / "m.h5", ["A-1", "A-1"]), "scrna")
+
+
+def test_h5_without_matrix_group_and_unreadable_file(tmp_path):
+    with h5py.File(tmp_path / "v2.h5", "w") as handle:
+        handle.create_group("GRCh38")
+    with pytest.raises(InputContentError, match="no 'matrix' group"):
+        inspect_counts(str(tmp_path / "v2.h5"), "scrna")
+    (tmp_path / "junk.h5").write_text("not hdf5")
+    with pytest.raises(InputContentError, match=r"junk\.h5: cannot be read as HDF5"):
+        inspect_counts(str(tmp_path / "junk.h5"), "scrna")
+
+
+def test_empty_matrix(tmp_path):
+    with pytest.raises(InputContentError, match="empty count matrix"):
+        inspect_counts(write_tenx_h5(tmp_path / "m.h5", []), "scrna")
+
+
+def test_mtx_folder(tmp_path):
+    (tmp_path / "matrix.mtx").write_text(
+        "%%MatrixMarket matrix coordinate integer general\n%\n3 2 1\n1 1 5\n"
+    )
+    with gzip.open(tmp_path / "barcodes.tsv.gz", "wt") as handle:
+        handle.write("A-1\nC-1\n")
+    figures = inspect_counts(str(tmp_path), "scrna")
+    assert figures["n_cells"] == 2 and figures["n_features"] == 3
+    with gzip.open(tmp_path / "barcodes.tsv.gz", "wt") as handle:
+        handle.write("A-1\n")
+    with pytest.raises(InputContentError, match="1 barcodes but the matrix has 2 columns"):
+        inspect_counts(str(tmp_path), "scrna")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("gene\tcounts\nA\t1\n", r"missing column\(s\) \['count'\]"),
+        ("gene\tcount\nA\t1\nB\tx\n", "line 3, column 'count': 'x' is not a count"),
+        ("gene\tcount\nA\t1\nA\t2\n", "line 3, column 'gene': 'A' is duplicated"),
+        ("gene\tcount\nA\t-1\n", "line 2, column 'count'"),
+    ],
+)
+def test_bulk_counts_errors(tmp_path, content, message):
+    path = tmp_path / "bulk.tsv"
+    path.write_text(content)
+    with pytest.raises(InputContentError, match=message):
+        inspect_counts(str(path), "bulk_rna")
+
+
+def test_bulk_counts_figures(tmp_path):
+    path = tmp_path / "bulk.tsv"
+    path.write_text("gene\tcount\nA\t3\nB\t4\n")
+    assert inspect_counts(str(path), "bulk_rna")["total_counts"] == 7
+
+
+def test_scrna_bam_needs_cell_barcodes(tmp_path):
+    figures = inspect_reads(write_bam(tmp_path / "ok.bam"), "scrna")
+    assert figures["reads_with_cell_barcode"] == 1.0
+    assert figures["reads_indexed"] is True
+    with pytest.raises(InputContentError, match="has a CB tag"):
+        inspect_reads(write_bam(tmp_path / "nocb.bam", tags=()), "scrna")
+
+
+def test_cfdna_bam_must_be_sorted_and_indexed(tmp_path):
+    unsorted = {**HEADER, "HD": {"VN": "1.6", "SO": "unsorted"}}
+    with pytest.raises(InputContentError, match=r"coordinate-sorted.*samtools sort"):
+        inspect_reads(write_bam(tmp_path / "u.bam", header=unsorted, index=False), "cfdna")
+    with pytest.raises(InputContentError, match="no index: run `samtools index`"):
+        inspect_reads(write_bam(tmp_path / "n.bam", index=False), "cfdna")
+    assert inspect_reads(write_bam(tmp_path / "ok.bam"), "cfdna")["reads_sort_order"] == (
+        "coordinate"
+    )
+
+
+def test_truncated_bam(tmp_path):
+    good = write_bam(tmp_path / "ok.bam", index=False)
+    data = Path(good).read_bytes()
+    (tmp_path / "cut.bam").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputContentError, match=r"cut\.bam"):
+        inspect_reads(str(tmp_path / "cut.bam"), "scrna")
+
+
+def test_fastq(tmp_path):
+    path = tmp_path / "r.fastq.gz"
+    with gzip.open(path, "wt") as handle:
+        handle.write("@r1\nACGT\n+\nIIII\n")
+    assert inspect_reads(str(path), "bulk_rna")["reads_format"] == "fastq"
+    with gzip.open(path, "wt") as handle:
+        handle.write("")
+    with pytest.raises(InputContentError, match="no FASTQ records"):
+        inspect_reads(str(path), "bulk_rna")
+
+
+def test_variants_contigs_must_be_in_plasma_bam(tmp_path):
+    bam = write_bam(tmp_path / "p.bam")
+    assert inspect_variants(write_vcf(tmp_path / "v.vcf", records=3), [bam]) == {"n_variants": 3}
+    with pytest.raises(InputContentError, match=r"contig\(s\) \['chr9'\] are not in the header"):
+        inspect_variants(write_vcf(tmp_path / "w.vcf", contig="chr9"), [bam])
+    with pytest.raises(InputContentError, match="no variant records"):
+        inspect_variants(write_vcf(tmp_path / "e.vcf", records=0), [bam])
+
+
+def test_inspect_sample_combines_checks(tmp_path):
+    bam = write_bam(tmp_path / "p.bam")
+    row = inspect_sample("S1", "cfdna", "", bam, write_vcf(tmp_path / "v.vcf"))
+    assert row["sample_id"] == "S1" and row["n_variants"] == 1
+    assert row["reads_sort_order"] == "coordinate"

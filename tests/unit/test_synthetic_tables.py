@@ -1,0 +1,98 @@
+"""Tables of the synthetic cohort: contract, shipped copies, files the workflow must generate."""
+
+import os
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from carmscope.sheets import load_sheets
+from carmscope.synthetic.__main__ import main as cli
+from carmscope.synthetic.design import PRESETS, design_cohort
+from carmscope.synthetic.tables import (
+    data_files,
+    design_mismatches,
+    generated_files,
+    write_tables,
+)
+
+
+@pytest.fixture
+def tiny_tables(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    patients = design_cohort(PRESETS["tiny"])
+    write_tables(patients, "tables", "cohort")
+    sheets = load_sheets("tables/patients.tsv", "tables/samples.tsv", generated_dirs=["cohort"])
+    return patients, sheets
+
+
+def test_tables_pass_the_input_contract(tiny_tables):
+    patients, sheets = tiny_tables
+    assert list(sheets.patients.index) == [p.patient_id for p in patients]
+    assert len(sheets.samples) == sum(len(p.samples) for p in patients)
+    assert sheets.samples.loc["CARM-001_D8_sc", "counts"] == os.path.normpath(
+        "cohort/scrna/CARM-001_D8_sc.h5"
+    )
+    assert sheets.patients.loc["CARM-004", "tumor_variants"] == ""
+
+
+def test_generated_files_are_the_designed_files_with_indexes(tiny_tables):
+    patients, sheets = tiny_tables
+    generated = generated_files(sheets, "cohort")
+    expected = {os.path.normpath(os.path.join("cohort", f)) for f in data_files(patients)}
+    assert set(generated) == expected
+    assert os.path.normpath("cohort/cfdna/CARM-001_C1D0_cf.bam.bai") in generated
+    assert os.path.normpath("cohort/variants/CARM-001.vcf.gz.tbi") in generated
+    assert len(generated) == len(set(generated))
+
+
+def test_no_generated_files_for_tables_outside_the_folder(tiny_tables):
+    _, sheets = tiny_tables
+    assert generated_files(sheets, "elsewhere") == []
+
+
+def test_design_mismatches_empty_for_matching_tables(tiny_tables):
+    patients, sheets = tiny_tables
+    assert design_mismatches(sheets, "cohort", patients) == []
+
+
+def test_design_mismatches_name_sample_and_column(tiny_tables):
+    _, sheets = tiny_tables
+    changed = replace(PRESETS["tiny"], templates=(0, 7, 2, 13))
+    problems = design_mismatches(sheets, "cohort", design_cohort(changed))
+    assert any("CARM-003_D8_bulk is not in the synthetic cohort's design" in p for p in problems)
+    assert any("patient CARM-003, column 'indication'" in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("preset", "folder", "data_dir"),
+    [
+        ("default", "config", "resources/synthetic_cohort/default"),
+        ("tiny", "config/test", "resources/synthetic_cohort/tiny"),
+    ],
+)
+def test_shipped_tables_are_what_the_generator_writes(repo, tmp_path, preset, folder, data_dir):
+    out = tmp_path / folder
+    out.mkdir(parents=True)
+    cli(["tables", "--preset", preset, "--data-dir", str(tmp_path / data_dir), "--out", str(out)])
+    for name in ("patients.tsv", "samples.tsv"):
+        shipped = pd.read_csv(repo / folder / name, sep="\t", dtype=str, keep_default_na=False)
+        fresh = pd.read_csv(out / name, sep="\t", dtype=str, keep_default_na=False)
+        pd.testing.assert_frame_equal(shipped, fresh)
+
+
+def test_cli_rejects_unknown_parameter(tmp_path):
+    with pytest.raises(SystemExit, match="n_patient"):
+        cli(
+            [
+                "tables",
+                "--preset",
+                "tiny",
+                "--set",
+                "n_patient=3",
+                "--data-dir",
+                "d",
+                "--out",
+                str(tmp_path),
+            ]
+        )
