@@ -1,0 +1,1 @@
+"""carmscope: correlative analysis of CAR-macrophage cell-therapy trials."""
