@@ -112,7 +112,8 @@ def test_bad_table_stops_before_any_job(tmp_path, repo, tool):
     write_config(tmp_path, repo)
     result = snakemake(repo, tool, tmp_path)
     assert result.returncode != 0
-    assert "line 3" in result.stderr and "'day'" in result.stderr, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "line 3" in output and "'day'" in output, output[-3000:]
     assert not (tmp_path / "results").exists()
     assert not (tmp_path / "cohort").exists()
 
@@ -137,4 +138,6 @@ def test_tables_disagreeing_with_generator_stop_before_any_job(tmp_path, repo, t
     )
     result = snakemake(repo, tool, tmp_path, "--dry-run")
     assert result.returncode != 0
-    assert "disagree with what the generator makes" in result.stderr, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "disagree with what the generator makes" in output, output[-3000:]
+    assert "CARM-003_D8_bulk is not in the synthetic cohort's design" in output

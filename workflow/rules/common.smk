@@ -7,19 +7,15 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# Make the carmscope package importable here and in every job's script (also on a cluster,
-# where each job re-reads this file).
+# The carmscope package, for this file; job scripts import it through the
+# workflow/scripts/carmscope link (Snakemake puts a script's folder on its path).
 SRC_DIR = str(Path(workflow.basedir) / "src")
 if SRC_DIR not in sys.path:
     sys.path.insert(0, SRC_DIR)
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    p for p in (SRC_DIR, os.environ.get("PYTHONPATH", "")) if p
-)
 
 from carmscope.sheets import SheetError, load_sheets  # noqa: E402
 from carmscope.synthetic.design import design_cohort, params_from_config  # noqa: E402
 from carmscope.synthetic.tables import design_mismatches, generated_files  # noqa: E402
-
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
 

@@ -6,16 +6,16 @@ rule inspect_inputs:
         unpack(lambda wildcards: sample_input_files(wildcards.sample)),
     output:
         "results/qc/inputs/{sample}.tsv",
-    params:
-        assay=lambda wildcards: sample_field(wildcards, "assay"),
     log:
         "logs/inspect_inputs/{sample}.log",
+    conda:
+        "../../envs/inputs.yaml"
     threads: 1
     resources:
         mem_mb=1000,
         runtime=10,
-    conda:
-        "../../envs/inputs.yaml"
+    params:
+        assay=lambda wildcards: sample_field(wildcards, "assay"),
     script:
         "../scripts/inspect_inputs.py"
 
@@ -27,8 +27,8 @@ rule gather_input_inspection:
         "results/qc/inputs.tsv",
     log:
         "logs/gather_input_inspection.log",
-    threads: 1
     conda:
         "../../envs/inputs.yaml"
+    threads: 1
     script:
         "../scripts/gather_tables.py"

@@ -9,17 +9,18 @@ if SYNTHETIC_FILES:
             gmt=config["genesets"]["gmt"],
             signatures=config["genesets"]["signatures"],
         output:
-            SYNTHETIC_FILES,
-        params:
-            cohort=config["synthetic"],
-            data_dir=SYNTHETIC_DIR,
+            truth=os.path.join(SYNTHETIC_DIR, "truth/patients.tsv"),
+            files=[f for f in SYNTHETIC_FILES if not f.endswith("truth/patients.tsv")],
         log:
             "logs/synthetic_cohort.log",
+        conda:
+            "../../envs/synthetic.yaml"
         threads: 2
         resources:
             mem_mb=lambda wildcards, attempt: 4000 * attempt,
             runtime=60,
-        conda:
-            "../../envs/synthetic.yaml"
+        params:
+            cohort=config["synthetic"],
+            data_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.truth)),
         script:
             "../scripts/synthetic_cohort.py"

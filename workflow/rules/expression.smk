@@ -1,0 +1,111 @@
+# Expression analysis of biopsies (carmscope.expression; methods in docs/expression.md):
+# per scRNA sample QC, annotation, signature scores and composition; per bulk sample scores;
+# per assay the baseline-vs-post pairs and the cohort's Wilcoxon signed-rank tests.
+#
+# Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay), sample_field(wildcards,
+# column) and car_cells_table(wildcards) (the per-cell CAR table of a scRNA sample: TSV with
+# columns barcode, car_umis). Settings come from the config's `expression` section.
+
+
+rule expression_scrna:
+    input:
+        counts=lambda wildcards: sample_field(wildcards, "counts"),
+        markers=config.get("expression", {}).get(
+            "markers", "resources/markers/cell_type_markers.tsv"
+        ),
+        gmt=config["genesets"]["gmt"],
+        signatures=config["genesets"]["signatures"],
+    output:
+        h5ad="results/expression/scrna/{sample}/cells.h5ad",
+        cells="results/expression/scrna/{sample}/cells.tsv.gz",
+        qc="results/expression/scrna/{sample}/qc.tsv",
+        composition="results/expression/scrna/{sample}/composition.tsv",
+        scores="results/expression/scrna/{sample}/scores.tsv",
+        metrics="results/expression/scrna/{sample}/metrics.tsv",
+    log:
+        "logs/expression_scrna/{sample}.log",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, input, attempt: attempt * max(4000, int(40 * input.size_mb)),
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        qc=config.get("expression", {}).get("qc", {}),
+        annotation=config.get("expression", {}).get("annotation", {}),
+        min_cells=config.get("expression", {}).get("min_cells", 10),
+    script:
+        "../scripts/expression_scrna.py"
+
+
+rule expression_bulk:
+    input:
+        counts=lambda wildcards: sample_field(wildcards, "counts"),
+        gmt=config["genesets"]["gmt"],
+        signatures=config["genesets"]["signatures"],
+    output:
+        scores="results/expression/bulk_rna/{sample}/scores.tsv",
+        metrics="results/expression/bulk_rna/{sample}/metrics.tsv",
+    log:
+        "logs/expression_bulk/{sample}.log",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/expression_bulk.py"
+
+
+rule expression_car_cells:
+    input:
+        cells="results/expression/scrna/{sample}/cells.tsv.gz",
+        car=car_cells_table,
+    output:
+        "results/expression/scrna/{sample}/car_by_cell_type.tsv",
+    log:
+        "logs/expression_car_cells/{sample}.log",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        min_umis=config.get("expression", {}).get("car_min_umis", 1),
+    script:
+        "../scripts/expression_car.py"
+
+
+rule expression_paired:
+    input:
+        metrics=lambda wildcards: expand(
+            "results/expression/{assay}/{sample}/metrics.tsv",
+            assay=wildcards.assay,
+            sample=samples_of_assay(wildcards.assay),
+        ),
+    output:
+        metrics="results/expression/{assay}/metrics.tsv",
+        paired="results/expression/{assay}/paired_values.tsv",
+        tests="results/expression/{assay}/paired_tests.tsv",
+    log:
+        "logs/expression_paired/{assay}.log",
+    wildcard_constraints:
+        assay="scrna|bulk_rna",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        samples=lambda wildcards: (
+            SAMPLES.loc[samples_of_assay(wildcards.assay), ["patient_id", "day", "assay"]]
+            .reset_index()
+            .to_dict("records")
+        ),
+        patients=lambda wildcards: PATIENTS.reset_index().to_dict("records"),
+        group_column=config.get("expression", {}).get("group_column", "her2_ihc"),
+    script:
+        "../scripts/expression_paired.py"
