@@ -1,0 +1,13 @@
+"""Circulating tumour DNA: tumour-informed tracking of a patient's variants in plasma.
+
+One concern per module, plain functions over files and DataFrames:
+
+- :mod:`~carmscope.ctdna.alleles`: tumour-variant VCFs and allele counts in cfDNA BAMs;
+- :mod:`~carmscope.ctdna.vendor`: vendor-reported VAF tables in the same schema;
+- :mod:`~carmscope.ctdna.background`: per-site background error rates from non-carriers;
+- :mod:`~carmscope.ctdna.calls`: detection, mean VAF, tumour fraction, detection limit;
+- :mod:`~carmscope.ctdna.response`: change from baseline and molecular-response flags;
+- :mod:`~carmscope.ctdna.plots`: spider and waterfall plots.
+
+Methods and references: ``docs/ctdna.md``.
+"""

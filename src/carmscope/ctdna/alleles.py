@@ -1,0 +1,843 @@
+"""Tumour variants and their allele counts in cfDNA BAMs.
+
+:func:`read_tumour_variants` reads a patient's tumour-variant VCF into one row per ALT allele;
+:func:`count_alleles` counts, in a coordinate-sorted and indexed plasma BAM, the DNA fragments
+that show each variant's REF allele, its ALT allele or something else at the site, one read
+at a time (reads are streamed from the index, never loaded as a whole).
+:func:`count_alleles_bcftools` counts the same SNVs with ``bcftools mpileup`` as an
+independent check. Allele representation: alleles are upper-cased and trimmed to their
+minimal form (shared trailing, then leading bases removed, keeping the one VCF anchor base of
+an indel), so ``REF=GAT ALT=GCT`` is the SNV ``A>C`` one base on; indels are expected
+left-aligned, as aligners report them (``bcftools norm -f reference.fa``).
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import pysam
+import pysam.bcftools
+
+VARIANT_KEY = ["chrom", "pos", "ref", "alt"]
+"""Columns that identify a variant (1-based ``pos``, minimal alleles)."""
+
+VARIANT_COLUMNS = [*VARIANT_KEY, "kind", "evaluable", "reason"]
+"""Columns of :func:`read_tumour_variants`."""
+
+COUNT_COLUMNS = [
+    "ref_count",
+    "alt_count",
+    "other_count",
+    "depth",
+    "ref_fwd",
+    "ref_rev",
+    "alt_fwd",
+    "alt_rev",
+]
+"""Fragment counts per variant (pandas ``Int64``; missing where the site was not counted)."""
+
+ALLELE_COUNT_COLUMNS = [*VARIANT_COLUMNS, *COUNT_COLUMNS, "vaf"]
+"""Columns of :func:`count_alleles`, :func:`count_alleles_bcftools` and the vendor reader."""
+
+BASES = frozenset("ACGT")
+MAX_COMBINED_QUALITY = 200
+"""Cap on the summed base quality of two agreeing mates (as in htslib)."""
+
+_ALIGNED_OPS = (0, 7, 8)  # M, =, X
+_INSERTION_OP = 1
+_GAP_OPS = (2, 3)  # D, N
+
+
+class CtdnaInputError(ValueError):
+    """An input of the ctDNA analysis that cannot be used; the message names the file.
+
+    Parameters
+    ----------
+    path
+        The offending file.
+    message
+        What is wrong and, where possible, how to fix it.
+    line, column
+        Line (1-based) and column of a text file, when known.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        message: str,
+        *,
+        line: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        where = str(path)
+        if line is not None:
+            where += f", line {line}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}")
+        self.path = str(path)
+        self.line = line
+        self.column = column
+
+
+@dataclass(frozen=True)
+class AlleleFilters:
+    """Which reads and bases count as evidence at a variant site.
+
+    Unmapped reads never count. A fragment is counted once at most (see
+    ``count_overlapping_mates_once``), and only if its base quality at the site reaches
+    ``min_base_quality``.
+    """
+
+    min_base_quality: int = 20
+    """Minimum Phred base quality of the base read at an SNV (the anchor base of an indel;
+    for an insertion, the lowest of the anchor and inserted bases)."""
+    min_mapping_quality: int = 20
+    """Minimum mapping quality of a read."""
+    exclude_duplicates: bool = True
+    """Skip reads flagged as PCR/optical duplicates (0x400)."""
+    exclude_secondary: bool = True
+    """Skip secondary alignments (0x100)."""
+    exclude_supplementary: bool = True
+    """Skip supplementary alignments (0x800)."""
+    exclude_qc_fail: bool = True
+    """Skip reads failing vendor quality checks (0x200)."""
+    exclude_improper_pairs: bool = True
+    """Skip paired reads not flagged as a proper pair (0x1 set, 0x2 unset), as samtools and
+    bcftools mpileup do by default (their ``-A`` keeps them)."""
+    min_indel_flank: int = 10
+    """Aligned reference bases a read needs on each side of an indel (up to and including the
+    anchor; after the inserted or deleted bases) to count there, whatever allele it shows.
+    Aligners soft-clip indels near read ends, so without this symmetric rule reads ending
+    close to an indel would count as REF but never as ALT (a bias towards REF)."""
+    count_overlapping_mates_once: bool = True
+    """Count the two mates of a fragment that both cover the site as one observation: if they
+    agree, once, with the sum of their base qualities (capped at 200; two independent reads of
+    one molecule), on the strand of one mate chosen pseudo-randomly by read name (CRC32 parity,
+    so overlaps add no strand bias); if they disagree, the mate with the higher base quality;
+    if they disagree with equal quality, neither."""
+
+
+class _Observation(NamedTuple):
+    allele: str  # "ref", "alt" or "other"
+    quality: int
+    reverse: bool
+
+
+# --- variants ---------------------------------------------------------------------------------
+
+
+def normalise_alleles(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
+    """Minimal representation of one REF/ALT pair.
+
+    Upper-cases both alleles, trims shared trailing bases, then shared leading bases (moving
+    ``pos`` on), always leaving at least one base in each allele.
+
+    Parameters
+    ----------
+    pos
+        1-based position of the first REF base.
+    ref, alt
+        Alleles as written in the VCF.
+
+    Returns
+    -------
+    tuple
+        ``(pos, ref, alt)`` after trimming. Symbolic alleles (``<DEL>``, ``*``, breakends) are
+        returned unchanged.
+    """
+    ref, alt = ref.upper(), alt.upper()
+    if not (set(ref) <= BASES | {"N"} and set(alt) <= BASES | {"N"}):
+        return pos, ref, alt
+    while len(ref) > 1 and len(alt) > 1 and ref[-1] == alt[-1]:
+        ref, alt = ref[:-1], alt[:-1]
+    while len(ref) > 1 and len(alt) > 1 and ref[0] == alt[0]:
+        ref, alt, pos = ref[1:], alt[1:], pos + 1
+    return pos, ref, alt
+
+
+def classify_alleles(ref: str, alt: str) -> tuple[str, bool, str]:
+    """Kind of a (minimal) REF/ALT pair and whether :func:`count_alleles` can count it.
+
+    Returns
+    -------
+    tuple
+        ``(kind, evaluable, reason)``: kind is ``snv``, ``insertion``, ``deletion`` or
+        ``complex``; reason is '' when evaluable.
+    """
+    if not alt or alt == ".":
+        return "complex", False, "record has no ALT allele"
+    if not set(alt) <= BASES or not set(ref) <= BASES:
+        if alt.startswith("<") or alt == "*" or "[" in alt or "]" in alt:
+            return "complex", False, f"symbolic ALT allele {alt!r} is not counted"
+        return "complex", False, f"alleles {ref}>{alt} contain bases other than A, C, G, T"
+    if ref == alt:
+        return "complex", False, "ALT equals REF"
+    if len(ref) == 1 and len(alt) == 1:
+        return "snv", True, ""
+    if len(ref) == 1 and alt[0] == ref:
+        return "insertion", True, ""
+    if len(alt) == 1 and ref[0] == alt:
+        return "deletion", True, ""
+    return (
+        "complex",
+        False,
+        f"complex allele {ref}>{alt} (MNV or deletion-insertion) is not counted; "
+        "split it into SNVs and indels (bcftools norm --atomize)",
+    )
+
+
+def read_tumour_variants(
+    vcf_path: str | os.PathLike,
+    reference: str | os.PathLike | None = None,
+    pass_only: bool = True,
+) -> pd.DataFrame:
+    """Read a patient's tumour-variant VCF, one row per ALT allele.
+
+    Parameters
+    ----------
+    vcf_path
+        VCF (``.vcf``, ``.vcf.gz``) or BCF of the patient's tumour-specific variants.
+        Genotypes and INFO are ignored.
+    reference
+        Optional FASTA (indexed, or in a writable folder so pysam can index it); each record's
+        REF must then match it.
+    pass_only
+        Records whose FILTER is neither ``PASS`` nor ``.`` are kept but marked not evaluable.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns :data:`VARIANT_COLUMNS`: ``chrom``, ``pos`` (1-based), ``ref``, ``alt``
+        (minimal alleles, see :func:`normalise_alleles`), ``kind`` (snv, insertion, deletion,
+        complex), ``evaluable`` and ``reason`` (why not evaluable; '' otherwise). Multi-allelic
+        records give one row per ALT; a variant listed twice is kept once as evaluable.
+
+    Raises
+    ------
+    CtdnaInputError
+        The file cannot be read as VCF/BCF, has no records, or a REF disagrees with the
+        reference (the message gives the record's line, for text VCFs, and position).
+    """
+    path = Path(vcf_path)
+    header_lines = _vcf_header_line_count(path)
+    try:
+        vcf = pysam.VariantFile(str(path))
+    except (OSError, ValueError) as error:
+        raise CtdnaInputError(path, f"cannot be read as VCF/BCF: {error}") from error
+    fasta = _open_fasta(reference) if reference is not None else None
+    rows: list[dict[str, object]] = []
+    seen: set[tuple] = set()
+    number = 0
+    try:
+        with vcf:
+            records = iter(vcf)
+            while True:
+                where = _record_location(number + 1, header_lines)
+                try:
+                    record = next(records)
+                except StopIteration:
+                    break
+                except (OSError, ValueError) as error:
+                    raise CtdnaInputError(
+                        path, f"{where} (after {number} good records): cannot be parsed: {error}"
+                    ) from error
+                number += 1
+                where = f"{where} ({record.chrom}:{record.pos})"
+                if fasta is not None:
+                    _check_reference(fasta, reference, path, record, where)
+                filters = list(record.filter.keys())
+                failed = pass_only and bool(filters) and filters != ["PASS"]
+                for alt in record.alts or (".",):
+                    pos, ref, alt_allele = normalise_alleles(record.pos, record.ref, alt)
+                    kind, evaluable, reason = classify_alleles(ref, alt_allele)
+                    key = (record.chrom, pos, ref, alt_allele)
+                    if evaluable and failed:
+                        evaluable, reason = False, f"FILTER is {';'.join(filters)}"
+                    if evaluable and key in seen:
+                        evaluable, reason = False, "duplicate of an earlier record"
+                    seen.add(key)
+                    rows.append(
+                        {
+                            "chrom": record.chrom,
+                            "pos": pos,
+                            "ref": ref,
+                            "alt": alt_allele,
+                            "kind": kind,
+                            "evaluable": evaluable,
+                            "reason": reason,
+                        }
+                    )
+    finally:
+        if fasta is not None:
+            fasta.close()
+    if not rows:
+        raise CtdnaInputError(path, "contains no variant records")
+    table = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
+    table["pos"] = table["pos"].astype("int64")
+    table["evaluable"] = table["evaluable"].astype(bool)
+    return table
+
+
+def _vcf_header_line_count(path: Path) -> int | None:
+    """Header lines of a text VCF (plain or gzip/BGZF), or None for BCF or unreadable files."""
+    try:
+        with open(path, "rb") as raw:
+            magic = raw.read(2)
+        opener = gzip.open if magic == b"\x1f\x8b" else open
+        with opener(path, "rt", encoding="utf-8", errors="replace") as handle:
+            count = 0
+            for line in handle:
+                if count == 0 and line.startswith("BCF"):
+                    return None
+                if not line.startswith("#"):
+                    break
+                count += 1
+            return count
+    except (OSError, EOFError, UnicodeError):
+        return None
+
+
+def _record_location(number: int, header_lines: int | None) -> str:
+    if header_lines is None:
+        return f"record {number}"
+    return f"line {header_lines + number} (record {number})"
+
+
+def _open_fasta(reference: str | os.PathLike) -> pysam.FastaFile:
+    try:
+        return pysam.FastaFile(str(reference))
+    except (OSError, ValueError) as error:
+        raise CtdnaInputError(
+            reference, f"cannot open the reference FASTA (or build its .fai): {error}"
+        ) from error
+
+
+def _check_reference(
+    fasta: pysam.FastaFile,
+    reference: str | os.PathLike | None,
+    path: Path,
+    record: pysam.VariantRecord,
+    where: str,
+) -> None:
+    if record.chrom not in fasta.references:
+        raise CtdnaInputError(
+            path, f"{where}: contig {record.chrom!r} is not in the reference {reference}"
+        )
+    start = record.pos - 1
+    expected = fasta.fetch(record.chrom, start, start + len(record.ref)).upper()
+    if expected != record.ref.upper():
+        raise CtdnaInputError(
+            path,
+            f"{where}: REF {record.ref} disagrees with the reference {reference} "
+            f"({expected or 'beyond the contig end'}); was the VCF called on another assembly?",
+        )
+
+
+# --- BAM checks -------------------------------------------------------------------------------
+
+
+def _sort_advice(bam_path: str | os.PathLike) -> str:
+    return f"samtools sort -o sorted.bam {bam_path} && samtools index sorted.bam"
+
+
+def _check_sorted(bam: pysam.AlignmentFile, bam_path: str | os.PathLike) -> None:
+    order = bam.header.to_dict().get("HD", {}).get("SO")
+    if order != "coordinate":
+        raise CtdnaInputError(
+            bam_path,
+            f"is not coordinate-sorted (header SO: {order or 'missing'}); sort and index it: "
+            + _sort_advice(bam_path),
+        )
+
+
+def _open_bam(bam_path: str | os.PathLike) -> pysam.AlignmentFile:
+    """Open a BAM checked to be coordinate-sorted (header ``SO``) and indexed."""
+    try:
+        bam = pysam.AlignmentFile(str(bam_path), "rb")
+    except (OSError, ValueError) as error:
+        raise CtdnaInputError(bam_path, f"cannot be read as BAM: {error}") from error
+    try:
+        _check_sorted(bam, bam_path)
+        if not bam.has_index():
+            raise CtdnaInputError(
+                bam_path,
+                f"has no index (.bai/.csi); index it: samtools index {bam_path} "
+                "(or carmscope.ctdna.alleles.ensure_index)",
+            )
+    except CtdnaInputError:
+        bam.close()
+        raise
+    return bam
+
+
+def ensure_index(bam_path: str | os.PathLike) -> str:
+    """Index a coordinate-sorted BAM whose index is missing.
+
+    Parameters
+    ----------
+    bam_path
+        BAM whose header declares ``SO:coordinate``. The index is written next to it.
+
+    Returns
+    -------
+    str
+        Path of the index (existing or new: ``<bam>.bai``, or ``<bam>.csi`` if only that
+        exists).
+
+    Raises
+    ------
+    CtdnaInputError
+        The BAM cannot be read, is not coordinate-sorted, or indexing fails.
+    """
+    path = str(bam_path)
+    for suffix in (".bai", ".csi"):
+        for candidate in (path + suffix, os.path.splitext(path)[0] + suffix):
+            if os.path.exists(candidate):
+                return candidate
+    try:
+        bam = pysam.AlignmentFile(path, "rb")
+    except (OSError, ValueError) as error:
+        raise CtdnaInputError(path, f"cannot be read as BAM: {error}") from error
+    with bam:
+        _check_sorted(bam, path)
+    try:
+        pysam.index(path)
+    except pysam.SamtoolsError as error:
+        raise CtdnaInputError(
+            path, f"samtools index failed ({error}); re-sort it: {_sort_advice(path)}"
+        ) from error
+    return path + ".bai"
+
+
+def _check_contigs(bam: pysam.AlignmentFile, bam_path: str | os.PathLike, variants) -> None:
+    lengths = dict(zip(bam.references, bam.lengths, strict=True))
+    for chrom, pos in variants[["chrom", "pos"]].drop_duplicates().itertuples(index=False):
+        if chrom not in lengths:
+            raise CtdnaInputError(
+                bam_path,
+                f"variant contig {chrom!r} is not in the BAM header (its contigs: "
+                f"{', '.join(list(lengths)[:10])}{', ...' if len(lengths) > 10 else ''}); "
+                "were the variants called on another assembly or naming (chr1 vs 1)?",
+            )
+        if pos > lengths[chrom]:
+            raise CtdnaInputError(
+                bam_path, f"variant {chrom}:{pos} lies beyond the contig end ({lengths[chrom]})"
+            )
+
+
+# --- counting ---------------------------------------------------------------------------------
+
+
+def as_variants(variants: pd.DataFrame) -> pd.DataFrame:
+    """A copy of a variants table with ``kind``, ``evaluable`` and ``reason``.
+
+    Parameters
+    ----------
+    variants
+        Table with at least :data:`VARIANT_KEY` (minimal alleles); the three columns are
+        derived with :func:`classify_alleles` when absent.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table with a fresh 0-based index, ``pos`` as int64 and ``evaluable`` as bool.
+    """
+    missing = [column for column in VARIANT_KEY if column not in variants.columns]
+    if missing:
+        raise ValueError(f"variants lack column(s) {', '.join(missing)}")
+    table = variants.reset_index(drop=True).copy()
+    if not {"kind", "evaluable", "reason"} <= set(table.columns):
+        classified = [
+            classify_alleles(r, a) for r, a in zip(table["ref"], table["alt"], strict=True)
+        ]
+        table["kind"] = [c[0] for c in classified]
+        table["evaluable"] = [c[1] for c in classified]
+        table["reason"] = [c[2] for c in classified]
+    table["pos"] = table["pos"].astype("int64")
+    table["evaluable"] = table["evaluable"].astype(bool)
+    table["reason"] = table["reason"].fillna("").astype(str)
+    return table
+
+
+def _finish(table: pd.DataFrame, counts: dict[int, dict[str, int]]) -> pd.DataFrame:
+    """Attach counts (by row) and VAF; rows without counts get missing values."""
+    for column in COUNT_COLUMNS:
+        values = [counts[i][column] if i in counts else pd.NA for i in range(len(table))]
+        table[column] = pd.array(values, dtype="Int64")
+    depth = table["depth"].astype("Float64")
+    table["vaf"] = (table["alt_count"].astype("Float64") / depth.where(depth > 0)).astype(float)
+    extra = [c for c in table.columns if c not in ALLELE_COUNT_COLUMNS]
+    return table[[*ALLELE_COUNT_COLUMNS, *extra]]
+
+
+def count_alleles(
+    bam_path: str | os.PathLike,
+    variants: pd.DataFrame,
+    filters: AlleleFilters | None = None,
+) -> pd.DataFrame:
+    """Count REF, ALT and other fragments at each variant in a cfDNA BAM.
+
+    SNVs are read from the base aligned to the site. Indels are read from each read's CIGAR:
+    a read carries the ALT if it has exactly this insertion (same inserted bases) or deletion
+    (same length) right after the anchor base; it carries the REF if it is aligned without a
+    gap from the anchor base to the first base after the indel (an insertion: the anchor and
+    the next base; a deletion: the anchor, the deleted bases and the next base); a read with a
+    different indel there is ``other``; reads that do not reach both sides, or have fewer than
+    ``filters.min_indel_flank`` aligned bases on either side, are not counted. A read with a
+    deletion over an SNV site is not counted (as in bcftools allele depths).
+
+    Parameters
+    ----------
+    bam_path
+        Coordinate-sorted (header ``SO:coordinate``), indexed, duplicate-marked BAM.
+    variants
+        Variants with columns chrom, pos, ref, alt (minimal alleles, e.g. from
+        :func:`read_tumour_variants`); kind/evaluable/reason are derived when absent.
+        Extra columns are kept.
+    filters
+        Read and base filters; default :class:`AlleleFilters`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The variants with :data:`COUNT_COLUMNS` (``depth`` = ref + alt + other fragments;
+        strand columns split the REF and ALT counts by the strand of the counted read) and
+        ``vaf`` = alt / depth (NaN at depth 0). Rows that are not evaluable have missing counts.
+
+    Raises
+    ------
+    CtdnaInputError
+        The BAM is unreadable, not coordinate-sorted, unindexed, or lacks a variant's contig.
+    """
+    filters = filters or AlleleFilters()
+    table = as_variants(variants)
+    counts: dict[int, dict[str, int]] = {}
+    with _open_bam(bam_path) as bam:
+        _check_contigs(bam, bam_path, table)
+        for index, row in table.iterrows():
+            if row["evaluable"]:
+                counts[index] = _count_site(bam, row, filters)
+    return _finish(table, counts)
+
+
+def _read_passes(read: pysam.AlignedSegment, filters: AlleleFilters) -> bool:
+    if read.is_unmapped or read.mapping_quality < filters.min_mapping_quality:
+        return False
+    return not (
+        (filters.exclude_duplicates and read.is_duplicate)
+        or (filters.exclude_secondary and read.is_secondary)
+        or (filters.exclude_supplementary and read.is_supplementary)
+        or (filters.exclude_qc_fail and read.is_qcfail)
+        or (filters.exclude_improper_pairs and read.is_paired and not read.is_proper_pair)
+    )
+
+
+def _count_site(
+    bam: pysam.AlignmentFile, variant: pd.Series, filters: AlleleFilters
+) -> dict[str, int]:
+    anchor = int(variant["pos"]) - 1  # 0-based position of the SNV or indel anchor base
+    kind = variant["kind"]
+    if kind == "snv":
+        observe, stop = _snv_observer(anchor, variant["ref"], variant["alt"]), anchor + 1
+    elif kind == "insertion":
+        observe, stop = _insertion_observer(anchor, variant["alt"][1:]), anchor + 2
+    else:
+        length = len(variant["ref"]) - 1
+        observe, stop = _deletion_observer(anchor, length), anchor + length + 2
+    if kind != "snv":
+        observe = _with_flank(observe, anchor, stop - 1, filters.min_indel_flank)
+    fragments: dict[object, list[_Observation]] = defaultdict(list)
+    for order, read in enumerate(bam.fetch(variant["chrom"], anchor, stop)):
+        if not _read_passes(read, filters) or read.query_sequence is None:
+            continue
+        observation = observe(read)
+        if observation is not None:
+            key = read.query_name if filters.count_overlapping_mates_once else order
+            fragments[key].append(observation)
+    tally = dict.fromkeys(COUNT_COLUMNS, 0)
+    for name, observations in fragments.items():
+        chosen = _resolve_fragment(name, observations)
+        if chosen is None or chosen.quality < filters.min_base_quality:
+            continue
+        tally[f"{chosen.allele}_count"] += 1
+        if chosen.allele != "other":
+            tally[f"{chosen.allele}_{'rev' if chosen.reverse else 'fwd'}"] += 1
+    tally["depth"] = tally["ref_count"] + tally["alt_count"] + tally["other_count"]
+    return tally
+
+
+def _resolve_fragment(name: object, observations: list[_Observation]) -> _Observation | None:
+    """One observation per fragment (see :attr:`AlleleFilters.count_overlapping_mates_once`)."""
+    if len(observations) == 1:
+        return observations[0]
+    if len({o.allele for o in observations}) == 1:
+        quality = min(sum(o.quality for o in observations), MAX_COMBINED_QUALITY)
+        # the mate whose strand is counted: pseudo-random by read name, never always the
+        # later (mostly reverse) mate, which would fake a strand bias
+        kept = zlib.crc32(str(name).encode()) % len(observations)
+        return observations[kept]._replace(quality=quality)
+    best = max(o.quality for o in observations)
+    top = [o for o in observations if o.quality == best]
+    if len({o.allele for o in top}) > 1:
+        return None
+    return top[-1]
+
+
+class _Alignment:
+    """Aligned blocks and gaps of one read, for looking up reference positions."""
+
+    def __init__(self, read: pysam.AlignedSegment) -> None:
+        self.read = read
+        self.blocks: list[tuple[int, int, int]] = []  # (ref start, ref end, query start)
+        self.insertions: dict[int, tuple[int, int]] = {}  # next ref pos -> (query start, len)
+        self.gaps: list[tuple[int, int]] = []  # deleted or skipped (ref start, ref end)
+        ref, query = read.reference_start, 0
+        for op, length in read.cigartuples or ():
+            if op in _ALIGNED_OPS:
+                self.blocks.append((ref, ref + length, query))
+                ref += length
+                query += length
+            elif op == _INSERTION_OP:
+                self.insertions[ref] = (query, length)
+                query += length
+            elif op in _GAP_OPS:
+                self.gaps.append((ref, ref + length))
+                ref += length
+            elif op == 4:  # soft clip
+                query += length
+        qualities = read.query_qualities
+        self.qualities = qualities if qualities is not None else np.zeros(query, dtype=np.uint8)
+
+    def query_position(self, ref_pos: int) -> int | None:
+        """Query index aligned to a reference position, or None (gap, clip or not covered)."""
+        for start, end, query in self.blocks:
+            if start <= ref_pos < end:
+                return query + ref_pos - start
+        return None
+
+    def gap_overlaps(self, start: int, end: int) -> bool:
+        return any(g_start < end and start < g_end for g_start, g_end in self.gaps)
+
+
+def _with_flank(observe, anchor: int, after: int, flank: int):
+    """An indel observer that ignores reads with fewer than ``flank`` aligned bases on either
+    side (reference positions ``..anchor`` and ``after..``)."""
+
+    def observe_with_flank(read: pysam.AlignedSegment) -> _Observation | None:
+        if anchor - read.reference_start + 1 < flank or read.reference_end - after < flank:
+            return None
+        return observe(read)
+
+    return observe_with_flank
+
+
+def _snv_observer(site: int, ref: str, alt: str):
+    def observe(read: pysam.AlignedSegment) -> _Observation | None:
+        alignment = _Alignment(read)
+        query = alignment.query_position(site)
+        if query is None:
+            return None
+        base = read.query_sequence[query].upper()
+        allele = "ref" if base == ref else "alt" if base == alt else "other"
+        return _Observation(allele, int(alignment.qualities[query]), read.is_reverse)
+
+    return observe
+
+
+def _insertion_observer(anchor: int, inserted: str):
+    def observe(read: pysam.AlignedSegment) -> _Observation | None:
+        alignment = _Alignment(read)
+        query = alignment.query_position(anchor)
+        if query is None:
+            return None
+        quality = int(alignment.qualities[query])
+        deleted_next = alignment.gap_overlaps(anchor + 1, anchor + 2)
+        if not deleted_next and alignment.query_position(anchor + 1) is None:
+            return None  # the read ends (or is clipped) right after the anchor
+        if anchor + 1 in alignment.insertions:
+            start, length = alignment.insertions[anchor + 1]
+            bases = read.query_sequence[start : start + length].upper()
+            quality = min(quality, int(min(alignment.qualities[start : start + length])))
+            return _Observation("alt" if bases == inserted else "other", quality, read.is_reverse)
+        return _Observation("other" if deleted_next else "ref", quality, read.is_reverse)
+
+    return observe
+
+
+def _deletion_observer(anchor: int, length: int):
+    after = anchor + length + 1  # first reference base after the deleted bases
+
+    def observe(read: pysam.AlignedSegment) -> _Observation | None:
+        alignment = _Alignment(read)
+        query = alignment.query_position(anchor)
+        if query is None:
+            return None
+        quality = int(alignment.qualities[query])
+        if (anchor + 1, after) in alignment.gaps:
+            return _Observation("alt", quality, read.is_reverse)
+        indel_inside = alignment.gap_overlaps(anchor + 1, after) or any(
+            anchor < position <= after for position in alignment.insertions
+        )
+        if indel_inside:
+            return _Observation("other", quality, read.is_reverse)
+        if alignment.query_position(after) is None:
+            return None
+        return _Observation("ref", quality, read.is_reverse)
+
+    return observe
+
+
+# --- bcftools cross-check ---------------------------------------------------------------------
+
+
+def count_alleles_bcftools(
+    bam_path: str | os.PathLike,
+    variants: pd.DataFrame,
+    reference_fasta: str | os.PathLike,
+    filters: AlleleFilters | None = None,
+) -> pd.DataFrame:
+    """Count SNV alleles with ``bcftools mpileup -a AD,ADF,ADR`` (htslib pileup) instead.
+
+    The filters map onto mpileup options: ``-q`` (mapping quality), ``-Q`` (base quality),
+    ``--ff`` (UNMAP plus the excluded flags), ``-A`` when improper pairs are kept, ``-x`` when
+    overlapping mates are counted twice; BAQ is off (``-B``; :func:`count_alleles` does not
+    recompute base qualities), the per-file depth cap is lifted (``-d``), neighbour-based
+    quality capping is off (``--delta-BQ``) and indels are skipped (``-I``); sites come from a
+    regions file (``-R``).
+
+    Residual differences from :func:`count_alleles` (see ``docs/ctdna.md``), all about
+    overlapping mates: htslib keeps the higher-quality of two disagreeing mates at 80% of its
+    quality (so a kept base of quality < 25 falls below ``-Q 20``) and one of two equal ones;
+    it picks the mate of two agreeing ones by its own read-name hash (so allele counts agree,
+    the strand split of such fragments may not); it only pairs up mates flagged as a proper
+    pair (relevant only when improper pairs are kept).
+
+    Parameters
+    ----------
+    bam_path
+        Coordinate-sorted, indexed BAM.
+    variants
+        As for :func:`count_alleles`; only evaluable SNVs are counted, other rows are marked
+        not evaluable ("bcftools path counts SNVs only").
+    reference_fasta
+        The FASTA the BAM was aligned to (indexed); SNV REF bases must match it.
+    filters
+        As for :func:`count_alleles`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The same columns as :func:`count_alleles`.
+    """
+    filters = filters or AlleleFilters()
+    table = as_variants(variants)
+    not_snv = table["evaluable"] & (table["kind"] != "snv")
+    table.loc[not_snv, "evaluable"] = False
+    table.loc[not_snv, "reason"] = "bcftools path counts SNVs only"
+    with _open_bam(bam_path) as bam:
+        _check_contigs(bam, bam_path, table)
+        contig_order = {name: i for i, name in enumerate(bam.references)}
+    snvs = table[table["evaluable"]]
+    counts: dict[int, dict[str, int]] = {}
+    if snvs.empty:
+        return _finish(table, counts)
+    sites = snvs[["chrom", "pos"]].drop_duplicates()
+    sites = sites.assign(order=sites["chrom"].map(contig_order)).sort_values(["order", "pos"])
+    with tempfile.TemporaryDirectory(prefix="carmscope-mpileup-") as folder:
+        regions = os.path.join(folder, "sites.tsv")
+        output = os.path.join(folder, "pileup.vcf")
+        sites[["chrom", "pos", "pos"]].to_csv(regions, sep="\t", header=False, index=False)
+        try:
+            pysam.bcftools.mpileup(
+                *_mpileup_options(filters, reference_fasta, regions, output),
+                str(bam_path),
+                catch_stdout=False,
+            )
+        except pysam.SamtoolsError as error:
+            raise CtdnaInputError(bam_path, f"bcftools mpileup failed: {error}") from error
+        with pysam.VariantFile(output) as pileup:
+            records = {(r.chrom, r.pos): _allele_depths(r) for r in pileup}
+    for index, row in snvs.iterrows():
+        found = records.get((row["chrom"], int(row["pos"])))
+        if found is not None and found[0] != row["ref"]:
+            raise CtdnaInputError(
+                reference_fasta,
+                f"has {found[0]} at {row['chrom']}:{row['pos']}, the variant's REF is {row['ref']}",
+            )
+        counts[index] = _parse_depths(found, row["alt"])
+    return _finish(table, counts)
+
+
+def _mpileup_options(
+    filters: AlleleFilters, reference: str | os.PathLike, regions: str, output: str
+) -> list[str]:
+    skip = ["UNMAP"]
+    for wanted, flag in (
+        (filters.exclude_secondary, "SECONDARY"),
+        (filters.exclude_qc_fail, "QCFAIL"),
+        (filters.exclude_duplicates, "DUP"),
+        (filters.exclude_supplementary, "SUPPLEMENTARY"),
+    ):
+        if wanted:
+            skip.append(flag)
+    options = [
+        "--fasta-ref", str(reference),
+        "--annotate", "AD,ADF,ADR",
+        "--min-MQ", str(filters.min_mapping_quality),
+        "--min-BQ", str(filters.min_base_quality),
+        "--ff", ",".join(skip),
+        "--no-BAQ",
+        "--max-depth", "100000000",
+        "--delta-BQ", "255",
+        "--max-BQ", "255",
+        "--skip-indels",
+        "--regions-file", regions,
+        "--no-version",
+        "--output-type", "v",
+        "--output", output,
+    ]  # fmt: skip
+    if not filters.exclude_improper_pairs:
+        options.append("--count-orphans")
+    if not filters.count_overlapping_mates_once:
+        options.append("--ignore-overlaps")
+    return options
+
+
+def _allele_depths(record: pysam.VariantRecord) -> tuple[str, dict[str, tuple[int, int, int]]]:
+    """REF base and ``{allele: (AD, ADF, ADR)}`` of a one-sample mpileup record."""
+    sample = next(iter(record.samples.values()))
+    depths = {
+        allele: (sample["AD"][i], sample["ADF"][i], sample["ADR"][i])
+        for i, allele in enumerate(record.alleles)
+        if allele != "<*>"
+    }
+    return record.ref.upper(), depths
+
+
+def _parse_depths(
+    found: tuple[str, dict[str, tuple[int, int, int]]] | None, alt: str
+) -> dict[str, int]:
+    tally = dict.fromkeys(COUNT_COLUMNS, 0)
+    if found is None:
+        return tally
+    ref, depths = found
+    for allele, (total, forward, reverse) in depths.items():
+        total = total or 0
+        if allele == ref:
+            tally.update(ref_count=total, ref_fwd=forward or 0, ref_rev=reverse or 0)
+        elif allele == alt:
+            tally.update(alt_count=total, alt_fwd=forward or 0, alt_rev=reverse or 0)
+        else:
+            tally["other_count"] += total
+    tally["depth"] = tally["ref_count"] + tally["alt_count"] + tally["other_count"]
+    return tally
