@@ -27,6 +27,7 @@ def write_config(workdir, repo, **overrides):
             "gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")],
             "signatures": str(repo / "resources/genesets/immune_signatures.tsv"),
         },
+        "expression": {"markers": str(repo / "resources/markers/cell_type_markers.tsv")},
     }
     config.update(overrides)
     path = workdir / "config.yaml"

@@ -71,6 +71,17 @@ def sample_input_files(sample):
     return files
 
 
+def car_cells_table(wildcards):
+    """Per-cell CAR table of a scRNA sample (barcode, car_umis), from CAR detection."""
+    return f"results/car/{wildcards.sample}/cells.tsv"
+
+
 def final_outputs():
     """Every file `rule all` asks for."""
-    return ["results/qc/inputs.tsv"]
+    targets = ["results/qc/inputs.tsv"]
+    targets += [
+        f"results/expression/{assay}/paired_tests.tsv"
+        for assay in ("scrna", "bulk_rna")
+        if samples_of_assay(assay)
+    ]
+    return targets

@@ -10,9 +10,7 @@
 rule expression_scrna:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
-        markers=config.get("expression", {}).get(
-            "markers", "resources/markers/cell_type_markers.tsv"
-        ),
+        markers=config["expression"]["markers"],
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
@@ -31,9 +29,9 @@ rule expression_scrna:
         mem_mb=lambda wildcards, input, attempt: attempt * max(4000, int(40 * input.size_mb)),
         runtime=lambda wildcards, attempt: 30 * attempt,
     params:
-        qc=config.get("expression", {}).get("qc", {}),
-        annotation=config.get("expression", {}).get("annotation", {}),
-        min_cells=config.get("expression", {}).get("min_cells", 10),
+        qc=config["expression"]["qc"],
+        annotation=config["expression"]["annotation"],
+        min_cells=config["expression"]["min_cells"],
     script:
         "../scripts/expression_scrna.py"
 
@@ -73,7 +71,7 @@ rule expression_car_cells:
         mem_mb=2000,
         runtime=10,
     params:
-        min_umis=config.get("expression", {}).get("car_min_umis", 1),
+        min_umis=config["expression"]["car_min_umis"],
     script:
         "../scripts/expression_car.py"
 
@@ -105,7 +103,9 @@ rule expression_paired:
             .reset_index()
             .to_dict("records")
         ),
-        patients=lambda wildcards: PATIENTS.reset_index().to_dict("records"),
-        group_column=config.get("expression", {}).get("group_column", "her2_ihc"),
+        patients=lambda wildcards: (
+            PATIENTS[[config["expression"]["group_column"]]].reset_index().to_dict("records")
+        ),
+        group_column=config["expression"]["group_column"],
     script:
         "../scripts/expression_paired.py"

@@ -110,6 +110,9 @@ def generate_cohort(
     else:
         truths = [_write_sample(shared, patient, sample) for patient, sample in jobs]
     _write_truth(patients, truths, data_dir)
+    (data_dir / "truth/inflammatory_genes.txt").write_text(
+        "".join(f"{gene}\n" for gene in sorted(shared.inflammatory_genes))
+    )
     write_tables(patients, data_dir, data_dir)
     _log("done")
     return patients
@@ -136,7 +139,11 @@ def _prepare(
         params=params,
         data_dir=data_dir,
         genes=gene_table(params, {**gmt_sets, **signatures}),
-        inflammatory_genes=frozenset(gene for genes in gmt_sets.values() for gene in genes),
+        inflammatory_genes=expression.responding_genes(
+            {gene for genes in gmt_sets.values() for gene in genes},
+            params.inflammatory_response_fraction,
+            params.seed,
+        ),
         construct=construct,
         hosts=hosts,
         contigs=contigs,

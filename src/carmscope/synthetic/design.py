@@ -189,8 +189,11 @@ class CohortParams:
     low_quality_fraction: float = 0.06
     """Fraction of barcodes that are damaged cells (few genes, high mitochondrial fraction)."""
     median_umis_per_cell: int = 4000
-    n_background_genes: int = 1500
-    """Genes with no cell-type programme, on top of the markers and scored gene sets."""
+    n_background_genes: int = 6000
+    """Genes with no cell-type programme, on top of the markers and scored gene sets (enough
+    that the ~700 hallmark inflammation genes are a realistic share of the library)."""
+    inflammatory_response_fraction: float = 0.5
+    """Fraction of the gene sets' inflammatory genes that rise after infusion."""
     car_macrophage_fraction: float = 0.25
     """Mean fraction of macrophages that carry CAR transcripts in a CAR-positive biopsy."""
     car_umis_per_car_cell: float = 4.0
@@ -239,7 +242,7 @@ PRESETS: dict[str, CohortParams] = {
         templates=(0, 7, 1, 13),
         cells_per_biopsy=300,
         median_umis_per_cell=2500,
-        n_background_genes=200,
+        n_background_genes=2000,
         host_reads_per_cell=10,
         bulk_reads=20_000,
         variants_per_patient=4,

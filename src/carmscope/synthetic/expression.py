@@ -134,6 +134,21 @@ def _hash_uniform(text: str) -> float:
     return (int.from_bytes(hashlib.sha256(text.encode()).digest()[:8]) + 0.5) / 2.0**64
 
 
+def responding_genes(
+    inflammatory_genes: Collection[str], fraction: float, seed: int
+) -> frozenset[str]:
+    """The inflammatory genes that respond to infusion: a fixed, hash-chosen ``fraction``.
+
+    Real programmes never move every member gene, and raising a large share of the library
+    would make every other gene look lower after normalisation.
+    """
+    return frozenset(
+        gene
+        for gene in inflammatory_genes
+        if _hash_uniform(f"{seed}\x1fresponds\x1f{gene}") < fraction
+    )
+
+
 def _hash_normal(seed: int, symbols: list[str]) -> np.ndarray:
     """One standard normal value per symbol from a hash of ``(seed, symbol)``."""
     uniforms = [_hash_uniform(f"{seed}\x1fbackground\x1f{symbol}") for symbol in symbols]

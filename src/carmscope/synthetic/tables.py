@@ -22,6 +22,7 @@ TRUTH_FILES = (
     "truth/samples.tsv",
     "truth/cells.tsv.gz",
     "truth/variants.tsv",
+    "truth/inflammatory_genes.txt",
 )
 REFERENCE_FILES = (
     "reference/genome.fa",

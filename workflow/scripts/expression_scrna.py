@@ -1,0 +1,46 @@
+"""Snakemake adapter: QC, annotation, scores and composition of one scRNA sample."""
+
+import sys
+
+import pandas as pd
+
+from carmscope.expression.annotation import annotate_cells, read_markers
+from carmscope.expression.composition import cell_type_table, composition_metrics
+from carmscope.expression.io import read_counts
+from carmscope.expression.qc import QCThresholds, filter_cells, normalize_log1p
+from carmscope.expression.scoring import load_collections, score_scrna_sample, scores_to_metrics
+
+sys.stderr = open(snakemake.log[0], "w")
+
+sample_id = snakemake.wildcards.sample
+adata = read_counts(snakemake.input.counts)
+cells, summary = filter_cells(
+    adata, QCThresholds.from_mapping(snakemake.params.qc), sample_id=sample_id
+)
+print(f"QC: {summary}", file=sys.stderr)
+normalize_log1p(cells)
+annotate_cells(cells, read_markers(snakemake.input.markers), **snakemake.params.annotation)
+print(cells.obs["cell_type"].value_counts().to_string(), file=sys.stderr)
+
+collections = load_collections(list(snakemake.input.gmt), [snakemake.input.signatures])
+scores = score_scrna_sample(cells, collections, min_cells=snakemake.params.min_cells)
+metrics = pd.concat(
+    [scores_to_metrics(scores), composition_metrics(cells, min_cells=snakemake.params.min_cells)],
+    ignore_index=True,
+)
+
+per_cell = adata.obs.join(
+    cells.obs[["cell_type", "cell_type_score", "cell_type_confidence"]].astype({"cell_type": str})
+)
+per_cell["cell_type"] = per_cell["cell_type"].fillna("")
+per_cell.index.name = "barcode"
+per_cell.to_csv(snakemake.output.cells, sep="\t")
+pd.DataFrame([summary]).to_csv(snakemake.output.qc, sep="\t", index=False)
+cell_type_table(cells.obs).assign(sample_id=sample_id).to_csv(
+    snakemake.output.composition, sep="\t", index=False
+)
+scores.insert(0, "sample_id", sample_id)
+scores.to_csv(snakemake.output.scores, sep="\t", index=False)
+metrics.insert(0, "sample_id", sample_id)
+metrics.to_csv(snakemake.output.metrics, sep="\t", index=False)
+cells.write_h5ad(snakemake.output.h5ad, compression="gzip")
