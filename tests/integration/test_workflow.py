@@ -13,6 +13,8 @@ import yaml
 
 pytestmark = pytest.mark.integration
 
+TINY_TABLES_ARGS = ("--data-dir", "cohort", "--out", "tables")
+
 
 def write_config(workdir, repo, **overrides):
     config = {
@@ -35,6 +37,15 @@ def write_config(workdir, repo, **overrides):
     return path
 
 
+def write_tiny_tables(workdir, tool):
+    """The tiny cohort's tables in workdir/tables, pointing at data in workdir/cohort."""
+    subprocess.run(
+        [tool("carmscope-synthetic"), "tables", "--preset", "tiny", *TINY_TABLES_ARGS],
+        cwd=workdir,
+        check=True,
+    )
+
+
 def snakemake(repo, tool, workdir, *args, timeout=900):
     command = [
         tool("snakemake"),
@@ -54,20 +65,7 @@ def snakemake(repo, tool, workdir, *args, timeout=900):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, repo, tool):
     workdir = tmp_path_factory.mktemp("tiny_workflow")
-    subprocess.run(
-        [
-            tool("carmscope-synthetic"),
-            "tables",
-            "--preset",
-            "tiny",
-            "--data-dir",
-            "cohort",
-            "--out",
-            "tables",
-        ],
-        cwd=workdir,
-        check=True,
-    )
+    write_tiny_tables(workdir, tool)
     write_config(workdir, repo)
     result = snakemake(repo, tool, workdir)
     assert result.returncode == 0, result.stderr[-5000:]
@@ -120,20 +118,7 @@ def test_bad_table_stops_before_any_job(tmp_path, repo, tool):
 
 
 def test_tables_disagreeing_with_generator_stop_before_any_job(tmp_path, repo, tool):
-    subprocess.run(
-        [
-            tool("carmscope-synthetic"),
-            "tables",
-            "--preset",
-            "tiny",
-            "--data-dir",
-            "cohort",
-            "--out",
-            "tables",
-        ],
-        cwd=tmp_path,
-        check=True,
-    )
+    write_tiny_tables(tmp_path, tool)
     write_config(
         tmp_path, repo, synthetic={"outdir": "cohort", "preset": "tiny", "templates": [0, 7, 2, 13]}
     )
