@@ -11,6 +11,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/expression.smk"
+include: "workflow/rules/ctdna.smk"
 
 
 rule all:

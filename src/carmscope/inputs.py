@@ -52,14 +52,17 @@ def inspect_sample(
     if reads:
         row.update(inspect_reads(reads, assay))
     if assay == "cfdna" and tumor_variants:
-        row.update(inspect_variants(tumor_variants, [reads]))
+        row.update(inspect_variants(tumor_variants, [reads] if reads else []))
     return row
 
 
 def inspect_counts(path: str, assay: str) -> dict[str, object]:
-    """Shape and totals of a count input (10x HDF5, 10x MTX folder, h5ad or bulk TSV)."""
+    """Shape and totals of a count input (10x HDF5, 10x MTX folder, h5ad, bulk TSV, or a
+    cfDNA vendor VAF table)."""
     if assay == "bulk_rna":
         return _inspect_bulk_counts(path)
+    if assay == "cfdna":
+        return _inspect_vendor_table(path)
     if os.path.isdir(path):
         return _inspect_mtx(path)
     if path.endswith(".h5ad"):
@@ -146,6 +149,20 @@ def _inspect_bulk_counts(path: str) -> dict[str, object]:
             path, f"line {line}, column 'gene': {table['gene'].iloc[line - 2]!r} is duplicated"
         )
     return _count_figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
+
+
+def _inspect_vendor_table(path: str) -> dict[str, object]:
+    """A vendor VAF table of a plasma sample (carmscope.ctdna.vendor.read_vendor_table)."""
+    from carmscope.ctdna.vendor import read_vendor_table
+
+    try:
+        table = read_vendor_table(path)
+    except ValueError as error:  # CtdnaInputError: "<path>[, line N][, column C]: message"
+        where_and_what = str(error).removeprefix(str(path)).lstrip(",: ")
+        raise InputContentError(path, where_and_what) from None
+    if table.empty:
+        raise InputContentError(path, "vendor VAF table has a header but no variant rows")
+    return {"counts_format": "vendor_vaf", "n_features": len(table)}
 
 
 def _count_figures(

@@ -342,8 +342,9 @@ VARIANTS_RULE = _PathRule(VARIANTS_SUFFIXES)
 COUNTS_RULES: dict[str, _PathRule] = {
     "scrna": _PathRule((".h5", ".h5ad"), mtx_directory=True),
     "bulk_rna": _PathRule((".tsv", ".tsv.gz", ".txt")),
+    "cfdna": _PathRule((".tsv", ".txt")),
 }
-"""What ``counts`` may point to, per assay (cfdna samples take no counts)."""
+"""What ``counts`` may point to, per assay (cfdna: a vendor VAF table, instead of reads)."""
 READS_RULES: dict[str, _PathRule] = {
     "scrna": _PathRule(ALIGNMENT_SUFFIXES),
     "bulk_rna": _PathRule(READ_FILE_SUFFIXES),
@@ -480,11 +481,13 @@ def _day_findings(cells: dict[str, str]) -> Iterator[Finding]:
 def _sample_data_findings(cells: dict[str, str], places: _Places) -> Iterator[Finding]:
     """The ``counts`` and ``reads`` of a sample, against what its assay needs."""
     assay = cells["assay"]
-    if assay == "cfdna":
-        if cells["counts"]:
-            yield "counts", f"must be empty for cfdna samples (got '{cells['counts']}')"
-        if not cells["reads"]:
-            yield "reads", "is required for cfdna samples: a coordinate-sorted BAM or CRAM"
+    if assay == "cfdna":  # a BAM, or a vendor VAF table for labs that get reports
+        if cells["counts"] and cells["reads"]:
+            both = "a cfdna sample takes reads (a BAM) or counts (a vendor VAF table), not both"
+            yield "counts", f"{both}; empty one of them"
+        if not cells["counts"] and not cells["reads"]:
+            either = "a coordinate-sorted BAM or CRAM (or a vendor VAF table in counts)"
+            yield "reads", f"is required for cfdna samples: {either}"
     elif assay in BIOPSY_ASSAYS and not (cells["counts"] or cells["reads"]):
         yield "counts", f"a {assay} sample needs counts, reads or both; both are empty"
     for column, rules in (("counts", COUNTS_RULES), ("reads", READS_RULES)):

@@ -173,3 +173,14 @@ def test_inspect_sample_combines_checks(tmp_path):
     row = inspect_sample("S1", "cfdna", "", bam, write_vcf(tmp_path / "v.vcf"))
     assert row["sample_id"] == "S1" and row["n_variants"] == 1
     assert row["reads_sort_order"] == "coordinate"
+
+
+def test_cfdna_vendor_table_instead_of_bam(tmp_path):
+    table = tmp_path / "vaf.tsv"
+    table.write_text("chrom\tpos\tref\talt\talt_count\tdepth\nchr1\t100\tA\tC\t3\t500\n")
+    row = inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"))
+    assert row["counts_format"] == "vendor_vaf" and row["n_features"] == 1
+    assert row["n_variants"] == 1
+    table.write_text("chrom\tpos\tref\talt\tdepth\nchr1\t100\tA\tC\t500\n")
+    with pytest.raises(InputContentError, match=r"vaf\.tsv: line 1: missing column\(s\)"):
+        inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"))

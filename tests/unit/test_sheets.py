@@ -577,18 +577,37 @@ def test_mtx_directory_only_for_scrna(cohort):
 # --- what each assay needs --------------------------------------------------------------------
 
 
-def test_cfdna_takes_no_counts(cohort):
+def test_cfdna_takes_reads_or_counts_not_both(cohort):
     cohort.sample("P01_D8_cf")["counts"] = "../data/P02_D8.txt"
     problems = cohort.problems()
     problem = only_problem(problems, cohort.samples_path, cohort.line_of("P01_D8_cf"), "counts")
-    assert "must be empty for cfdna samples" in problem.message
+    assert "reads (a BAM) or counts (a vendor VAF table), not both" in problem.message
 
 
-def test_cfdna_needs_reads(cohort):
+def test_cfdna_needs_reads_or_counts(cohort):
     cohort.sample("P01_D8_cf")["reads"] = ""
     problems = cohort.problems()
     problem = only_problem(problems, cohort.samples_path, cohort.line_of("P01_D8_cf"), "reads")
     assert "required for cfdna" in problem.message
+    assert "or a vendor VAF table in counts" in problem.message
+
+
+def test_cfdna_vendor_table_instead_of_reads(cohort, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    touch(tmp_path / "data" / "P01_D8_cf.vaf.tsv")
+    cohort.sample("P01_D8_cf")["counts"] = "../data/P01_D8_cf.vaf.tsv"
+    cohort.sample("P01_D8_cf")["reads"] = ""
+    samples = cohort.load().samples
+    assert samples.loc["P01_D8_cf", "counts"] == os.path.join("data", "P01_D8_cf.vaf.tsv")
+    assert samples.loc["P01_D8_cf", "reads"] == ""
+
+
+def test_cfdna_vendor_table_must_be_a_tsv(cohort):
+    cohort.sample("P01_D8_cf")["counts"] = "../data/P01_D15.h5"
+    cohort.sample("P01_D8_cf")["reads"] = ""
+    problems = cohort.problems()
+    problem = only_problem(problems, cohort.samples_path, cohort.line_of("P01_D8_cf"), "counts")
+    assert "wrong extension for cfdna counts" in problem.message
 
 
 @pytest.mark.parametrize("sample_id", ["P01_D15_sc", "P02_D8_bulk"])

@@ -84,4 +84,5 @@ def final_outputs():
         for assay in ("scrna", "bulk_rna")
         if samples_of_assay(assay)
     ]
+    targets += CTDNA_OUTPUTS
     return targets

@@ -11,64 +11,27 @@
 #   ctdna_plots           spider and waterfall plots of the change from baseline
 #
 # Needs from common.smk: PATIENTS, SAMPLES, samples_of_assay(assay). Settings come from the
-# config's `ctdna` section; `rule all` takes ctdna_outputs().
+# config's `ctdna` section; `rule all` takes CTDNA_OUTPUTS.
 
 CTDNA = config["ctdna"]
 CTDNA_SAMPLES = samples_of_assay("cfdna")
 CTDNA_VARIANT_PATIENTS = [p for p in PATIENTS.index if PATIENTS.loc[p, "tumor_variants"]]
-
-
-def _ctdna_normal_names(paths):
-    """Panel-of-normals BAMs by a name for their output file (basename, made unique)."""
-    names = {}
-    for path in paths:
-        base = os.path.basename(path)
-        base = base[: -len(".bam")] if base.endswith(".bam") else base
-        base = "".join(c if c.isalnum() or c in "._-" else "_" for c in base) or "normal"
-        name, number = base, 1
-        while name in names:
-            number += 1
-            name = f"{base}_{number}"
-        names[name] = path
-    return names
-
-
-CTDNA_NORMALS = _ctdna_normal_names(CTDNA["panel_of_normals"])
-
-
-def ctdna_outputs():
-    """The ctDNA result files (none when the cohort has no plasma samples)."""
-    if not CTDNA_SAMPLES:
-        return []
-    tables = ["variants", "samples", "timepoints", "patients", "background"]
-    plots = ["spider", "waterfall"]
-    return [f"results/ctdna/{name}.tsv" for name in tables] + [
-        f"results/ctdna/{name}.{suffix}" for name in plots for suffix in ("svg", "png")
-    ]
-
-
-def ctdna_sample_input(wildcards):
-    """A plasma sample's data: its BAM (`reads`) or its vendor VAF table (`counts`)."""
-    if wildcards.sample not in CTDNA_SAMPLES:
-        raise WorkflowError(f"{wildcards.sample} is not a cfdna sample of {config['samples']}")
-    row = SAMPLES.loc[wildcards.sample]
-    return {"bam": row["reads"]} if row["reads"] else {"vendor": row["counts"]}
-
-
-def ctdna_sample_fields(wildcards):
-    row = SAMPLES.loc[wildcards.sample]
-    return {
-        "sample_id": wildcards.sample,
-        "patient_id": row["patient_id"],
-        "timepoint": row["timepoint"],
-        "day": int(row["day"]),
-    }
-
-
-def ctdna_normal_bam(wildcards):
-    if wildcards.normal not in CTDNA_NORMALS:
-        raise WorkflowError(f"{wildcards.normal} is not in config ctdna.panel_of_normals")
-    return CTDNA_NORMALS[wildcards.normal]
+# panel-of-normals BAMs by the name of their counts file: number and sanitised basename
+CTDNA_NORMALS = {
+    f"{number}_"
+    + "".join(
+        c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(path).removesuffix(".bam")
+    ): path
+    for number, path in enumerate(CTDNA["panel_of_normals"], start=1)
+}
+# the ctDNA result files, for `rule all` (none when the cohort has no plasma samples)
+CTDNA_TABLES = ["variants", "samples", "timepoints", "patients", "background"]
+CTDNA_OUTPUTS = (
+    expand("results/ctdna/{name}.tsv", name=CTDNA_TABLES)
+    + expand("results/ctdna/{name}.{ext}", name=["spider", "waterfall"], ext=["svg", "png"])
+    if CTDNA_SAMPLES
+    else []
+)
 
 
 rule ctdna_panel:
@@ -88,7 +51,7 @@ rule ctdna_panel:
         runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         patients=CTDNA_VARIANT_PATIENTS,
-        reference=CTDNA["reference"],
+        reference=lambda wildcards, input: input.reference[0] if input.reference else None,
         pass_only=CTDNA["pass_only"],
     script:
         "../scripts/ctdna_panel.py"
@@ -96,12 +59,21 @@ rule ctdna_panel:
 
 rule ctdna_count_alleles:
     input:
-        unpack(ctdna_sample_input),
+        # a plasma sample's BAM (reads) or, from labs that get reports, its vendor VAF table
+        unpack(
+            lambda wildcards: (
+                {"bam": SAMPLES.loc[wildcards.sample, "reads"]}
+                if SAMPLES.loc[wildcards.sample, "reads"]
+                else {"vendor": SAMPLES.loc[wildcards.sample, "counts"]}
+            )
+        ),
         panel="results/ctdna/panel.tsv",
     output:
         "results/ctdna/counts/{sample}.tsv",
     log:
         "logs/ctdna_count_alleles/{sample}.log",
+    wildcard_constraints:
+        sample="|".join(s.replace(".", r"\.") for s in CTDNA_SAMPLES) or "(?!)",
     conda:
         "../../envs/ctdna.yaml"
     threads: 1
@@ -109,7 +81,12 @@ rule ctdna_count_alleles:
         mem_mb=lambda wildcards, attempt: 1000 * attempt,
         runtime=lambda wildcards, input, attempt: attempt * (10 + int(input.size_mb / 200)),
     params:
-        sample=ctdna_sample_fields,
+        sample=lambda wildcards: {
+            "sample_id": wildcards.sample,
+            "patient_id": SAMPLES.loc[wildcards.sample, "patient_id"],
+            "timepoint": SAMPLES.loc[wildcards.sample, "timepoint"],
+            "day": int(SAMPLES.loc[wildcards.sample, "day"]),
+        },
         filters=CTDNA["filters"],
     script:
         "../scripts/ctdna_count_alleles.py"
@@ -117,12 +94,14 @@ rule ctdna_count_alleles:
 
 rule ctdna_count_normals:
     input:
-        bam=ctdna_normal_bam,
+        bam=lambda wildcards: CTDNA_NORMALS[wildcards.normal],
         panel="results/ctdna/panel.tsv",
     output:
         "results/ctdna/normals/{normal}.tsv",
     log:
         "logs/ctdna_count_normals/{normal}.log",
+    wildcard_constraints:
+        normal="|".join(n.replace(".", r"\.") for n in CTDNA_NORMALS) or "(?!)",
     conda:
         "../../envs/ctdna.yaml"
     threads: 1

@@ -1,0 +1,198 @@
+"""Benchmark: carmscope's allele counting beside ``bcftools mpileup -a AD`` on the same sites.
+
+The issue's yardstick: 200 tumour variants x 6 plasma samples at 2,000x unique depth, counted by
+``carmscope.ctdna.alleles.count_alleles`` (what the workflow's ctdna_count_alleles jobs run)
+and by ``bcftools mpileup -a AD`` restricted to the same sites, timed in one hyperfine run.
+Our counting should take at most 1.5x bcftools' time.
+
+    python benchmarks/ctdna_counting.py [--folder DIR] [--runs 3]
+
+The data are simulated once into ``--folder`` (default ``$TMPDIR/carmscope-ctdna-counting``,
+~400 MB, kept between runs) with the synthetic cohort's cfDNA generator: two patients with 100 SNVs
+each (a 200-variant panel), three plasma samples each, Poisson(2,000) unique fragments per
+site, 15% of fragments with marked duplicates, 2x100 bp reads. Both tools read every BAM in
+turn, one process for ours (as one job per sample would, minus the job start-up) and one
+``bcftools`` call per BAM; both apply the same filters (MAPQ >= 20, base quality >= 20,
+duplicates/secondary/supplementary/QC-fail reads skipped, no BAQ, no depth cap). Needs
+``hyperfine`` and ``bcftools`` on the PATH (Debian: ``apt-get install hyperfine bcftools``);
+without them the two commands are timed here with ``time.perf_counter`` and bcftools falls
+back to pysam's bundled copy (slower than Debian's build, so the ratio then flatters us).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+VARIANTS_PER_PATIENT = 100
+PATIENTS = 2
+TEMPLATE = 3  # a synthetic template with three plasma samples (days 0, 8, 29)
+DEPTH = 2000
+MPILEUP_OPTIONS = [
+    "--annotate", "AD",
+    "--min-MQ", "20",
+    "--min-BQ", "20",
+    "--ff", "UNMAP,SECONDARY,QCFAIL,DUP,SUPPLEMENTARY",
+    "--no-BAQ",
+    "--max-depth", "100000000",
+    "--delta-BQ", "255",
+    "--max-BQ", "255",
+    "--skip-indels",
+    "--no-version",
+    "--output-type", "v",
+]  # fmt: skip
+"""The options of carmscope.ctdna.alleles.count_alleles_bcftools (same filters as ours)."""
+
+
+def simulate(folder: Path) -> None:
+    """Reference, 200-variant panel and six 2,000x plasma BAMs (skipped when present)."""
+    from carmscope.synthetic import cfdna
+    from carmscope.synthetic.design import CohortParams, design_cohort
+
+    if (folder / "done").exists():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    params = CohortParams(
+        n_patients=PATIENTS,
+        templates=(TEMPLATE,) * PATIENTS,
+        variants_per_patient=VARIANTS_PER_PATIENT,
+        indels_per_patient=0,  # bcftools mpileup -a AD with -I counts SNVs only
+        cfdna_depth=DEPTH,
+        reference_contigs=4,
+        reference_contig_length=100_000,
+    )
+    patients = design_cohort(params)
+    contigs = cfdna.make_reference(params)
+    cfdna.write_reference(folder / "genome.fa", contigs)
+    panel = cfdna.design_variants(patients, contigs, params)
+    panel[["chrom", "pos", "ref", "alt"]].to_csv(folder / "panel.tsv", sep="\t", index=False)
+    order = {chrom: i for i, chrom in enumerate(contigs)}
+    sites = panel[["chrom", "pos"]].drop_duplicates()
+    sites = sites.assign(order=sites["chrom"].map(order)).sort_values(["order", "pos"])
+    sites[["chrom", "pos", "pos"]].to_csv(folder / "sites.tsv", sep="\t", header=False, index=False)
+    for patient in patients:
+        for sample in patient.samples:
+            if sample.assay == "cfdna":
+                bam = folder / f"{sample.sample_id}.bam"
+                print(f"simulating {bam.name}", file=sys.stderr, flush=True)
+                cfdna.write_plasma_bam(bam, sample, patient, panel, contigs, params)
+    (folder / "done").touch()
+
+
+def bams(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.bam"))
+
+
+def count(folder: Path) -> None:
+    """What the ctdna_count_alleles jobs do, for every BAM: count the panel, write a TSV."""
+    import pandas as pd
+
+    from carmscope.ctdna.alleles import count_alleles
+
+    panel = pd.read_csv(folder / "panel.tsv", sep="\t", dtype={"chrom": str})
+    out = folder / "counts"
+    out.mkdir(exist_ok=True)
+    for bam in bams(folder):
+        count_alleles(bam, panel).to_csv(out / f"{bam.stem}.tsv", sep="\t", index=False)
+
+
+def bcftools_command(folder: Path) -> str:
+    """One ``bcftools mpileup`` per BAM, in one shell command."""
+    executable = shutil.which("bcftools")
+    if executable is None:  # pysam's bundled bcftools, through this script
+        prefix = f"{shlex.quote(sys.executable)} {shlex.quote(__file__)} pysam-mpileup"
+    else:
+        prefix = shlex.quote(executable) + " mpileup"
+    options = " ".join(shlex.quote(o) for o in MPILEUP_OPTIONS)
+    calls = [
+        f"{prefix} {options} --fasta-ref {folder / 'genome.fa'} --regions-file "
+        f"{folder / 'sites.tsv'} --output /dev/null {bam}"
+        for bam in bams(folder)
+    ]
+    return " && ".join(calls)
+
+
+def ours_command(folder: Path) -> str:
+    return f"{shlex.quote(sys.executable)} {shlex.quote(__file__)} count --folder {folder}"
+
+
+def time_commands(commands: dict[str, str], runs: int) -> dict[str, list[float]]:
+    """Wall times of each command: hyperfine when installed, else time.perf_counter."""
+    if shutil.which("hyperfine"):
+        export = Path(os.environ.get("TMPDIR", "/tmp")) / f"ctdna-bench-{os.getpid()}.json"
+        named = [arg for name, command in commands.items() for arg in ("-n", name, command)]
+        options = ["--warmup", "1", "--runs", str(runs), "--export-json", str(export)]
+        subprocess.run(["hyperfine", *options, *named], check=True)
+        results = json.loads(export.read_text())["results"]
+        export.unlink()
+        return {result["command"]: result["times"] for result in results}
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            subprocess.run(command, shell=True, check=True, stderr=subprocess.DEVNULL)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+def versions() -> str:
+    import pysam
+
+    bcftools = shutil.which("bcftools")
+    if bcftools:
+        first = subprocess.run([bcftools, "--version"], capture_output=True, text=True)
+        tool = first.stdout.splitlines()[0]
+    else:
+        tool = f"pysam {pysam.__version__} bundled bcftools"
+    return (
+        f"{tool}; pysam {pysam.__version__}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "action", nargs="?", default="bench", choices=["bench", "count", "pysam-mpileup"]
+    )
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "carmscope-ctdna-counting",
+        help="data folder (simulated once, ~400 MB)",
+    )
+    parser.add_argument("--runs", type=int, default=3, help="timed runs of each command")
+    args, rest = parser.parse_known_args(argv)
+    if args.action == "pysam-mpileup":  # fallback without a bcftools executable
+        import pysam.bcftools
+
+        pysam.bcftools.mpileup(*rest, catch_stdout=False)
+        return 0
+    if args.action == "count":
+        count(args.folder)
+        return 0
+    simulate(args.folder)
+    commands = {"carmscope count_alleles": ours_command(args.folder)}
+    commands["bcftools mpileup -a AD"] = bcftools_command(args.folder)
+    times = time_commands(commands, args.runs)
+    ours, theirs = (statistics.median(t) for t in times.values())
+    n = len(bams(args.folder))
+    print(f"\n{versions()}")
+    size = f"{PATIENTS * VARIANTS_PER_PATIENT} variants x {n} samples at {DEPTH}x"
+    print(f"{size} (median of {args.runs} runs):")
+    print(f"  carmscope count_alleles  {ours:7.2f} s")
+    print(f"  bcftools mpileup -a AD   {theirs:7.2f} s")
+    print(f"  ratio                    {ours / theirs:7.2f}x (target: at most 1.5x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
