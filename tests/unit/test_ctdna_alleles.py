@@ -1,5 +1,6 @@
 """Tumour-variant VCFs and allele counts on hand-made reads (tiny BAMs built in tmp_path)."""
 
+import zlib
 from dataclasses import replace
 
 import numpy as np
@@ -7,6 +8,7 @@ import pandas as pd
 import pysam
 import pytest
 
+from carmscope.ctdna import alleles
 from carmscope.ctdna.alleles import (
     COUNT_COLUMNS,
     AlleleFilters,
@@ -496,3 +498,200 @@ def test_not_evaluable_variants_get_missing_counts(tmp_path):
     assert not table.loc[0, "evaluable"]
     assert table[COUNT_COLUMNS].isna().all(axis=None)
     assert np.isnan(table.loc[0, "vaf"])
+
+
+# --- clustered counting against a per-site reference -----------------------------------------
+
+
+def reference_counts(bam_path, variants, filters):
+    """Per-site counts from one ``fetch`` per site and ``get_aligned_pairs``: a deliberately
+    simple implementation of count_alleles' rules (no soft clips in the reads it is used on)."""
+    rows = []
+    with pysam.AlignmentFile(bam_path) as bam:
+        for variant in variants.itertuples(index=False):
+            anchor = variant.pos - 1
+            fragments = {}
+            for order, segment in enumerate(bam.fetch(variant.chrom, anchor, anchor + 1)):
+                if (
+                    segment.is_unmapped
+                    or segment.mapping_quality < filters.min_mapping_quality
+                    or (filters.exclude_duplicates and segment.is_duplicate)
+                    or (filters.exclude_secondary and segment.is_secondary)
+                    or (filters.exclude_supplementary and segment.is_supplementary)
+                    or (filters.exclude_qc_fail and segment.is_qcfail)
+                    or (filters.exclude_improper_pairs and not segment.is_proper_pair)
+                ):
+                    continue
+                found = observe_simply(segment, variant, anchor, filters.min_indel_flank)
+                if found is not None:
+                    key = segment.query_name if filters.count_overlapping_mates_once else order
+                    fragments.setdefault(key, []).append(found)
+            tally = dict.fromkeys(COUNT_COLUMNS, 0)
+            for name, found in fragments.items():
+                chosen = resolve_simply(name, found)
+                if chosen is None or chosen[1] < filters.min_base_quality:
+                    continue
+                tally[f"{chosen[0]}_count"] += 1
+                if chosen[0] != "other":
+                    tally[f"{chosen[0]}_{'rev' if chosen[2] else 'fwd'}"] += 1
+            tally["depth"] = tally["ref_count"] + tally["alt_count"] + tally["other_count"]
+            rows.append(tally)
+    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
+
+
+def resolve_simply(name, found):
+    if len(found) == 1:
+        return found[0]
+    if len({f[0] for f in found}) == 1:
+        kept = found[zlib.crc32(str(name).encode()) % len(found)]
+        return (kept[0], min(sum(f[1] for f in found), 200), kept[2])
+    best = max(f[1] for f in found)
+    top = [f for f in found if f[1] == best]
+    return None if len({f[0] for f in top}) > 1 else top[-1]
+
+
+def observe_simply(segment, variant, anchor, flank):
+    pairs = segment.get_aligned_pairs()
+    aligned = {r: q for q, r in pairs if q is not None and r is not None}
+    deleted = {r for q, r in pairs if q is None}
+    inserted_before = {}  # next reference position -> inserted query positions
+    pending = []
+    for q, r in pairs:
+        if r is None:
+            pending.append(q)
+        else:
+            if pending:
+                inserted_before[r] = pending
+            pending = []
+    sequence, qualities = segment.query_sequence.upper(), segment.query_qualities
+    query = aligned.get(anchor)
+    if query is None:
+        return None
+    quality, strand = qualities[query], segment.is_reverse
+    if variant.kind == "snv":
+        base = sequence[query]
+        allele = "ref" if base == variant.ref else "alt" if base == variant.alt else "other"
+        return (allele, quality, strand)
+    after = anchor + 1 if variant.kind == "insertion" else anchor + len(variant.ref)
+    if anchor - segment.reference_start + 1 < flank or segment.reference_end - after < flank:
+        return None
+    if variant.kind == "insertion":
+        if anchor + 1 not in deleted and anchor + 1 not in aligned:
+            return None
+        if anchor + 1 in inserted_before:
+            positions = inserted_before[anchor + 1]
+            bases = "".join(sequence[p] for p in positions)
+            quality = min(quality, *(qualities[p] for p in positions))
+            return ("alt" if bases == variant.alt[1:] else "other", quality, strand)
+        return ("other" if anchor + 1 in deleted else "ref", quality, strand)
+    gap = set(range(anchor + 1, after))
+    if gap <= deleted and after not in deleted:
+        return ("alt", quality, strand)
+    if gap & deleted or any(anchor < p <= after for p in inserted_before):
+        return ("other", quality, strand)
+    if after not in aligned:
+        return None
+    return ("ref", quality, strand)
+
+
+def nearby_sites_bam(tmp_path, rng):
+    """Sites 5-200 bp apart (SNVs, insertions, deletions) and random overlapping pairs that
+    carry ALT, REF and other alleles, other indels, low qualities and excluded flags."""
+    sites, position = [], 40
+    while position < CONTIG_LENGTH - 60:
+        sites.append(position)
+        position += int(rng.choice([5, 7, 12, 30, 80, 200]))
+    kinds = [str(rng.choice(["snv", "snv", "insertion", "deletion"])) for _ in sites]
+    variants = pd.DataFrame(
+        {
+            "chrom": "chr1",
+            "pos": [s + 1 for s in sites],
+            "ref": [
+                REFERENCE[s : s + 3] if k == "deletion" else REFERENCE[s]
+                for s, k in zip(sites, kinds, strict=True)
+            ],
+            "alt": [
+                {"snv": ALT_OF[REFERENCE[s]], "insertion": REFERENCE[s] + "GT"}.get(k, REFERENCE[s])
+                for s, k in zip(sites, kinds, strict=True)
+            ],
+        }
+    )
+
+    def mate(name, start, **kw):
+        bases, quals, ops, here = {}, {}, [], start
+        matched = 0
+        for site, kind in zip(sites, kinds, strict=True):
+            if not here + 8 <= site <= start + READ_LENGTH - 12 or rng.random() < 0.5:
+                continue
+            if kind == "snv":
+                bases[site] = str(rng.choice([ALT_OF[REFERENCE[site]], OTHER_OF[REFERENCE[site]]]))
+                quals[site] = int(rng.choice([10, 15, 30, 37]))
+                continue
+            ops.append(("M", site - here + 1))
+            matched += site - here + 1
+            if kind == "insertion":
+                ops.append(("I", str(rng.choice(["GT", "GA", "T"]))))
+                here = site + 1
+            else:
+                size = int(rng.choice([2, 2, 1, 3]))
+                ops.append(("D", size))
+                here = site + 1 + size
+        ops.append(("M", max(READ_LENGTH - matched, 5)))
+        return read(name, start, bases, quals, ops, **kw)
+
+    reads = []
+    for number in range(400):
+        name = f"frag{number}"
+        start1 = int(rng.integers(0, CONTIG_LENGTH - 120))
+        start2 = start1 + int(rng.integers(0, 60))
+        extra = {}
+        draw = rng.random()
+        if draw < 0.05:
+            extra = {"flag": FLAG_DUPLICATE}
+        elif draw < 0.08:
+            extra = {"mapq": 10}
+        elif draw < 0.11:
+            extra = {"proper": False}
+        first = mate(name, start1, mate_start=start2, **extra)
+        second = mate(name, start2, reverse=True, mate_start=start1, read2=True, **extra)
+        reads += [first, second]
+        if rng.random() < 0.04:
+            reads.append(mate(name, start1, flag=FLAG_SUPPLEMENTARY))
+    return write_bam(tmp_path / "nearby.bam", reads), variants
+
+
+@pytest.mark.parametrize("gap", [16_384, 60, 1], ids=["one_cluster", "some_clusters", "per_site"])
+@pytest.mark.parametrize(
+    "filters",
+    [AlleleFilters(), AlleleFilters(count_overlapping_mates_once=False, min_indel_flank=3)],
+    ids=["default", "each_read"],
+)
+def test_clustered_counts_equal_a_per_site_reference(tmp_path, monkeypatch, gap, filters):
+    monkeypatch.setattr(alleles, "CLUSTER_GAP", gap)
+    bam, variants = nearby_sites_bam(tmp_path, np.random.default_rng(11))
+    table = count_alleles(bam, variants, filters)
+    assert set(table["kind"]) == {"snv", "insertion", "deletion"}
+    assert table["evaluable"].all()
+    expected = reference_counts(bam, table, filters)
+    assert expected["depth"].min() > 0 and expected["alt_count"].sum() > 50
+    for kind in ("snv", "insertion", "deletion"):  # every kind has ALT reads somewhere
+        assert expected.loc[table["kind"] == kind, "alt_count"].sum() > 0
+    ours = table[COUNT_COLUMNS].astype("int64")
+    pd.testing.assert_frame_equal(ours, expected.astype("int64"))
+    # the same sites counted one at a time (one fetch each) give the same rows
+    for row in range(0, len(variants), 4):
+        alone = count_alleles(bam, variants.iloc[[row]], filters)
+        assert counts_of(alone) == counts_of(table, row)
+
+
+def test_cram_is_counted_with_its_reference(tmp_path):
+    reads = [read(f"alt{i}", 60 + i, alt_base()) for i in range(3)]
+    reads += [read(f"ref{i}", 70 + i) for i in range(2)]
+    bam = write_bam(tmp_path / "c.bam", reads)
+    reference = write_reference(tmp_path)
+    cram = str(tmp_path / "c.cram")
+    pysam.view("-C", "-T", reference, "-o", cram, bam, catch_stdout=False)
+    pysam.index(cram)
+    assert counts_of(count_alleles(cram, snv(), reference=reference)) == counts_of(
+        count_alleles(bam, snv())
+    )

@@ -17,7 +17,8 @@ import gzip
 import os
 import tempfile
 import zlib
-from collections import defaultdict
+from bisect import bisect_left
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -127,10 +128,9 @@ class AlleleFilters:
     if they disagree with equal quality, neither."""
 
 
-class _Observation(NamedTuple):
-    allele: str  # "ref", "alt" or "other"
-    quality: int
-    reverse: bool
+_Observation = tuple[str, int, bool]
+"""What one read shows at a site: allele ("ref", "alt" or "other"), base quality, reverse
+strand (a plain tuple: one is made per read and site)."""
 
 
 # --- variants ---------------------------------------------------------------------------------
@@ -360,12 +360,24 @@ def _check_sorted(bam: pysam.AlignmentFile, bam_path: str | os.PathLike) -> None
         )
 
 
-def _open_bam(bam_path: str | os.PathLike) -> pysam.AlignmentFile:
-    """Open a BAM checked to be coordinate-sorted (header ``SO``) and indexed."""
+def _open_bam(
+    bam_path: str | os.PathLike, reference: str | os.PathLike | None = None
+) -> pysam.AlignmentFile:
+    """Open a BAM (or, with its ``reference`` FASTA, a ``.cram``) checked to be
+    coordinate-sorted (header ``SO``) and indexed."""
+    cram = str(bam_path).lower().endswith(".cram")
     try:
-        bam = pysam.AlignmentFile(str(bam_path), "rb")
+        if cram:
+            bam = pysam.AlignmentFile(
+                str(bam_path),
+                "rc",
+                reference_filename=None if reference is None else str(reference),
+            )
+        else:
+            bam = pysam.AlignmentFile(str(bam_path), "rb")
     except (OSError, ValueError) as error:
-        raise CtdnaInputError(bam_path, f"cannot be read as BAM: {error}") from error
+        kind = "CRAM" if cram else "BAM"
+        raise CtdnaInputError(bam_path, f"cannot be read as {kind}: {error}") from error
     try:
         _check_sorted(bam, bam_path)
         if not bam.has_index():
@@ -484,6 +496,7 @@ def count_alleles(
     bam_path: str | os.PathLike,
     variants: pd.DataFrame,
     filters: AlleleFilters | None = None,
+    reference: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Count REF, ALT and other fragments at each variant in a cfDNA BAM.
 
@@ -496,16 +509,24 @@ def count_alleles(
     ``filters.min_indel_flank`` aligned bases on either side, are not counted. A read with a
     deletion over an SNV site is not counted (as in bcftools allele depths).
 
+    Reads are streamed once per cluster of nearby sites (sites sorted by contig and position;
+    sites less than :data:`CLUSTER_GAP` apart share one ``fetch``), and each read is handed
+    to every site it covers, so neighbouring sites do not decode the same reads again.
+
     Parameters
     ----------
     bam_path
-        Coordinate-sorted (header ``SO:coordinate``), indexed, duplicate-marked BAM.
+        Coordinate-sorted (header ``SO:coordinate``), indexed, duplicate-marked BAM (or CRAM,
+        with ``reference``).
     variants
         Variants with columns chrom, pos, ref, alt (minimal alleles, e.g. from
         :func:`read_tumour_variants`); kind/evaluable/reason are derived when absent.
         Extra columns are kept.
     filters
         Read and base filters; default :class:`AlleleFilters`.
+    reference
+        FASTA the reads were aligned to; needed only to decode a ``.cram`` file (ignored for
+        BAM).
 
     Returns
     -------
@@ -522,30 +543,32 @@ def count_alleles(
     filters = filters or AlleleFilters()
     table = as_variants(variants)
     counts: dict[int, dict[str, int]] = {}
-    with _open_bam(bam_path) as bam:
+    with _open_bam(bam_path, reference) as bam:
         _check_contigs(bam, bam_path, table)
-        for index, row in table.iterrows():
-            if row["evaluable"]:
-                counts[index] = _count_site(bam, row, filters)
+        contig_order = {name: i for i, name in enumerate(bam.references)}
+        sites = sorted(
+            (_site(index, row, filters) for index, row in table.iterrows() if row["evaluable"]),
+            key=lambda site: (contig_order[site.chrom], site.anchor, site.index),
+        )
+        for contig, start, stop, cluster in _clusters(sites):
+            counts.update(_count_cluster(bam, contig, start, stop, cluster, filters))
     return _finish(table, counts)
 
 
-def _read_passes(read: pysam.AlignedSegment, filters: AlleleFilters) -> bool:
-    if read.is_unmapped or read.mapping_quality < filters.min_mapping_quality:
-        return False
-    return not (
-        (filters.exclude_duplicates and read.is_duplicate)
-        or (filters.exclude_secondary and read.is_secondary)
-        or (filters.exclude_supplementary and read.is_supplementary)
-        or (filters.exclude_qc_fail and read.is_qcfail)
-        or (filters.exclude_improper_pairs and read.is_paired and not read.is_proper_pair)
-    )
+CLUSTER_GAP = 16_384
+"""Sites closer than this (bp, one BAI linear-index window) are counted from one ``fetch``."""
 
 
-def _count_site(
-    bam: pysam.AlignmentFile, variant: pd.Series, filters: AlleleFilters
-) -> dict[str, int]:
-    anchor = int(variant["pos"]) - 1  # 0-based position of the SNV or indel anchor base
+class _Site(NamedTuple):
+    index: int  # row of the variants table
+    chrom: str
+    anchor: int  # 0-based position of the SNV or indel anchor base
+    stop: int  # end (exclusive) of the reference span the site looks at
+    observe: object  # _Alignment -> _Observation | None
+
+
+def _site(index: int, variant: pd.Series, filters: AlleleFilters) -> _Site:
+    anchor = int(variant["pos"]) - 1
     kind = variant["kind"]
     if kind == "snv":
         observe, stop = _snv_observer(anchor, variant["ref"], variant["alt"]), anchor + 1
@@ -556,22 +579,107 @@ def _count_site(
         observe, stop = _deletion_observer(anchor, length), anchor + length + 2
     if kind != "snv":
         observe = _with_flank(observe, anchor, stop - 1, filters.min_indel_flank)
-    fragments: dict[object, list[_Observation]] = defaultdict(list)
-    for order, read in enumerate(bam.fetch(variant["chrom"], anchor, stop)):
-        if not _read_passes(read, filters) or read.query_sequence is None:
+    return _Site(index, variant["chrom"], anchor, stop, observe)
+
+
+def _clusters(sites: list[_Site]):
+    """``(contig, start, stop, sites)`` of runs of sorted sites less than CLUSTER_GAP apart."""
+    cluster: list[_Site] = []
+    stop = 0
+    for site in sites:
+        if cluster and (site.chrom != cluster[0].chrom or site.anchor >= stop + CLUSTER_GAP):
+            yield cluster[0].chrom, cluster[0].anchor, stop, cluster
+            cluster = []
+        stop = max(stop, site.stop) if cluster else site.stop
+        cluster.append(site)
+    if cluster:
+        yield cluster[0].chrom, cluster[0].anchor, stop, cluster
+
+
+def _excluded_flags(filters: AlleleFilters) -> int:
+    mask = 0x4  # unmapped
+    for wanted, flag in (
+        (filters.exclude_secondary, 0x100),
+        (filters.exclude_qc_fail, 0x200),
+        (filters.exclude_duplicates, 0x400),
+        (filters.exclude_supplementary, 0x800),
+    ):
+        if wanted:
+            mask |= flag
+    return mask
+
+
+def _count_cluster(
+    bam: pysam.AlignmentFile,
+    contig: str,
+    start: int,
+    stop: int,
+    sites: list[_Site],
+    filters: AlleleFilters,
+) -> dict[int, dict[str, int]]:
+    """Counts of the sorted sites of one cluster from one pass over its reads.
+
+    A site only ever observes reads aligned over its anchor base (``reference_start <= anchor
+    < reference_end``), so each read goes to the sites with an anchor in that interval (found
+    by bisection on the sorted anchors, behind a pointer that drops sites left of the
+    coordinate-sorted reads); reads reach each site in file order, as a per-site fetch
+    would give them.
+    """
+    anchors = [site.anchor for site in sites]
+    observers = [site.observe for site in sites]
+    fragments: list[dict[object, list[_Observation]]] = [defaultdict(list) for _ in sites]
+    excluded = _excluded_flags(filters)
+    min_mapping_quality = filters.min_mapping_quality
+    improper = filters.exclude_improper_pairs
+    by_name = filters.count_overlapping_mates_once
+    first, last = 0, len(sites)
+    for order, read in enumerate(bam.fetch(contig, start, stop)):
+        read_start = read.reference_start
+        while first < last and anchors[first] < read_start:
+            first += 1
+        if first == last:
+            break  # reads come sorted by start: none of the rest covers a site
+        read_end = read.reference_end
+        if read_end is None or read_end <= anchors[first]:
             continue
-        observation = observe(read)
-        if observation is not None:
-            key = read.query_name if filters.count_overlapping_mates_once else order
-            fragments[key].append(observation)
+        end = bisect_left(anchors, read_end, first)
+        flag = read.flag
+        if (
+            flag & excluded
+            or (improper and flag & 0x1 and not flag & 0x2)
+            or read.mapping_quality < min_mapping_quality
+        ):
+            continue
+        sequence = read.query_sequence
+        if sequence is None:
+            continue
+        alignment = _Alignment(read, sequence, read_start, read_end)
+        key = read.query_name if by_name else order
+        for number in range(first, end):
+            observation = observers[number](alignment)
+            if observation is not None:
+                fragments[number][key].append(observation)
+    return {
+        site.index: _tally(found, filters) for site, found in zip(sites, fragments, strict=True)
+    }
+
+
+def _tally(fragments: dict[object, list[_Observation]], filters: AlleleFilters) -> dict[str, int]:
+    min_base_quality = filters.min_base_quality
+    chosen = [
+        found[0] if len(found) == 1 else _resolve_fragment(name, found)
+        for name, found in fragments.items()
+    ]
+    seen = Counter(
+        (allele, reverse)
+        for allele, quality, reverse in filter(None, chosen)
+        if quality >= min_base_quality
+    )
     tally = dict.fromkeys(COUNT_COLUMNS, 0)
-    for name, observations in fragments.items():
-        chosen = _resolve_fragment(name, observations)
-        if chosen is None or chosen.quality < filters.min_base_quality:
-            continue
-        tally[f"{chosen.allele}_count"] += 1
-        if chosen.allele != "other":
-            tally[f"{chosen.allele}_{'rev' if chosen.reverse else 'fwd'}"] += 1
+    for (allele, reverse), number in seen.items():
+        tally[f"{allele}_count"] += number
+        if allele != "other":
+            tally[f"{allele}_{'rev' if reverse else 'fwd'}"] += number
     tally["depth"] = tally["ref_count"] + tally["alt_count"] + tally["other_count"]
     return tally
 
@@ -580,43 +688,71 @@ def _resolve_fragment(name: object, observations: list[_Observation]) -> _Observ
     """One observation per fragment (see :attr:`AlleleFilters.count_overlapping_mates_once`)."""
     if len(observations) == 1:
         return observations[0]
-    if len({o.allele for o in observations}) == 1:
-        quality = min(sum(o.quality for o in observations), MAX_COMBINED_QUALITY)
+    if len({allele for allele, _, _ in observations}) == 1:
+        quality = min(sum(o[1] for o in observations), MAX_COMBINED_QUALITY)
         # the mate whose strand is counted: pseudo-random by read name, never always the
         # later (mostly reverse) mate, which would fake a strand bias
-        kept = zlib.crc32(str(name).encode()) % len(observations)
-        return observations[kept]._replace(quality=quality)
-    best = max(o.quality for o in observations)
-    top = [o for o in observations if o.quality == best]
-    if len({o.allele for o in top}) > 1:
+        allele, _, reverse = observations[zlib.crc32(str(name).encode()) % len(observations)]
+        return allele, quality, reverse
+    best = max(o[1] for o in observations)
+    top = [o for o in observations if o[1] == best]
+    if len({o[0] for o in top}) > 1:
         return None
     return top[-1]
 
 
-class _Alignment:
-    """Aligned blocks and gaps of one read, for looking up reference positions."""
+_NO_INSERTIONS: dict[int, tuple[int, int]] = {}  # shared by reads without insertions; never changed
 
-    def __init__(self, read: pysam.AlignedSegment) -> None:
-        self.read = read
-        self.blocks: list[tuple[int, int, int]] = []  # (ref start, ref end, query start)
-        self.insertions: dict[int, tuple[int, int]] = {}  # next ref pos -> (query start, len)
-        self.gaps: list[tuple[int, int]] = []  # deleted or skipped (ref start, ref end)
-        ref, query = read.reference_start, 0
-        for op, length in read.cigartuples or ():
-            if op in _ALIGNED_OPS:
-                self.blocks.append((ref, ref + length, query))
-                ref += length
-                query += length
-            elif op == _INSERTION_OP:
-                self.insertions[ref] = (query, length)
-                query += length
-            elif op in _GAP_OPS:
-                self.gaps.append((ref, ref + length))
-                ref += length
-            elif op == 4:  # soft clip
-                query += length
+
+class _Alignment:
+    """Aligned blocks and gaps of one read, for looking up reference positions (built once
+    per read, shared by all the sites the read covers)."""
+
+    __slots__ = (
+        "blocks",
+        "end",
+        "gaps",
+        "insertions",
+        "qualities",
+        "reverse",
+        "sequence",
+        "simple",
+        "start",
+    )
+
+    def __init__(self, read: pysam.AlignedSegment, sequence: str, start: int, end: int) -> None:
+        self.start = start
+        self.end = end
+        self.reverse = read.is_reverse
+        self.sequence = sequence  # BAM and CRAM store bases upper-case
+        cigar = read.cigartuples or ()
+        # one aligned block (most reads): reference position p is query position p - start
+        self.simple = len(cigar) == 1 and cigar[0][0] in _ALIGNED_OPS
+        # (ref start, ref end, query start) of aligned blocks; inserted bases by the reference
+        # position that follows them: (query start, length); deleted or skipped (start, end)
+        self.blocks: list[tuple[int, int, int]] = [(start, end, 0)]
+        self.insertions: dict[int, tuple[int, int]] = _NO_INSERTIONS
+        self.gaps: list[tuple[int, int]] = []
+        if not self.simple:
+            self.blocks, self.insertions = [], {}
+            ref, query = start, 0
+            for op, length in cigar:
+                if op in _ALIGNED_OPS:
+                    self.blocks.append((ref, ref + length, query))
+                    ref += length
+                    query += length
+                elif op == _INSERTION_OP:
+                    self.insertions[ref] = (query, length)
+                    query += length
+                elif op in _GAP_OPS:
+                    self.gaps.append((ref, ref + length))
+                    ref += length
+                elif op == 4:  # soft clip
+                    query += length
         qualities = read.query_qualities
-        self.qualities = qualities if qualities is not None else np.zeros(query, dtype=np.uint8)
+        self.qualities = (
+            qualities if qualities is not None else np.zeros(len(sequence), dtype=np.uint8)
+        )
 
     def query_position(self, ref_pos: int) -> int | None:
         """Query index aligned to a reference position, or None (gap, clip or not covered)."""
@@ -633,30 +769,32 @@ def _with_flank(observe, anchor: int, after: int, flank: int):
     """An indel observer that ignores reads with fewer than ``flank`` aligned bases on either
     side (reference positions ``..anchor`` and ``after..``)."""
 
-    def observe_with_flank(read: pysam.AlignedSegment) -> _Observation | None:
-        if anchor - read.reference_start + 1 < flank or read.reference_end - after < flank:
+    def observe_with_flank(alignment: _Alignment) -> _Observation | None:
+        if anchor - alignment.start + 1 < flank or alignment.end - after < flank:
             return None
-        return observe(read)
+        return observe(alignment)
 
     return observe_with_flank
 
 
 def _snv_observer(site: int, ref: str, alt: str):
-    def observe(read: pysam.AlignedSegment) -> _Observation | None:
-        alignment = _Alignment(read)
-        query = alignment.query_position(site)
-        if query is None:
-            return None
-        base = read.query_sequence[query].upper()
+    def observe(alignment: _Alignment) -> _Observation | None:
+        # reads reach a site only if they span it (start <= site < end)
+        if alignment.simple:
+            query = site - alignment.start
+        else:
+            query = alignment.query_position(site)
+            if query is None:
+                return None
+        base = alignment.sequence[query]
         allele = "ref" if base == ref else "alt" if base == alt else "other"
-        return _Observation(allele, int(alignment.qualities[query]), read.is_reverse)
+        return (allele, int(alignment.qualities[query]), alignment.reverse)
 
     return observe
 
 
 def _insertion_observer(anchor: int, inserted: str):
-    def observe(read: pysam.AlignedSegment) -> _Observation | None:
-        alignment = _Alignment(read)
+    def observe(alignment: _Alignment) -> _Observation | None:
         query = alignment.query_position(anchor)
         if query is None:
             return None
@@ -666,10 +804,10 @@ def _insertion_observer(anchor: int, inserted: str):
             return None  # the read ends (or is clipped) right after the anchor
         if anchor + 1 in alignment.insertions:
             start, length = alignment.insertions[anchor + 1]
-            bases = read.query_sequence[start : start + length].upper()
+            bases = alignment.sequence[start : start + length]
             quality = min(quality, int(min(alignment.qualities[start : start + length])))
-            return _Observation("alt" if bases == inserted else "other", quality, read.is_reverse)
-        return _Observation("other" if deleted_next else "ref", quality, read.is_reverse)
+            return ("alt" if bases == inserted else "other", quality, alignment.reverse)
+        return ("other" if deleted_next else "ref", quality, alignment.reverse)
 
     return observe
 
@@ -677,22 +815,21 @@ def _insertion_observer(anchor: int, inserted: str):
 def _deletion_observer(anchor: int, length: int):
     after = anchor + length + 1  # first reference base after the deleted bases
 
-    def observe(read: pysam.AlignedSegment) -> _Observation | None:
-        alignment = _Alignment(read)
+    def observe(alignment: _Alignment) -> _Observation | None:
         query = alignment.query_position(anchor)
         if query is None:
             return None
         quality = int(alignment.qualities[query])
         if (anchor + 1, after) in alignment.gaps:
-            return _Observation("alt", quality, read.is_reverse)
+            return ("alt", quality, alignment.reverse)
         indel_inside = alignment.gap_overlaps(anchor + 1, after) or any(
             anchor < position <= after for position in alignment.insertions
         )
         if indel_inside:
-            return _Observation("other", quality, read.is_reverse)
+            return ("other", quality, alignment.reverse)
         if alignment.query_position(after) is None:
             return None
-        return _Observation("ref", quality, read.is_reverse)
+        return ("ref", quality, alignment.reverse)
 
     return observe
 
