@@ -12,6 +12,7 @@ include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/ctdna.smk"
+include: "workflow/rules/car.smk"
 
 
 rule all:

@@ -73,7 +73,7 @@ def sample_input_files(sample):
 
 def car_cells_table(wildcards):
     """Per-cell CAR table of a scRNA sample (barcode, car_umis), from CAR detection."""
-    return f"results/car/{wildcards.sample}/cells.tsv"
+    return f"results/car/scrna/{wildcards.sample}/cells.tsv.gz"
 
 
 def final_outputs():
@@ -85,4 +85,10 @@ def final_outputs():
         if samples_of_assay(assay)
     ]
     targets += CTDNA_OUTPUTS
+    targets += car_rules.outputs(SAMPLES)
+    targets += [
+        f"results/expression/scrna/{sample}/car_by_cell_type.tsv"
+        for sample in samples_of_assay("scrna")
+        if SAMPLES.loc[sample, "reads"] and SAMPLES.loc[sample, "counts"]
+    ]
     return targets

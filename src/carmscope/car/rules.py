@@ -1,0 +1,149 @@
+"""What the CAR rules (``workflow/rules/car.smk``) need: settings, samples, inputs, outputs.
+
+Plain functions of the config and the sample sheets, so the rule file holds only rules and
+these can be tested. Paths follow ``docs/car_detection.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import pandas as pd
+
+from carmscope.sheets import Sheets, baseline_sample
+
+ASSAYS = ("scrna", "bulk_rna")
+RESULTS = "results/car"
+INDEX = f"{RESULTS}/index/specific_kmers.tsv.gz"
+SUMMARY = f"{RESULTS}/summary.tsv"
+DEFAULTS: dict[str, object] = {
+    "construct": "resources/car/anti_her2_car.fa",
+    "segments": "resources/car/anti_her2_car.segments.tsv",
+    "host_transcripts": None,
+    "kmer_size": 19,
+    "min_specific_kmers": 8,
+    "max_mismatch_fraction": 0.1,
+    "min_umis_per_cell": 1,
+    "cell_barcode_tag": "CB",
+    "umi_tag": "UB",
+    "matrix_features": ["CAR_anti_HER2"],
+    "alpha": 0.001,
+    "floor_per_million": 1.0,
+    "min_reads": 3,
+    "threads": 4,
+    "cram_reference": None,
+    "targeted": {"enabled": False, "bed": None, "construct_contigs": []},
+}
+"""The ``car`` config section's defaults (the schema fills the same ones in)."""
+
+
+def settings(config: Mapping) -> dict:
+    """The ``car`` config section with defaults for missing keys (``targeted`` merged too)."""
+    section = dict(config.get("car") or {})
+    merged = {**DEFAULTS, **{k: v for k, v in section.items() if v is not None}}
+    for key in ("host_transcripts", "cram_reference"):
+        merged[key] = section.get(key)
+    merged["targeted"] = {**DEFAULTS["targeted"], **(section.get("targeted") or {})}
+    return merged
+
+
+def folder(assay: str, sample: str) -> str:
+    """Output folder of one sample."""
+    return f"{RESULTS}/{assay}/{sample}"
+
+
+def scanned_samples(samples: pd.DataFrame, assay: str) -> list[str]:
+    """Samples of ``assay`` with reads to scan, in table order."""
+    chosen = samples[(samples["assay"] == assay) & (samples["reads"] != "")]
+    return [str(sample) for sample in chosen.index]
+
+
+def all_scanned(samples: pd.DataFrame) -> list[tuple[str, str]]:
+    """``(assay, sample)`` of every scanned biopsy."""
+    return [(assay, sample) for assay in ASSAYS for sample in scanned_samples(samples, assay)]
+
+
+def evidence_files(samples: pd.DataFrame) -> list[str]:
+    """Evidence table of every scanned biopsy (the inputs of the calls)."""
+    return [f"{folder(assay, sample)}/evidence.tsv" for assay, sample in all_scanned(samples)]
+
+
+def outputs(samples: pd.DataFrame) -> list[str]:
+    """Every file of the CAR stage, for ``rule all``."""
+    files = [SUMMARY]
+    for assay, sample in all_scanned(samples):
+        base = folder(assay, sample)
+        files += [f"{base}/{name}" for name in ("coverage.tsv.gz", "regions.tsv", "coverage.png")]
+        if assay == "scrna":
+            files.append(f"{base}/cells.tsv.gz")
+    return files
+
+
+def baselines(sheets: Sheets) -> dict[str, str]:
+    """Each scanned sample's background biopsy: the patient's pre-infusion biopsy of the same
+    assay, for post-infusion samples whose baseline was scanned; else ''."""
+    samples = sheets.samples
+    scanned = {sample for _, sample in all_scanned(samples)}
+    chosen = {}
+    for sample in sorted(scanned):
+        row = samples.loc[sample]
+        baseline = baseline_sample(sheets, row["patient_id"], row["assay"])
+        chosen[sample] = baseline if row["day"] > 0 and baseline in scanned else ""
+    return chosen
+
+
+def sample_table(samples: pd.DataFrame) -> dict[str, dict[str, object]]:
+    """Patient, timepoint and day of every scanned sample (copied into the summary)."""
+    return {
+        sample: {
+            "patient_id": str(samples.loc[sample, "patient_id"]),
+            "timepoint": str(samples.loc[sample, "timepoint"]),
+            "day": int(samples.loc[sample, "day"]),
+        }
+        for _, sample in all_scanned(samples)
+    }
+
+
+def reads_index(reads: str) -> str | None:
+    """The index file next to a BAM or CRAM (``.bai``, ``.csi``, ``.crai``), or None."""
+    stem, _ = os.path.splitext(reads)
+    for candidate in (f"{reads}.bai", f"{reads}.csi", f"{reads}.crai", f"{stem}.bai"):
+        if os.path.exists(candidate):
+            return candidate
+    return None
+
+
+def index_inputs(car: Mapping) -> dict[str, str]:
+    """Inputs of the index step: constructs, segments and the host transcripts if set."""
+    files = {"construct": car["construct"], "segments": car["segments"]}
+    if car.get("host_transcripts"):
+        files["host_transcripts"] = car["host_transcripts"]
+    return files
+
+
+def scan_inputs(samples: pd.DataFrame, sample: str, car: Mapping) -> dict[str, str]:
+    """Inputs of one sample's scan besides the index and constructs.
+
+    Reads; the count matrix (scRNA); in targeted mode the reads' index (when there is one:
+    the scan reports a missing one) and the BED; the CRAM reference if set.
+    """
+    row = samples.loc[sample]
+    files = {"reads": row["reads"]}
+    if row["assay"] == "scrna" and row["counts"]:
+        files["counts"] = row["counts"]
+    targeted = car["targeted"]
+    if targeted.get("enabled"):
+        index = reads_index(row["reads"])
+        if index:
+            files["reads_index"] = index
+        if targeted.get("bed"):
+            files["targeted_bed"] = targeted["bed"]
+    if car.get("cram_reference"):
+        files["reference"] = car["cram_reference"]
+    return files
+
+
+def scan_runtime(size_mb: float, attempt: int) -> int:
+    """Minutes for one scan: start-up plus about a gigabyte of reads a minute, per attempt."""
+    return attempt * (10 + int(size_mb / 1000))

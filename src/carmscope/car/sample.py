@@ -1,0 +1,130 @@
+"""Everything the CAR analysis makes of one biopsy sample, and the files it writes.
+
+:func:`analyse_sample` scans the sample's reads, reads its count matrix (scRNA) and builds the
+evidence row(s), the per-cell table and the coverage tables; :func:`write_sample_outputs`
+writes them and the coverage plot. The file formats are described in ``docs/car_detection.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pandas as pd
+
+from carmscope.car.calls import sample_evidence
+from carmscope.car.cells import cell_table
+from carmscope.car.coverage import coverage_table, plot_coverage, region_table
+from carmscope.car.kmers import KMER_TABLE_COLUMNS, SpecificKmerIndex, build_index
+from carmscope.car.matrix_feature import read_matrix_cells
+from carmscope.car.scan import ScanSettings, scan_reads
+from carmscope.construct import Construct, read_constructs
+
+SCRNA = "scrna"
+BULK = "bulk_rna"
+ASSAYS = (SCRNA, BULK)
+
+
+@dataclass
+class SampleAnalysis:
+    """The CAR tables of one sample (``cells`` is None for bulk samples)."""
+
+    evidence: pd.DataFrame
+    coverage: pd.DataFrame
+    regions: pd.DataFrame
+    cells: pd.DataFrame | None = None
+
+
+def load_index(
+    construct_fasta: str | os.PathLike,
+    segments_tsv: str | os.PathLike,
+    kmer_table: str | os.PathLike | None = None,
+    k: int | None = None,
+    host_fasta: str | os.PathLike | None = None,
+) -> SpecificKmerIndex:
+    """The k-mer index: read from ``kmer_table`` (written by the index step) or built anew."""
+    constructs: list[Construct] = read_constructs(construct_fasta, segments_tsv)
+    if kmer_table is None:
+        return build_index(constructs, k, host_fasta) if k else build_index(constructs)
+    table = pd.read_csv(kmer_table, sep="\t", dtype={"kmer": str})
+    lengths = table["kmer"].str.len().unique() if len(table) else []
+    if len(lengths) != 1 or list(table.columns[: len(KMER_TABLE_COLUMNS)]) != list(
+        KMER_TABLE_COLUMNS
+    ):
+        raise ValueError(f"{kmer_table}: not a k-mer table of one k (rebuild the index)")
+    return SpecificKmerIndex.from_table(table, constructs, int(lengths[0]))
+
+
+def analyse_sample(
+    sample_id: str,
+    assay: str,
+    reads: str | os.PathLike,
+    index: SpecificKmerIndex,
+    settings: ScanSettings,
+    *,
+    counts: str | os.PathLike | None = None,
+    matrix_features: Sequence[str] = (),
+    min_umis: int = 1,
+) -> SampleAnalysis:
+    """Scan one sample and build its CAR tables.
+
+    Parameters
+    ----------
+    sample_id, assay
+        The sample and its assay (``scrna`` or ``bulk_rna``).
+    reads
+        Its reads file.
+    index
+        Specific k-mers.
+    settings
+        Scan settings; ``per_cell`` is set for scRNA samples.
+    counts
+        Its count matrix (scRNA; optional): cells to join and a CAR feature to read.
+    matrix_features
+        IDs or names of the CAR feature in the count matrix.
+    min_umis
+        CAR UMIs for a cell to be CAR+.
+    """
+    if assay not in ASSAYS:
+        raise ValueError(f"CAR detection runs on {' and '.join(ASSAYS)} samples, not {assay!r}")
+    single_cell = assay == SCRNA
+    settings = replace(settings, per_cell=single_cell)
+    result = scan_reads(reads, index, settings)
+    matrix = read_matrix_cells(counts, matrix_features) if single_cell and counts else None
+    accumulators = {
+        name: tally.coverage
+        for name, tally in zip(result.construct_names, result.tally.constructs, strict=True)
+    }
+    cells = None
+    if single_cell:
+        cells = cell_table(
+            sample_id, result.construct_names, result.tally.constructs, matrix, min_umis
+        )
+    return SampleAnalysis(
+        evidence=sample_evidence(sample_id, assay, result, matrix, min_umis),
+        coverage=coverage_table(sample_id, accumulators),
+        regions=region_table(sample_id, accumulators),
+        cells=cells,
+    )
+
+
+def write_sample_outputs(
+    analysis: SampleAnalysis,
+    evidence: str | os.PathLike,
+    coverage: str | os.PathLike,
+    regions: str | os.PathLike,
+    plot: str | os.PathLike,
+    cells: str | os.PathLike | None = None,
+) -> None:
+    """Write a sample's tables (TSV; gzipped when the name ends in ``.gz``) and plot."""
+    analysis.evidence.to_csv(evidence, sep="\t", index=False)
+    analysis.coverage.to_csv(coverage, sep="\t", index=False)
+    analysis.regions.to_csv(regions, sep="\t", index=False)
+    if cells is not None:
+        if analysis.cells is None:
+            raise ValueError("no per-cell table: the sample is not single-cell")
+        analysis.cells.to_csv(cells, sep="\t", index=False)
+    sample_id = str(analysis.evidence["sample_id"].iloc[0]) if len(analysis.evidence) else ""
+    plot_coverage(analysis.coverage, analysis.regions, Path(plot), title=sample_id)

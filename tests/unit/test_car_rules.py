@@ -1,0 +1,55 @@
+"""What the CAR rules need from the config and the sample sheets (carmscope.car.rules)."""
+
+import pytest
+
+from carmscope.car import rules
+from carmscope.sheets import load_sheets
+
+
+@pytest.fixture(scope="module")
+def sheets(tiny_cohort):
+    return load_sheets(tiny_cohort / "patients.tsv", tiny_cohort / "samples.tsv")
+
+
+def test_defaults_fill_a_partial_section():
+    car = rules.settings(
+        {"car": {"construct": "x.fa", "host_transcripts": None, "targeted": {"enabled": True}}}
+    )
+    assert car["construct"] == "x.fa" and car["kmer_size"] == 19
+    assert car["targeted"] == {"enabled": True, "bed": None, "construct_contigs": []}
+    assert rules.settings({}) == rules.DEFAULTS
+
+
+def test_outputs_cover_every_biopsy_with_reads(sheets):
+    outputs = rules.outputs(sheets.samples)
+    assert outputs[0] == "results/car/summary.tsv"
+    assert "results/car/scrna/CARM-001_D8_sc/cells.tsv.gz" in outputs
+    assert "results/car/bulk_rna/CARM-003_D8_bulk/coverage.png" in outputs
+    assert not any("_cf" in path for path in outputs)
+    assert not any("bulk_rna" in path and "cells" in path for path in outputs)
+    assert len(rules.evidence_files(sheets.samples)) == 10
+
+
+def test_post_infusion_biopsies_are_tested_against_their_baseline(sheets):
+    baselines = rules.baselines(sheets)
+    assert baselines["CARM-001_D8_sc"] == "CARM-001_screening_sc"
+    assert baselines["CARM-003_D8_bulk"] == "CARM-003_screening_bulk"
+    assert baselines["CARM-001_screening_sc"] == ""
+    table = rules.sample_table(sheets.samples)
+    assert table["CARM-002_D8_sc"] == {"patient_id": "CARM-002", "timepoint": "D8", "day": 8}
+
+
+def test_scan_inputs(sheets, tiny_cohort):
+    car = rules.settings({"car": {"targeted": {"enabled": True, "bed": "loci.bed"}}})
+    scrna = rules.scan_inputs(sheets.samples, "CARM-001_D8_sc", car)
+    assert set(scrna) == {"reads", "counts", "reads_index", "targeted_bed"}
+    assert scrna["reads_index"] == scrna["reads"] + ".bai"
+    bulk = rules.scan_inputs(sheets.samples, "CARM-003_D8_bulk", rules.settings({}))
+    assert set(bulk) == {"reads"}
+    assert (
+        rules.index_inputs(rules.settings({"car": {"host_transcripts": "t.fa"}}))[
+            "host_transcripts"
+        ]
+        == "t.fa"
+    )
+    assert rules.scan_runtime(5000, 2) == 30

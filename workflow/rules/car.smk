@@ -1,0 +1,99 @@
+# CAR transcript detection in biopsy reads (carmscope.car; methods in docs/car_detection.md):
+# the specific k-mer index of the configured constructs, then per biopsy with reads (scRNA
+# and bulk RNA) the CAR reads, UMIs per cell and coverage along the construct, then the
+# per-sample calls against the floor and the patient's pre-infusion biopsy.
+#
+# Needs from common.smk: SAMPLES and SHEETS. Helpers and defaults: carmscope.car.rules
+# (car_rules.outputs(SAMPLES) lists every file of the stage for `rule all`).
+
+from carmscope.car import rules as car_rules
+
+CAR = car_rules.settings(config)
+
+
+rule car_index:
+    input:
+        unpack(lambda wildcards: car_rules.index_inputs(CAR)),
+    output:
+        car_rules.INDEX,
+    log:
+        "logs/car_index.log",
+    conda:
+        "../../envs/car.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        k=CAR["kmer_size"],
+    script:
+        "../scripts/car_index.py"
+
+
+rule car_scan_scrna:
+    input:
+        unpack(lambda wildcards: car_rules.scan_inputs(SAMPLES, wildcards.sample, CAR)),
+        kmers=car_rules.INDEX,
+        construct=CAR["construct"],
+        segments=CAR["segments"],
+    output:
+        evidence="results/car/scrna/{sample}/evidence.tsv",
+        cells="results/car/scrna/{sample}/cells.tsv.gz",
+        coverage="results/car/scrna/{sample}/coverage.tsv.gz",
+        regions="results/car/scrna/{sample}/regions.tsv",
+        plot="results/car/scrna/{sample}/coverage.png",
+    log:
+        "logs/car_scan_scrna/{sample}.log",
+    conda:
+        "../../envs/car.yaml"
+    threads: CAR["threads"]
+    resources:
+        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        runtime=lambda wildcards, input, attempt: car_rules.scan_runtime(input.size_mb, attempt),
+    params:
+        assay="scrna",
+        min_kmers=CAR["min_specific_kmers"],
+        max_mismatch_fraction=CAR["max_mismatch_fraction"],
+        min_umis=CAR["min_umis_per_cell"],
+        cell_tag=CAR["cell_barcode_tag"],
+        umi_tag=CAR["umi_tag"],
+        matrix_features=CAR["matrix_features"],
+        targeted=CAR["targeted"]["enabled"],
+        construct_contigs=CAR["targeted"]["construct_contigs"],
+    script:
+        "../scripts/car_scan.py"
+
+
+use rule car_scan_scrna as car_scan_bulk with:
+    output:
+        evidence="results/car/bulk_rna/{sample}/evidence.tsv",
+        coverage="results/car/bulk_rna/{sample}/coverage.tsv.gz",
+        regions="results/car/bulk_rna/{sample}/regions.tsv",
+        plot="results/car/bulk_rna/{sample}/coverage.png",
+    log:
+        "logs/car_scan_bulk/{sample}.log",
+    params:
+        assay="bulk_rna",
+
+
+rule car_calls:
+    input:
+        car_rules.evidence_files(SAMPLES),
+    output:
+        car_rules.SUMMARY,
+    log:
+        "logs/car_calls.log",
+    conda:
+        "../../envs/car.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    params:
+        samples=car_rules.sample_table(SAMPLES),
+        baselines=car_rules.baselines(SHEETS),
+        alpha=CAR["alpha"],
+        floor_per_million=CAR["floor_per_million"],
+        min_reads=CAR["min_reads"],
+    script:
+        "../scripts/car_calls.py"
