@@ -122,7 +122,11 @@ def run_pipeline(path: Path) -> None:
 
     sample_id = path.stem
     adata = read_counts(path)
-    cells, summary = filter_cells(adata, QCThresholds.from_mapping(QC), sample_id=sample_id)
+    cells, summary = filter_cells(
+        adata, QCThresholds.from_mapping(QC), sample_id=sample_id, copy=False
+    )
+    qc_table = adata.obs
+    del adata
     normalize_log1p(cells)
     annotate_cells(cells, read_markers(MARKERS), **ANNOTATION)
     collections = load_collections([GMT], [SIGNATURES])
@@ -131,7 +135,7 @@ def run_pipeline(path: Path) -> None:
         [scores_to_metrics(scores), composition_metrics(cells, min_cells=MIN_CELLS)],
         ignore_index=True,
     )
-    per_cell = adata.obs.join(
+    per_cell = qc_table.join(
         cells.obs[["cell_type", "cell_type_score", "cell_type_confidence"]].astype(
             {"cell_type": str}
         )

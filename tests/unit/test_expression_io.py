@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import warnings
 from pathlib import Path
 
 import anndata
 import numpy as np
 import pandas as pd
 import pytest
+import scanpy as sc
 from scipy import io as spio
 from scipy import sparse
 
@@ -29,7 +31,7 @@ from carmscope.synthetic.expression import (
     write_bulk_counts,
 )
 from carmscope.synthetic.genes import gene_table
-from carmscope.synthetic.tenx import CAR_FEATURE, car_feature, write_tenx_h5
+from carmscope.synthetic.tenx import CAR_FEATURE, ExtraFeature, car_feature, write_tenx_h5
 
 GENESETS = Path(__file__).resolve().parents[2] / "resources" / "genesets"
 TINY = PRESETS["tiny"]
@@ -112,6 +114,28 @@ def test_read_10x_h5_car_feature_is_a_gene(tmp_path, synthetic):
     assert adata.var_names[-1] == CAR_FEATURE
     column = np.asarray(adata[:, CAR_FEATURE].X.sum(axis=1)).ravel()
     assert np.array_equal(column, cells.cells["car_umis"].to_numpy())
+
+
+def test_read_10x_h5_drops_other_feature_types_like_scanpy(tmp_path, synthetic):
+    _, _, cells, genes, _ = synthetic
+    path = tmp_path / "adt.h5"
+    antibody = ExtraFeature(
+        "CD3_TotalSeqB",
+        "CD3",
+        np.arange(cells.matrix.shape[0]) % 5,
+        feature_type="Antibody Capture",
+        genome="",
+    )
+    write_tenx_h5(path, cells.matrix, cells.barcodes, genes, extra_features=[antibody])
+    adata = read_10x_h5(path)
+    assert adata.n_vars == len(genes) and "CD3" not in adata.var_names
+    assert (adata.var["feature_types"] == "Gene Expression").all()
+    assert _same_counts(adata.X, cells.matrix)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        expected = sc.read_10x_h5(path, gex_only=True)
+    assert adata.var.equals(expected.var)
+    assert _same_counts(adata.X, expected.X)
 
 
 @pytest.mark.parametrize("content", [b"", b"not an hdf5 file\n"])

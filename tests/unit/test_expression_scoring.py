@@ -263,6 +263,27 @@ def test_pseudobulk_sums_raw_counts(cohort):
     assert pseudobulk(adata, mask=mask)[gene] == pytest.approx(float(column[mask].sum()))
 
 
+def test_pseudobulk_of_a_mask_equals_summing_the_selected_rows(cohort):
+    """The rows are not copied, but the totals are those of ``counts[mask].sum(axis=0)``."""
+    adata = next(iter(cohort[0].values()))[1][8]
+    counts = adata.layers["counts"]
+    rng = np.random.default_rng(0)
+    masks = [rng.random(adata.n_obs) < fraction for fraction in (0.0, 0.05, 0.5, 0.95, 1.0)]
+    masks.append(adata.obs["cell_type"].isin(["m1_like", "m2_like"]).to_numpy())
+    for mask in masks:
+        expected = np.asarray(counts[mask].sum(axis=0), dtype=np.float64).ravel()
+        assert np.array_equal(pseudobulk(adata, mask=mask).to_numpy(), expected)
+    dense = anndata.AnnData(counts.toarray(), var=adata.var)  # small: a dense matrix works too
+    assert np.array_equal(
+        pseudobulk(dense, layer=None, mask=masks[2]).to_numpy(),
+        np.asarray(counts[masks[2]].sum(axis=0), dtype=np.float64).ravel(),
+    )
+    big = anndata.AnnData(sparse.csr_matrix(np.full((3, 2), 2**30, dtype=np.int32)))
+    assert pseudobulk(big, layer=None, mask=np.array([True, False, True])).tolist() == [2**31] * 2
+    with pytest.raises(ValueError, match="one value per cell"):
+        pseudobulk(adata, mask=masks[2][:-1])
+
+
 # --- composition metrics ----------------------------------------------------------------------
 
 
@@ -306,6 +327,26 @@ def test_erbb2_higher_in_her2_3plus_than_2plus(markers):
         assert values[patient.her2_ihc]["n_tumour_cells"] > 50
     assert values["3+"]["mean_lognorm"] > values["2+"]["mean_lognorm"] + 0.5
     assert values["3+"]["fraction_positive"] > values["2+"]["fraction_positive"]
+
+
+def test_erbb2_in_tumour_equals_the_tumour_rows_computation(cohort):
+    """Same values as taking the tumour cells' rows first (which copied them)."""
+    for _, by_day in cohort[0].values():
+        for adata in by_day.values():
+            counts = adata.layers["counts"]
+            mask = (adata.obs["cell_type"].astype(str) == "tumour_epithelium").to_numpy()
+            if not mask.any():
+                continue
+            tumour = counts[mask]
+            column = np.asarray(tumour[:, [adata.var_names.get_loc("ERBB2")]].sum(axis=1)).ravel()
+            totals = np.asarray(tumour.sum(axis=1), dtype=np.float64).ravel()
+            lognorm = np.log1p(
+                np.divide(column * 1e4, totals, out=np.zeros(mask.sum()), where=totals > 0)
+            )
+            result = erbb2_in_tumour(adata)
+            assert result["n_tumour_cells"] == mask.sum()
+            assert result["mean_lognorm"] == float(lognorm.mean())
+            assert result["fraction_positive"] == float((column > 0).mean())
 
 
 # --- sparsity ---------------------------------------------------------------------------------

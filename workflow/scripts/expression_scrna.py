@@ -14,9 +14,13 @@ sys.stderr = open(snakemake.log[0], "w")
 
 sample_id = snakemake.wildcards.sample
 adata = read_counts(snakemake.input.counts)
+# copy=False: the QC-passed cells are compacted in place and take over the count matrix; only
+# the per-cell QC table (obs) of the unfiltered cells is kept, for cells.tsv.gz
 cells, summary = filter_cells(
-    adata, QCThresholds.from_mapping(snakemake.params.qc), sample_id=sample_id
+    adata, QCThresholds.from_mapping(snakemake.params.qc), sample_id=sample_id, copy=False
 )
+qc_table = adata.obs
+del adata
 print(f"QC: {summary}", file=sys.stderr)
 normalize_log1p(cells)
 annotate_cells(cells, read_markers(snakemake.input.markers), **snakemake.params.annotation)
@@ -29,7 +33,7 @@ metrics = pd.concat(
     ignore_index=True,
 )
 
-per_cell = adata.obs.join(
+per_cell = qc_table.join(
     cells.obs[["cell_type", "cell_type_score", "cell_type_confidence"]].astype({"cell_type": str})
 )
 per_cell["cell_type"] = per_cell["cell_type"].fillna("")

@@ -138,9 +138,9 @@ def erbb2_in_tumour(
     n_tumour = int(mask.sum())
     if n_tumour == 0 or gene not in adata.var_names:
         return {"n_tumour_cells": n_tumour, "mean_lognorm": np.nan, "fraction_positive": np.nan}
-    tumour = matrix[mask]
-    column = np.asarray(tumour[:, [adata.var_names.get_loc(gene)]].sum(axis=1)).ravel()
-    totals = np.asarray(tumour.sum(axis=1), dtype=np.float64).ravel()
+    # the gene's column and the row totals, then the tumour cells (no copy of their rows)
+    column = np.asarray(matrix[:, [adata.var_names.get_loc(gene)]].sum(axis=1)).ravel()[mask]
+    totals = np.asarray(matrix.sum(axis=1), dtype=np.float64).ravel()[mask]
     lognorm = np.log1p(
         np.divide(column * target_sum, totals, out=np.zeros(n_tumour), where=totals > 0)
     )

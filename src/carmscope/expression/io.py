@@ -99,11 +99,17 @@ def read_10x_h5(path: str | os.PathLike, *, genome: str | None = None) -> anndat
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # non-unique names: checked below
-            adata = sc.read_10x_h5(path, genome=genome, gex_only=True)
+            # gex_only=False: scanpy's own filter copies the whole matrix even when every
+            # feature is a gene; the other features are dropped below, only if there are any
+            adata = sc.read_10x_h5(path, genome=genome, gex_only=False)
     except (OSError, KeyError, ValueError, TypeError, IndexError) as error:
         raise ExpressionInputError(
             path, f"cannot be read as a 10x (Cell Ranger) HDF5 matrix ({error})"
         ) from None
+    if "feature_types" in adata.var:
+        genes = (adata.var["feature_types"] == GENE_EXPRESSION).to_numpy()
+        if not genes.all():
+            adata = adata[:, genes].copy()
     return _finish(adata, path)
 
 
@@ -240,6 +246,19 @@ def read_h5ad(path: str | os.PathLike, *, layer: str = "counts") -> anndata.AnnD
 # --- common checks ----------------------------------------------------------------------------
 
 
+CHUNK_VALUES = 1 << 22
+"""Values checked at once by :func:`_are_counts` (bounds its temporary arrays)."""
+
+
+def _are_counts(values: np.ndarray, chunk_size: int = CHUNK_VALUES) -> bool:
+    """Whether every value is a non-negative integer (checked a chunk at a time)."""
+    for start in range(0, values.size, chunk_size):
+        chunk = values[start : start + chunk_size]
+        if np.any(chunk < 0) or np.any(chunk != np.floor(chunk)):
+            return False
+    return True
+
+
 def _finish(adata: anndata.AnnData, path: str | os.PathLike) -> anndata.AnnData:
     """Checks and normalised layout shared by every single-cell reader."""
     if adata.n_obs == 0 or adata.n_vars == 0:
@@ -258,8 +277,7 @@ def _finish(adata: anndata.AnnData, path: str | os.PathLike) -> anndata.AnnData:
         matrix = sparse.csr_matrix(matrix, dtype=np.float32)
     else:  # a dense h5ad: convert, never the other way round
         matrix = sparse.csr_matrix(np.asarray(matrix), dtype=np.float32)
-    data = matrix.data
-    if data.size and (np.any(data < 0) or np.any(data != np.floor(data))):
+    if not _are_counts(matrix.data):
         raise ExpressionInputError(
             path, "values are not raw counts (negative or non-integer): give UMI counts"
         )

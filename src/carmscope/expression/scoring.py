@@ -217,11 +217,27 @@ def pseudobulk(
     -------
     pandas.Series
         Counts per gene (``float64``), indexed by ``var_names``.
+
+    Notes
+    -----
+    The cells of ``mask`` are summed without copying their rows: a sparse matrix is
+    multiplied by the 0/1 mask (in the type ``matrix.sum`` accumulates in), which adds the same
+    values in the same order as ``matrix[mask].sum(axis=0)`` and so gives the same totals.
     """
     matrix = _counts_matrix(adata, layer)
     if mask is not None:
-        matrix = matrix[np.asarray(mask, dtype=bool)]
-    totals = np.asarray(matrix.sum(axis=0), dtype=np.float64).ravel()
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != (adata.n_obs,):
+            raise ValueError(f"mask must have one value per cell ({adata.n_obs})")
+    if mask is None or mask.all():
+        totals = matrix.sum(axis=0)
+    elif sparse.issparse(matrix):
+        # the accumulator type of matrix.sum (e.g. int64 for int32 counts)
+        dtype = np.zeros(0, dtype=matrix.dtype).sum().dtype
+        totals = mask.astype(dtype)[None, :] @ matrix
+    else:
+        totals = matrix[mask].sum(axis=0)
+    totals = np.asarray(totals, dtype=np.float64).ravel()
     return pd.Series(totals, index=adata.var_names.copy(), name="count")
 
 
