@@ -666,8 +666,16 @@ def nearby_sites_bam(tmp_path, rng):
     [AlleleFilters(), AlleleFilters(count_overlapping_mates_once=False, min_indel_flank=3)],
     ids=["default", "each_read"],
 )
-def test_clustered_counts_equal_a_per_site_reference(tmp_path, monkeypatch, gap, filters):
+@pytest.mark.parametrize("scan", [True, False], ids=["record_scan", "pysam"])
+def test_clustered_counts_equal_a_per_site_reference(tmp_path, monkeypatch, gap, filters, scan):
     monkeypatch.setattr(alleles, "CLUSTER_GAP", gap)
+    monkeypatch.setattr(alleles, "SCAN_RECORDS", scan)
+    if scan:  # the record scan must count every cluster itself
+
+        def fail(*args, **kwargs):
+            raise AssertionError("a cluster was counted with pysam")
+
+        monkeypatch.setattr(alleles, "_count_cluster", fail)
     bam, variants = nearby_sites_bam(tmp_path, np.random.default_rng(11))
     table = count_alleles(bam, variants, filters)
     assert set(table["kind"]) == {"snv", "insertion", "deletion"}

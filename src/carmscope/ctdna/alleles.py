@@ -28,6 +28,8 @@ import pandas as pd
 import pysam
 import pysam.bcftools
 
+from carmscope.ctdna import bamscan
+
 VARIANT_KEY = ["chrom", "pos", "ref", "alt"]
 """Columns that identify a variant (1-based ``pos``, minimal alleles)."""
 
@@ -510,8 +512,11 @@ def count_alleles(
     deletion over an SNV site is not counted (as in bcftools allele depths).
 
     Reads are streamed once per cluster of nearby sites (sites sorted by contig and position;
-    sites less than :data:`CLUSTER_GAP` apart share one ``fetch``), and each read is handed
-    to every site it covers, so neighbouring sites do not decode the same reads again.
+    sites less than :data:`CLUSTER_GAP` apart share one pass), and each read is handed to
+    every site it covers, so neighbouring sites do not decode the same reads again. A BAM with
+    a ``.bai`` index is read record by record in compiled code (:mod:`carmscope.ctdna.bamscan`,
+    see :data:`SCAN_RECORDS`); CRAM, a ``.csi`` index and records that scan cannot read go
+    through pysam (``fetch``), with the same rules and counts.
 
     Parameters
     ----------
@@ -550,9 +555,64 @@ def count_alleles(
             (_site(index, row, filters) for index, row in table.iterrows() if row["evaluable"]),
             key=lambda site: (contig_order[site.chrom], site.anchor, site.index),
         )
-        for contig, start, stop, cluster in _clusters(sites):
-            counts.update(_count_cluster(bam, contig, start, stop, cluster, filters))
+        scanner = _record_scanner(bam, bam_path) if sites else None
+        try:
+            for contig, start, stop, cluster in _clusters(sites):
+                found = None
+                if scanner is not None:
+                    found = _scan_cluster(
+                        scanner, contig_order[contig], start, stop, cluster, filters
+                    )
+                if found is None:
+                    found = _count_cluster(bam, contig, start, stop, cluster, filters)
+                counts.update(found)
+        finally:
+            if scanner is not None:
+                scanner.close()
     return _finish(table, counts)
+
+
+SCAN_RECORDS = True
+"""Count BAMs with a ``.bai`` index from their raw records (:mod:`carmscope.ctdna.bamscan`);
+False, or a file the scan cannot read, counts through pysam (:func:`_count_cluster`), with the
+same rules and results."""
+
+
+def _record_scanner(bam: pysam.AlignmentFile, bam_path: str | os.PathLike):
+    """A :class:`~carmscope.ctdna.bamscan.RecordScanner` for a BAM with a ``.bai`` index, else
+    None (CRAM, ``.csi`` index, or ``SCAN_RECORDS`` off)."""
+    if not SCAN_RECORDS or not bam.is_bam:
+        return None
+    index = bamscan.bai_path(bam_path)
+    if index is None:
+        return None
+    try:
+        return bamscan.RecordScanner(str(bam_path), index, bam.tell())
+    except (OSError, ValueError, bamscan.UnsupportedError):
+        return None
+
+
+def _scan_cluster(
+    scanner, tid: int, start: int, stop: int, sites: list[_Site], filters: AlleleFilters
+) -> dict[int, dict[str, int]] | None:
+    """Counts of one cluster from the record scan, or None (count it with pysam)."""
+    found = scanner.count(
+        tid,
+        start,
+        stop,
+        [site.anchor for site in sites],
+        [site.kind for site in sites],
+        [site.ref for site in sites],
+        [site.alt for site in sites],
+        filters,
+        _excluded_flags(filters),
+    )
+    if found is None:
+        return None
+    return {
+        site.index: dict(zip(COUNT_COLUMNS, map(int, row), strict=True))
+        for site, row in zip(sites, found, strict=True)
+    }
 
 
 CLUSTER_GAP = 16_384
@@ -565,6 +625,9 @@ class _Site(NamedTuple):
     anchor: int  # 0-based position of the SNV or indel anchor base
     stop: int  # end (exclusive) of the reference span the site looks at
     observe: object  # _Alignment -> _Observation | None
+    kind: str
+    ref: str
+    alt: str
 
 
 def _site(index: int, variant: pd.Series, filters: AlleleFilters) -> _Site:
@@ -579,7 +642,9 @@ def _site(index: int, variant: pd.Series, filters: AlleleFilters) -> _Site:
         observe, stop = _deletion_observer(anchor, length), anchor + length + 2
     if kind != "snv":
         observe = _with_flank(observe, anchor, stop - 1, filters.min_indel_flank)
-    return _Site(index, variant["chrom"], anchor, stop, observe)
+    return _Site(
+        index, variant["chrom"], anchor, stop, observe, kind, variant["ref"], variant["alt"]
+    )
 
 
 def _clusters(sites: list[_Site]):
