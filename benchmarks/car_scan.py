@@ -11,7 +11,7 @@ wall-clock timings):
 
 It prints each command's mean time and its ratio to single-threaded samtools, and checks that
 every mode finds the same CAR reads. It also times the scan inside one Python process after a
-warm-up, which leaves out start-up (Python, imports, numba's initialisation): the cost per read
+warm-up, which leaves out start-up (Python and imports): the cost per read
 that dominates on real, larger BAMs.
 
 Usage::

@@ -6,6 +6,9 @@ kmers
     The construct-specific k-mer index (:func:`~carmscope.car.kmers.build_index`).
 bam, text
     Compiled, streaming prefilters of BAM records and of FASTQ/text sequences.
+_native
+    The compiled kernels (C, ``_native.c``, built by ``pip install -e .``): k-mer lookups, the
+    BAM reader and record walk, the per-read placement.
 evidence
     Whether one read proves a construct, and where it lies on it.
 scan

@@ -1,18 +1,20 @@
 """A fast, streaming BAM reader for the CAR scan.
 
 Scanning every read of a 10x BAM with pysam costs a Python object per read; this reader does
-not. It inflates BGZF blocks with libdeflate (the ``deflate`` package; :mod:`zlib` when it is
-not installed) and walks the records of each few-megabyte chunk with a compiled kernel that
-looks the k-mers of every primary read up in the specific k-mer lookup
+not. A compiled walker (:class:`carmscope.car._native.BamWalker`, C) reads the file, inflates
+its BGZF blocks with libdeflate and walks the records of each megabyte of inflated data,
+looking the k-mers of every primary read up in the specific k-mer lookup
 (:class:`carmscope.car.kmers.KmerLookup`). Only the records with a hit come back to Python, as
-raw bytes (:func:`parse_record`), where every k-mer of the read is checked.
+raw bytes (:func:`parse_record`), where every k-mer of the read is checked. libdeflate is the
+copy inside the pinned ``deflate`` package (found at run time; see ``_native.c``). The header
+and the split points are read in Python (:func:`iter_blocks`, ``deflate`` or :mod:`zlib`).
 
 With several threads the file is cut into byte ranges. Each cut moves to the next BGZF block
 and then to the first record start in it, found by checking that a chain of records decodes
 consistently from there (the approach of Hadoop-BAM's split guesser). Every range is walked
 until it lands exactly on the next range's first record; anything else is an error, so a wrong
-guess cannot go unnoticed. Both libdeflate and the kernel release the GIL, so threads run in
-parallel.
+guess cannot go unnoticed. The walker releases the GIL while it reads, inflates and walks, so
+threads run in parallel.
 
 Memory is flat in the number of reads: one chunk per thread plus the candidate records.
 """
@@ -26,10 +28,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import numpy as np
-from numba import njit
-
-from carmscope.car.kmers import NIBBLE_PAIR_CODE, KmerLookup, contains, lookup_args
+from carmscope.car import _native
+from carmscope.car.kmers import KmerLookup, lookup_args
 
 try:  # libdeflate is about 3x faster than zlib on BGZF blocks
     import deflate as _deflate
@@ -51,9 +51,6 @@ _FIXED = 36
 """Bytes of a record before its read name, ``block_size`` included."""
 _CHAIN = 8
 """Consecutive records that must decode for a guessed record start to be accepted."""
-_NIBBLES = "=ACMGRSVTWYHKDBN"
-_BASE_PAIRS = [_NIBBLES[byte >> 4] + _NIBBLES[byte & 15] for byte in range(256)]
-"""The two bases of each packed BAM byte."""
 _MAX_BLOCK = 65_536
 _U16 = struct.Struct("<H")
 _U32 = struct.Struct("<I")
@@ -268,134 +265,47 @@ class Record:
     tags: dict[str, str] = field(default_factory=dict)
 
 
-_TAG_SIZES = {"A": 1, "c": 1, "C": 1, "s": 2, "S": 2, "i": 4, "I": 4, "f": 4}
-_INTEGER_FORMATS = {"c": "<b", "C": "<B", "s": "<h", "S": "<H", "i": "<i", "I": "<I", "f": "<f"}
-
-
 def parse_record(record: bytes, wanted: tuple[str, ...] = ("CB", "UB")) -> Record:
-    """Decode one raw record (``block_size`` first); only the ``wanted`` tags are kept."""
-    l_read_name = record[12]
-    n_cigar = int.from_bytes(record[16:18], "little")
-    flag = int.from_bytes(record[18:20], "little")
-    l_seq = int.from_bytes(record[20:24], "little")
-    reference_id = int.from_bytes(record[4:8], "little", signed=True)
-    name = record[_FIXED : _FIXED + l_read_name - 1].decode("ascii", "replace")
-    seq_start = _FIXED + l_read_name + 4 * n_cigar
-    packed = record[seq_start : seq_start + (l_seq + 1) // 2]
-    sequence = "".join(map(_BASE_PAIRS.__getitem__, packed))[:l_seq]
-    tags = _parse_tags(record, seq_start + (l_seq + 1) // 2 + l_seq, wanted)
+    """Decode one raw record (``block_size`` first); only the ``wanted`` tags are kept.
+
+    Tag values are strings: text as is, numbers as ``str(number)``; array tags are skipped.
+
+    Raises
+    ------
+    ValueError
+        When the record is malformed.
+    """
+    name, flag, reference_id, sequence, tags = _native.parse_record(record, tuple(wanted))
     return Record(name, flag, reference_id, sequence, tags)
 
 
-def _parse_tags(record: bytes, position: int, wanted: tuple[str, ...]) -> dict[str, str]:
-    tags: dict[str, str] = {}
-    while position + 3 <= len(record):
-        tag = record[position : position + 2].decode("ascii", "replace")
-        kind = chr(record[position + 2])
-        position += 3
-        if kind in ("Z", "H"):
-            end = record.index(0, position)
-            value: str = record[position:end].decode("ascii", "replace")
-            position = end + 1
-        elif kind == "B":
-            sub = chr(record[position])
-            count = int.from_bytes(record[position + 1 : position + 5], "little")
-            position += 5 + count * _TAG_SIZES[sub]
-            continue
-        else:
-            size = _TAG_SIZES[kind]
-            raw = record[position : position + size]
-            value = (
-                raw.decode("ascii")
-                if kind == "A"
-                else str(struct.unpack(_INTEGER_FORMATS[kind], raw)[0])
-            )
-            position += size
-        if tag in wanted:
-            tags[tag] = value
-    return tags
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _u16(buffer: np.ndarray, at: int) -> int:
-    return np.int64(buffer[at]) | (np.int64(buffer[at + 1]) << 8)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _i32(buffer: np.ndarray, at: int) -> int:
-    value = (
-        np.int64(buffer[at])
-        | (np.int64(buffer[at + 1]) << 8)
-        | (np.int64(buffer[at + 2]) << 16)
-        | (np.int64(buffer[at + 3]) << 24)
-    )
-    return value - (np.int64(1) << 32) if value >= (np.int64(1) << 31) else value
-
-
-@njit(cache=True, nogil=True)
-def _has_sampled_hit(buffer, start, length, table, bits, byte_filter, filter_bits, k) -> bool:
-    """Whether a 4-bit packed sequence (BAM SEQ) has a stored k-mer at an odd start.
-
-    One byte (two bases) is shifted into a window of k + 1 bases at a time, and the k-mer
-    ending on its second base is looked up: with odd k that is the k-mer starting at each odd
-    position. Of any two overlapping k-mers (an exact match of k + 1 bases) one starts at an odd
-    position, so every read with such a match is found, at half the lookups. Bases other than
-    A, C, G, T are read as A: a k-mer with an N matches only by chance, and every candidate is
-    checked base by base in Python afterwards.
-    """
-    mask = np.uint64((1 << (2 * k)) - 1)
-    window = np.uint64(0)
-    n_bytes = length >> 1
-    warm = min((k - 1) >> 1, n_bytes)
-    for index in range(warm):
-        window = (window << np.uint64(4)) | NIBBLE_PAIR_CODE[buffer[start + index]]
-    for index in range(warm, n_bytes):
-        window = (window << np.uint64(4)) | NIBBLE_PAIR_CODE[buffer[start + index]]
-        if contains(table, bits, byte_filter, filter_bits, window & mask):
-            return True
-    return False
-
-
-@njit(cache=True, nogil=True)
 def scan_records(
     buffer, stop, table, bits, byte_filter, filter_bits, k, candidates
 ) -> tuple[int, int, int, int, int]:
     """Walk the records of ``buffer`` up to offset ``stop`` and flag those with k-mer hits.
+
+    A read is flagged when its packed sequence (BAM SEQ) has a stored k-mer at an odd start:
+    one byte (two bases) is shifted into a window of k + 1 bases at a time and the k-mer
+    ending on its second base is looked up; with odd k that is the k-mer starting at each odd
+    position. Of any two overlapping k-mers (an exact match of k + 1 bases) one starts at an
+    odd position, so every read with such a match is found, at half the lookups. Bases other
+    than A, C, G, T are read as A: a k-mer with an N matches only by chance, and every
+    candidate is checked base by base afterwards.
+
+    Parameters
+    ----------
+    candidates
+        Output (``int64``, at least ``len(buffer) // 36 + 1`` slots).
 
     Returns
     -------
     position, n_records, n_primary, n_candidates, error
         Offset reached (the first record not wholly in ``buffer``, or ``stop``), records and
         primary (not secondary or supplementary) records walked, candidates written to
-        ``candidates`` (record offsets of primary reads with a sampled k-mer hit, see
-        :func:`_has_sampled_hit`) and 0, or the offset of a malformed record plus one.
+        ``candidates`` (record offsets of primary reads with a sampled k-mer hit) and 0, or the
+        offset of a malformed record plus one.
     """
-    position = 0
-    n_records = 0
-    n_primary = 0
-    n_candidates = 0
-    end = buffer.size
-    while position < stop and position + 4 <= end:
-        block_size = _i32(buffer, position)
-        if block_size < _FIXED - 4:
-            return position, n_records, n_primary, n_candidates, position + 1
-        if position + 4 + block_size > end:
-            break
-        l_read_name = np.int64(buffer[position + 12])
-        n_cigar = _u16(buffer, position + 16)
-        flag = _u16(buffer, position + 18)
-        l_seq = _i32(buffer, position + 20)
-        sequence = position + _FIXED + l_read_name + 4 * n_cigar
-        if l_seq < 0 or sequence + (l_seq + 1) // 2 + l_seq > position + 4 + block_size:
-            return position, n_records, n_primary, n_candidates, position + 1
-        n_records += 1
-        if (flag & SECONDARY_OR_SUPPLEMENTARY) == 0:
-            n_primary += 1
-            if _has_sampled_hit(buffer, sequence, l_seq, table, bits, byte_filter, filter_bits, k):
-                candidates[n_candidates] = position
-                n_candidates += 1
-        position += 4 + block_size
-    return position, n_records, n_primary, n_candidates, 0
+    return _native.scan_records(buffer, stop, table, bits, byte_filter, filter_bits, k, candidates)
 
 
 # --- walking a range of the file --------------------------------------------------------------
@@ -422,72 +332,40 @@ def walk_range(
 ) -> RangeResult:
     """Scan the records from ``start`` up to ``stop`` (exclusive; None: the end of the file).
 
-    Each candidate record is passed to ``consume``.
+    Each candidate record is passed to ``consume``. The compiled walker reads
+    :data:`READ_BYTES` of the file and inflates about :data:`CHUNK_BYTES` at a time.
 
     Raises
     ------
     ReadsError
-        On a malformed or truncated record, or if the records do not land exactly on ``stop``.
+        On a malformed or truncated record or BGZF block, a missing end-of-file block, or if
+        the records do not land exactly on ``stop``.
     """
-    result = RangeResult()
-    blocks = iter_blocks(path, start.block, stop.block if stop is not None else None)
-    pending = b""
-    pending_start = 0  # inflated offset of pending[0], 0 = first byte of the first block
-    stop_at: int | None = None
-    while True:
-        chunk = [pending]
-        size = len(pending)
-        exhausted = False
-        while size < CHUNK_BYTES:
-            block = next(blocks, None)
-            if block is None:
-                exhausted = True
-                break
-            if stop is not None and block.offset == stop.block:
-                stop_at = pending_start + size + stop.within
-            chunk.append(block.data)
-            size += len(block.data)
-        data = b"".join(chunk)
-        first = max(start.within - pending_start, 0)
-        buffer = np.frombuffer(data, dtype=np.uint8)[first:]
-        buffer_start = pending_start + first
-        limit = buffer.size if stop_at is None else min(stop_at - buffer_start, buffer.size)
-        reached = _walk_buffer(path, buffer, limit, lookup, result, buffer_start, consume)
-        pending = data[first + reached :]
-        pending_start = buffer_start + reached
-        if stop_at is not None and pending_start >= stop_at:
-            if pending_start != stop_at:
-                raise ReadsError(path, "record boundaries disagree between threads; use 1 thread")
-            return result
-        if exhausted:
-            break
-    if stop is not None or pending:
-        raise ReadsError(path, "truncated file: the last record is incomplete")
-    return result
-
-
-def _walk_buffer(
-    path: str,
-    buffer: np.ndarray,
-    limit: int,
-    lookup: KmerLookup,
-    result: RangeResult,
-    base: int,
-    consume: Consumer,
-) -> int:
-    """Run the kernel on ``buffer`` up to ``limit``; returns the offset reached."""
-    candidates = np.empty(buffer.size // _FIXED + 1, dtype=np.int64)
-    reached, n_records, n_primary, n_candidates, error = scan_records(
-        buffer, limit, *lookup_args(lookup), lookup.k, candidates
-    )
-    if error:
-        raise ReadsError(path, f"malformed BAM record at inflated offset {base + error - 1}")
-    result.n_records += n_records
-    result.n_primary += n_primary
-    for offset in candidates[:n_candidates].tolist():
-        size = int.from_bytes(buffer[offset : offset + 4].tobytes(), "little")
-        consume(buffer[offset : offset + 4 + size].tobytes())
-    return reached
+    table, bits, byte_filter, filter_bits = lookup_args(lookup)
+    try:
+        walker = _native.BamWalker(
+            path,
+            start.block,
+            start.within,
+            -1 if stop is None else stop.block,
+            0 if stop is None else stop.within,
+            table,
+            bits,
+            byte_filter,
+            filter_bits,
+            lookup.k,
+            CHUNK_BYTES,
+            READ_BYTES,
+        )
+        while (records := walker.step()) is not None:
+            for record in records:
+                consume(record)
+    except _native.FormatError as error:
+        raise ReadsError(path, str(error)) from None
+    except OSError as error:
+        raise ReadsError(path, f"cannot be read ({error.strerror or error})") from None
+    n_records, n_primary = walker.counts
+    return RangeResult(n_records, n_primary)
 
 
 # --- splitting a file between threads ---------------------------------------------------------
@@ -628,6 +506,47 @@ def scan_bam(
     return header, total, consumers
 
 
+def first_tagged(path: str | os.PathLike, tag: str, limit: int) -> tuple[bool, int]:
+    """Whether one of the first ``limit`` records of a BAM carries ``tag``.
+
+    Returns
+    -------
+    found, seen
+        True as soon as a record has the tag; the records looked at before it.
+
+    Raises
+    ------
+    ReadsError
+        On a damaged file or record.
+    """
+    path = str(path)
+    header = read_header(path)
+    blocks = iter_blocks(path, header.first_record.block)
+    data, position, seen, skip = b"", 0, 0, header.first_record.within
+    try:
+        for block in blocks:
+            data, position, skip = data[position:] + block.data[skip:], 0, 0
+            while position + 4 <= len(data):
+                size = int.from_bytes(data[position : position + 4], "little", signed=True)
+                if size < _FIXED - 4:
+                    raise ReadsError(path, f"malformed BAM record (record {seen + 1})")
+                if position + 4 + size > len(data):
+                    break
+                try:
+                    tags = _native.parse_record(data[position : position + 4 + size], (tag,))[4]
+                except ValueError:
+                    raise ReadsError(path, f"malformed BAM record (record {seen + 1})") from None
+                if tag in tags:
+                    return True, seen
+                seen += 1
+                position += 4 + size
+                if seen >= limit:
+                    return False, seen
+    finally:
+        blocks.close()
+    return False, seen
+
+
 def is_bgzf(path: str | os.PathLike) -> bool:
     """Whether the file starts like a BGZF block."""
     with open(path, "rb") as handle:
@@ -640,6 +559,7 @@ __all__ = [
     "RangeResult",
     "ReadsError",
     "Record",
+    "first_tagged",
     "parse_record",
     "read_header",
     "scan_bam",

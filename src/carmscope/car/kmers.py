@@ -11,7 +11,7 @@ Two views of the same index are kept:
 * a dictionary from each specific k-mer, as read on the construct's forward strand, to its
   occurrences (construct, 0-based position), used to place a candidate read on a construct;
 * a :class:`KmerLookup` of the 2-bit codes of both strands of every specific k-mer, used by the
-  compiled kernels that scan every read of a file.
+  compiled kernels (:mod:`carmscope.car._native`, a C extension) that scan every read of a file.
 
 This module knows nothing of Snakemake.
 """
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numba import njit
 
+from carmscope.car import _native
 from carmscope.construct import Construct, ConstructError, reverse_complement
 
 MIN_K = 11
@@ -42,21 +42,10 @@ ASCII_CODE = np.full(256, INVALID, dtype=np.uint8)
 for _code, _bases in enumerate(("Aa", "Cc", "Gg", "Tt")):
     for _base in _bases:
         ASCII_CODE[ord(_base)] = _code
-NIBBLE_CODE = np.full(16, INVALID, dtype=np.uint8)
-"""2-bit code of each 4-bit BAM base (=ACMGRSVTWYHKDBN); 4 for anything but A, C, G, T."""
-NIBBLE_CODE[[1, 2, 4, 8]] = np.arange(4, dtype=np.uint8)
-NIBBLE_PAIR_CODE = np.array(
-    [
-        (int(NIBBLE_CODE[byte >> 4]) % 4) << 2 | int(NIBBLE_CODE[byte & 15]) % 4
-        for byte in range(256)
-    ],
-    dtype=np.uint64,
-)
-"""4-bit code of the two bases of each packed BAM byte, anything but ACGT read as A."""
-
 EMPTY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
 """Empty slot of the hash table (no k-mer code of k <= 31 has the top bits set)."""
-_HASH_MULTIPLIER = np.uint64(0x9E37_79B9_7F4A_7C15)
+# The hash (in _native.c): key * 0x9E3779B97F4A7C15 (mod 2**64); its top ``bits`` bits pick the
+# slot, its top ``filter_bits`` bits the filter byte.
 _MIN_TABLE_BITS = 8
 _FILTER_EXTRA_BITS = 2
 _MIN_FILTER_BITS = 15
@@ -126,40 +115,15 @@ def build_lookup(codes: Iterable[int], k: int) -> KmerLookup:
     filter_bits = min(_MAX_FILTER_BITS, max(bits + _FILTER_EXTRA_BITS, _MIN_FILTER_BITS))
     table = np.full(1 << bits, EMPTY, dtype=np.uint64)
     byte_filter = np.zeros(1 << filter_bits, dtype=np.uint8)
-    _fill(table, bits, byte_filter, filter_bits, unique)
+    _native.fill(table, bits, byte_filter, filter_bits, unique)
     return KmerLookup(k, table, bits, byte_filter, filter_bits)
 
 
-@njit(cache=True, nogil=True)
-def _fill(table, bits, byte_filter, filter_bits, codes) -> None:
-    mask = np.int64(table.size - 1)
-    for key in codes:
-        mixed = key * _HASH_MULTIPLIER
-        byte_filter[np.int64(mixed >> np.uint64(64 - filter_bits))] = 1
-        slot = np.int64(mixed >> np.uint64(64 - bits))
-        while table[slot] != EMPTY and table[slot] != key:
-            slot = (slot + 1) & mask
-        table[slot] = key
-
-
-@njit(cache=True, nogil=True, inline="always")
 def contains(table, bits, byte_filter, filter_bits, key) -> bool:
-    """Whether ``key`` (a ``uint64`` code) is stored."""
-    mixed = key * _HASH_MULTIPLIER
-    if byte_filter[np.int64(mixed >> np.uint64(64 - filter_bits))] == 0:
-        return False
-    mask = np.int64(table.size - 1)
-    slot = np.int64(mixed >> np.uint64(64 - bits))
-    value = table[slot]
-    while value != EMPTY:
-        if value == key:
-            return True
-        slot = (slot + 1) & mask
-        value = table[slot]
-    return False
+    """Whether ``key`` (a k-mer code) is stored in the lookup whose arrays are given."""
+    return _native.contains(table, bits, byte_filter, filter_bits, int(key))
 
 
-@njit(cache=True, nogil=True)
 def ascii_hits(
     buffer: np.ndarray,
     start: int,
@@ -175,25 +139,9 @@ def ascii_hits(
 
     Any byte other than A, C, G or T (either case) breaks k-mers.
     """
-    mask = np.uint64((1 << (2 * k)) - 1)
-    code = np.uint64(0)
-    run = 0
-    hits = 0
-    for position in range(start, end):
-        value = ASCII_CODE[buffer[position]]
-        if value > 3:
-            run = 0
-            continue
-        code = ((code << np.uint64(2)) | np.uint64(value)) & mask
-        run += 1
-        if run >= k and contains(table, bits, byte_filter, filter_bits, code):
-            hits += 1
-            if hits >= limit:
-                break
-    return hits
+    return _native.ascii_hits(buffer, start, end, table, bits, byte_filter, filter_bits, k, limit)
 
 
-@njit(cache=True, nogil=True)
 def ascii_hit_positions(
     buffer: np.ndarray,
     table: np.ndarray,
@@ -203,25 +151,11 @@ def ascii_hit_positions(
     k: int,
 ) -> np.ndarray:
     """0-based start of every stored k-mer of ``buffer`` (ASCII bases, forward strand)."""
-    found = np.empty(max(buffer.size - k + 1, 0), dtype=np.int64)
-    n = 0
-    mask = np.uint64((1 << (2 * k)) - 1)
-    code = np.uint64(0)
-    run = 0
-    for position in range(buffer.size):
-        value = ASCII_CODE[buffer[position]]
-        if value > 3:
-            run = 0
-            continue
-        code = ((code << np.uint64(2)) | np.uint64(value)) & mask
-        run += 1
-        if run >= k and contains(table, bits, byte_filter, filter_bits, code):
-            found[n] = position - k + 1
-            n += 1
-    return found[:n]
+    starts = np.empty(max(len(buffer) - k + 1, 0), dtype=np.int64)
+    found = _native.ascii_hit_codes(buffer, table, bits, byte_filter, filter_bits, k, starts, None)
+    return starts[:found]
 
 
-@njit(cache=True, nogil=True)
 def ascii_hit_codes(
     buffer: np.ndarray,
     table: np.ndarray,
@@ -231,25 +165,11 @@ def ascii_hit_codes(
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """0-based start and code of every stored k-mer of ``buffer`` (ASCII, forward strand)."""
-    size = max(buffer.size - k + 1, 0)
+    size = max(len(buffer) - k + 1, 0)
     starts = np.empty(size, dtype=np.int64)
     codes = np.empty(size, dtype=np.uint64)
-    n = 0
-    mask = np.uint64((1 << (2 * k)) - 1)
-    code = np.uint64(0)
-    run = 0
-    for position in range(buffer.size):
-        value = ASCII_CODE[buffer[position]]
-        if value > 3:
-            run = 0
-            continue
-        code = ((code << np.uint64(2)) | np.uint64(value)) & mask
-        run += 1
-        if run >= k and contains(table, bits, byte_filter, filter_bits, code):
-            starts[n] = position - k + 1
-            codes[n] = code
-            n += 1
-    return starts[:n], codes[:n]
+    found = _native.ascii_hit_codes(buffer, table, bits, byte_filter, filter_bits, k, starts, codes)
+    return starts[:found], codes[:found]
 
 
 def lookup_args(lookup: KmerLookup) -> tuple:
@@ -312,6 +232,7 @@ class SpecificKmerIndex:
     removed_host: int = 0
     _lookup: KmerLookup | None = field(default=None, repr=False, compare=False)
     _strands: StrandTable | None = field(default=None, repr=False, compare=False)
+    _placement: tuple | None = field(default=None, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.occurrences)
@@ -344,6 +265,24 @@ class SpecificKmerIndex:
                 reverse=np.array([row[2] for row in flat], dtype=bool),
             )
         return self._strands
+
+    @property
+    def placement_args(self) -> tuple:
+        """The lookup, strand table and construct sequences in the order the compiled
+        placement (:func:`carmscope.car.evidence.place_read`) takes them (built once)."""
+        if self._placement is None:
+            lookup, strands = self.lookup, self.strands
+            self._placement = (
+                *lookup_args(lookup),
+                lookup.k,
+                np.ascontiguousarray(strands.codes, dtype=np.uint64),
+                np.ascontiguousarray(strands.offsets, dtype=np.int64),
+                np.ascontiguousarray(strands.construct, dtype=np.int64),
+                np.ascontiguousarray(strands.position, dtype=np.int64),
+                np.ascontiguousarray(strands.reverse, dtype=np.uint8),
+                tuple(construct.sequence.encode("ascii") for construct in self.constructs),
+            )
+        return self._placement
 
     def construct_names(self) -> list[str]:
         return [construct.name for construct in self.constructs]

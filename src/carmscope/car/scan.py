@@ -516,6 +516,11 @@ def check_cell_barcodes(path: str, fmt: str, settings: ScanSettings) -> None:
         raise ReadsError(
             path, "per-cell CAR counts need a 10x BAM with cell barcodes, not a FASTQ file"
         )
+    if fmt == "bam":  # read natively: no pysam import on the common path
+        found, seen = bam.first_tagged(path, settings.cell_tag, PEEK_READS)
+        if found:
+            return
+        _refuse_without_barcodes(path, seen, settings)
     with _open_alignments(path, settings) as alignments:
         seen = 0
         try:
@@ -527,6 +532,10 @@ def check_cell_barcodes(path: str, fmt: str, settings: ScanSettings) -> None:
                     break
         except OSError as error:
             raise ReadsError(path, f"truncated or corrupt file ({error})") from None
+    _refuse_without_barcodes(path, seen, settings)
+
+
+def _refuse_without_barcodes(path: str, seen: int, settings: ScanSettings) -> None:
     raise ReadsError(
         path,
         f"none of the first {seen} reads has a {settings.cell_tag} tag: per-cell CAR counts "

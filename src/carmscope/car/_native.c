@@ -1,0 +1,1252 @@
+/* Compiled kernels of the CAR scan (carmscope.car._native).
+ *
+ * Built at install time by setup.py (setuptools Extension); the Python modules
+ * carmscope.car.kmers, .text, .bam and .evidence wrap these functions and document them.
+ *
+ *   fill, contains            the k-mer hash lookup (filter byte + open addressing)
+ *   ascii_hits, ascii_hit_codes, flag_lines, scan_fastq_chunk
+ *                             k-mer lookups in ASCII sequences and FASTQ text
+ *   scan_records              the record walk over an inflated BAM buffer
+ *   BamWalker                 reads, inflates (libdeflate) and walks a range of a BAM file
+ *   parse_record              the fields of one raw BAM record
+ *   place                     the per-read placement of carmscope.car.evidence.place_read
+ *
+ * Every kernel releases the GIL while it works, so threads scale.
+ *
+ * libdeflate is not linked at build time (its headers are not assumed): its public functions
+ * are looked up at import time in the shared object of the pinned `deflate` package, which
+ * exports them, or else in a system libdeflate.so.0 (Debian package libdeflate0).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* --- libdeflate, resolved at run time ------------------------------------------------------ */
+
+typedef void *(*alloc_decompressor_fn)(void);
+typedef void (*free_decompressor_fn)(void *);
+typedef int (*deflate_decompress_fn)(void *, const void *, size_t, void *, size_t, size_t *);
+
+static alloc_decompressor_fn ld_alloc = NULL;
+static free_decompressor_fn ld_free = NULL;
+static deflate_decompress_fn ld_decompress = NULL;
+static PyObject *ld_source = NULL; /* where libdeflate was found (str) */
+
+static int resolve_libdeflate_in(void *handle) {
+    if (handle == NULL) return 0;
+    ld_alloc = (alloc_decompressor_fn)dlsym(handle, "libdeflate_alloc_decompressor");
+    ld_free = (free_decompressor_fn)dlsym(handle, "libdeflate_free_decompressor");
+    ld_decompress = (deflate_decompress_fn)dlsym(handle, "libdeflate_deflate_decompress");
+    return ld_alloc != NULL && ld_free != NULL && ld_decompress != NULL;
+}
+
+static void resolve_libdeflate(void) {
+    PyObject *module = PyImport_ImportModule("deflate._deflate");
+    if (module != NULL) {
+        PyObject *file = PyObject_GetAttrString(module, "__file__");
+        if (file != NULL && PyUnicode_Check(file)) {
+            const char *path = PyUnicode_AsUTF8(file);
+            void *handle = path ? dlopen(path, RTLD_NOW | RTLD_NOLOAD) : NULL;
+            if (handle == NULL && path != NULL) handle = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+            if (resolve_libdeflate_in(handle)) {
+                ld_source = file;
+                Py_DECREF(module);
+                return;
+            }
+        }
+        Py_XDECREF(file);
+        Py_DECREF(module);
+    }
+    PyErr_Clear();
+    if (resolve_libdeflate_in(dlopen("libdeflate.so.0", RTLD_NOW | RTLD_LOCAL))) {
+        ld_source = PyUnicode_FromString("libdeflate.so.0");
+        return;
+    }
+    ld_alloc = NULL;
+    ld_free = NULL;
+    ld_decompress = NULL;
+}
+
+/* --- k-mer lookup -------------------------------------------------------------------------- */
+
+#define EMPTY UINT64_C(0xFFFFFFFFFFFFFFFF)
+#define HASH_MULTIPLIER UINT64_C(0x9E3779B97F4A7C15)
+#define INVALID 4
+
+static uint8_t ASCII_CODE[256];
+static uint64_t NIBBLE_PAIR_CODE[256];
+static char BASE_PAIRS[256][2];
+static uint8_t COMPLEMENT[256];
+static const char NIBBLES[] = "=ACMGRSVTWYHKDBN";
+
+static void init_tables(void) {
+    int nibble_code[16];
+    for (int i = 0; i < 256; i++) {
+        ASCII_CODE[i] = INVALID;
+        COMPLEMENT[i] = (uint8_t)i;
+    }
+    const char *bases = "ACGT";
+    for (int code = 0; code < 4; code++) {
+        ASCII_CODE[(unsigned char)bases[code]] = (uint8_t)code;
+        ASCII_CODE[(unsigned char)(bases[code] + 32)] = (uint8_t)code;
+    }
+    for (int i = 0; i < 16; i++) nibble_code[i] = 0; /* anything but A, C, G, T read as A */
+    nibble_code[1] = 0;
+    nibble_code[2] = 1;
+    nibble_code[4] = 2;
+    nibble_code[8] = 3;
+    for (int byte = 0; byte < 256; byte++) {
+        NIBBLE_PAIR_CODE[byte] = (uint64_t)((nibble_code[byte >> 4] << 2) | nibble_code[byte & 15]);
+        BASE_PAIRS[byte][0] = NIBBLES[byte >> 4];
+        BASE_PAIRS[byte][1] = NIBBLES[byte & 15];
+    }
+    /* reverse_complement of carmscope.construct: ACGTN and acgtn, anything else kept */
+    const char *from = "ACGTNacgtn", *to = "TGCANtgcan";
+    for (int i = 0; from[i]; i++) COMPLEMENT[(unsigned char)from[i]] = (uint8_t)to[i];
+}
+
+typedef struct {
+    const uint64_t *table;
+    uint64_t mask; /* table size - 1 */
+    int bits;
+    const uint8_t *filter;
+    int filter_bits;
+    int k;
+    uint64_t kmer_mask;
+} Lookup;
+
+static inline int lookup_contains(const Lookup *lookup, uint64_t key) {
+    uint64_t mixed = key * HASH_MULTIPLIER;
+    if (lookup->filter[mixed >> (64 - lookup->filter_bits)] == 0) return 0;
+    uint64_t slot = mixed >> (64 - lookup->bits);
+    uint64_t value = lookup->table[slot];
+    while (value != EMPTY) {
+        if (value == key) return 1;
+        slot = (slot + 1) & lookup->mask;
+        value = lookup->table[slot];
+    }
+    return 0;
+}
+
+/* Views of the lookup arrays, checked; released by release_lookup. */
+typedef struct {
+    Py_buffer table;
+    Py_buffer filter;
+    int have_table, have_filter;
+} LookupViews;
+
+static void release_lookup(LookupViews *views) {
+    if (views->have_table) PyBuffer_Release(&views->table);
+    if (views->have_filter) PyBuffer_Release(&views->filter);
+    views->have_table = views->have_filter = 0;
+}
+
+static int get_lookup(PyObject *table, int bits, PyObject *filter, int filter_bits, int k,
+                      int writable, Lookup *lookup, LookupViews *views) {
+    views->have_table = views->have_filter = 0;
+    int flags = writable ? PyBUF_WRITABLE : PyBUF_SIMPLE;
+    if (bits < 1 || bits > 40 || filter_bits < 1 || filter_bits > 40) {
+        PyErr_SetString(PyExc_ValueError, "lookup sizes out of range");
+        return -1;
+    }
+    if (k < 1 || k > 31) {
+        PyErr_SetString(PyExc_ValueError, "k must be 1-31");
+        return -1;
+    }
+    if (PyObject_GetBuffer(table, &views->table, flags) < 0) return -1;
+    views->have_table = 1;
+    if (PyObject_GetBuffer(filter, &views->filter, flags) < 0) {
+        release_lookup(views);
+        return -1;
+    }
+    views->have_filter = 1;
+    if (views->table.len != (Py_ssize_t)((1ULL << bits) * sizeof(uint64_t)) ||
+        views->filter.len != (Py_ssize_t)(1ULL << filter_bits)) {
+        release_lookup(views);
+        PyErr_SetString(PyExc_ValueError, "lookup arrays do not match their sizes");
+        return -1;
+    }
+    lookup->table = (const uint64_t *)views->table.buf;
+    lookup->mask = (1ULL << bits) - 1;
+    lookup->bits = bits;
+    lookup->filter = (const uint8_t *)views->filter.buf;
+    lookup->filter_bits = filter_bits;
+    lookup->k = k;
+    lookup->kmer_mask = (k == 32) ? EMPTY : ((1ULL << (2 * k)) - 1);
+    return 0;
+}
+
+/* fill(table, bits, filter, filter_bits, codes) */
+static PyObject *py_fill(PyObject *self, PyObject *args) {
+    PyObject *table, *filter;
+    int bits, filter_bits;
+    Py_buffer codes;
+    if (!PyArg_ParseTuple(args, "OiOiy*", &table, &bits, &filter, &filter_bits, &codes)) return NULL;
+    Lookup lookup;
+    LookupViews views;
+    if (get_lookup(table, bits, filter, filter_bits, 1, 1, &lookup, &views) < 0) {
+        PyBuffer_Release(&codes);
+        return NULL;
+    }
+    uint64_t *slots = (uint64_t *)views.table.buf;
+    uint8_t *bytes = (uint8_t *)views.filter.buf;
+    const uint64_t *keys = (const uint64_t *)codes.buf;
+    Py_ssize_t n = codes.len / (Py_ssize_t)sizeof(uint64_t), stored = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = keys[i];
+        if (key == EMPTY) continue;
+        uint64_t mixed = key * HASH_MULTIPLIER;
+        bytes[mixed >> (64 - filter_bits)] = 1;
+        uint64_t slot = mixed >> (64 - bits);
+        while (slots[slot] != EMPTY && slots[slot] != key) slot = (slot + 1) & lookup.mask;
+        if (slots[slot] == EMPTY) stored++;
+        slots[slot] = key;
+        if (stored > (Py_ssize_t)lookup.mask) break; /* full: cannot happen at a quarter load */
+    }
+    release_lookup(&views);
+    PyBuffer_Release(&codes);
+    Py_RETURN_NONE;
+}
+
+/* contains(table, bits, filter, filter_bits, key) */
+static PyObject *py_contains(PyObject *self, PyObject *args) {
+    PyObject *table, *filter;
+    int bits, filter_bits;
+    unsigned long long key;
+    if (!PyArg_ParseTuple(args, "OiOiK", &table, &bits, &filter, &filter_bits, &key)) return NULL;
+    Lookup lookup;
+    LookupViews views;
+    if (get_lookup(table, bits, filter, filter_bits, 1, 0, &lookup, &views) < 0) return NULL;
+    int found = lookup_contains(&lookup, (uint64_t)key);
+    release_lookup(&views);
+    return PyBool_FromLong(found);
+}
+
+/* Stored k-mers of text[start:end] (ASCII, forward strand), up to limit; any byte but
+ * ACGTacgt breaks k-mers. Starts and codes are written when the arrays are given. */
+static Py_ssize_t text_hits(const uint8_t *text, Py_ssize_t start, Py_ssize_t end,
+                            const Lookup *lookup, Py_ssize_t limit, int64_t *starts,
+                            uint64_t *codes) {
+    uint64_t code = 0;
+    int run = 0;
+    Py_ssize_t hits = 0;
+    const int k = lookup->k;
+    for (Py_ssize_t position = start; position < end; position++) {
+        uint8_t value = ASCII_CODE[text[position]];
+        if (value > 3) {
+            run = 0;
+            continue;
+        }
+        code = ((code << 2) | value) & lookup->kmer_mask;
+        if (run < k) run++;
+        if (run >= k && lookup_contains(lookup, code)) {
+            if (starts != NULL) starts[hits] = position - k + 1;
+            if (codes != NULL) codes[hits] = code;
+            hits++;
+            if (hits >= limit) break;
+        }
+    }
+    return hits;
+}
+
+/* ascii_hits(buffer, start, end, table, bits, filter, filter_bits, k, limit) -> int */
+static PyObject *py_ascii_hits(PyObject *self, PyObject *args) {
+    Py_buffer buffer;
+    Py_ssize_t start, end, limit;
+    PyObject *table, *filter;
+    int bits, filter_bits, k;
+    if (!PyArg_ParseTuple(args, "y*nnOiOiin", &buffer, &start, &end, &table, &bits, &filter,
+                          &filter_bits, &k, &limit))
+        return NULL;
+    Lookup lookup;
+    LookupViews views;
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &lookup, &views) < 0) {
+        PyBuffer_Release(&buffer);
+        return NULL;
+    }
+    if (start < 0) start = 0;
+    if (end > buffer.len) end = buffer.len;
+    Py_ssize_t hits;
+    Py_BEGIN_ALLOW_THREADS
+    hits = text_hits((const uint8_t *)buffer.buf, start, end, &lookup, limit, NULL, NULL);
+    Py_END_ALLOW_THREADS
+    release_lookup(&views);
+    PyBuffer_Release(&buffer);
+    return PyLong_FromSsize_t(hits);
+}
+
+/* ascii_hit_codes(buffer, table, bits, filter, filter_bits, k, starts, codes) -> n
+ * starts (int64) and codes (uint64, or None) need room for len(buffer) - k + 1 values. */
+static PyObject *py_ascii_hit_codes(PyObject *self, PyObject *args) {
+    Py_buffer buffer, starts, codes;
+    PyObject *table, *filter, *codes_object;
+    int bits, filter_bits, k;
+    if (!PyArg_ParseTuple(args, "y*OiOiiw*O", &buffer, &table, &bits, &filter, &filter_bits, &k,
+                          &starts, &codes_object))
+        return NULL;
+    int have_codes = codes_object != Py_None;
+    if (have_codes && PyObject_GetBuffer(codes_object, &codes, PyBUF_WRITABLE) < 0) {
+        PyBuffer_Release(&buffer);
+        PyBuffer_Release(&starts);
+        return NULL;
+    }
+    Lookup lookup;
+    LookupViews views;
+    Py_ssize_t room = buffer.len - k + 1 > 0 ? buffer.len - k + 1 : 0;
+    Py_ssize_t hits = -1;
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &lookup, &views) == 0) {
+        if (starts.len < room * 8 || (have_codes && codes.len < room * 8)) {
+            PyErr_SetString(PyExc_ValueError, "output arrays too small");
+        } else {
+            Py_BEGIN_ALLOW_THREADS
+            hits = text_hits((const uint8_t *)buffer.buf, 0, buffer.len, &lookup, PY_SSIZE_T_MAX,
+                             (int64_t *)starts.buf, have_codes ? (uint64_t *)codes.buf : NULL);
+            Py_END_ALLOW_THREADS
+        }
+        release_lookup(&views);
+    }
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&starts);
+    if (have_codes) PyBuffer_Release(&codes);
+    return hits < 0 ? NULL : PyLong_FromSsize_t(hits);
+}
+
+/* --- text reads ---------------------------------------------------------------------------- */
+
+static Py_ssize_t line_end(const uint8_t *text, Py_ssize_t size, Py_ssize_t start) {
+    const void *found = start < size ? memchr(text + start, '\n', (size_t)(size - start)) : NULL;
+    return found ? (const uint8_t *)found - text : -1;
+}
+
+/* flag_lines(buffer, table, bits, filter, filter_bits, k, flags) -> lines
+ * flags[i] (int64) is set to 1 for each newline-separated line i with a k-mer hit. */
+static PyObject *py_flag_lines(PyObject *self, PyObject *args) {
+    Py_buffer buffer, flags;
+    PyObject *table, *filter;
+    int bits, filter_bits, k;
+    if (!PyArg_ParseTuple(args, "y*OiOiiw*", &buffer, &table, &bits, &filter, &filter_bits, &k,
+                          &flags))
+        return NULL;
+    Lookup lookup;
+    LookupViews views;
+    Py_ssize_t lines = -1;
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &lookup, &views) == 0) {
+        const uint8_t *text = (const uint8_t *)buffer.buf;
+        int64_t *out = (int64_t *)flags.buf;
+        Py_ssize_t room = flags.len / 8, size = buffer.len, start = 0, line = 0;
+        int overflow = 0;
+        Py_BEGIN_ALLOW_THREADS
+        while (start < size) {
+            Py_ssize_t end = line_end(text, size, start);
+            if (end < 0) end = size;
+            if (line >= room) {
+                overflow = 1;
+                break;
+            }
+            out[line] = text_hits(text, start, end, &lookup, 1, NULL, NULL);
+            line++;
+            start = end + 1;
+        }
+        Py_END_ALLOW_THREADS
+        release_lookup(&views);
+        if (overflow)
+            PyErr_SetString(PyExc_ValueError, "flags array too small");
+        else
+            lines = line;
+    }
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&flags);
+    return lines < 0 ? NULL : PyLong_FromSsize_t(lines);
+}
+
+/* scan_fastq_chunk(buffer, final, table, bits, filter, filter_bits, k, candidates)
+ * -> (consumed, n_records, n_candidates, error); see carmscope.car.text. */
+static PyObject *py_scan_fastq_chunk(PyObject *self, PyObject *args) {
+    Py_buffer buffer, candidates;
+    int final;
+    PyObject *table, *filter;
+    int bits, filter_bits, k;
+    if (!PyArg_ParseTuple(args, "y*pOiOiiw*", &buffer, &final, &table, &bits, &filter,
+                          &filter_bits, &k, &candidates))
+        return NULL;
+    Lookup lookup;
+    LookupViews views;
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &lookup, &views) < 0) {
+        PyBuffer_Release(&buffer);
+        PyBuffer_Release(&candidates);
+        return NULL;
+    }
+    const uint8_t *text = (const uint8_t *)buffer.buf;
+    int64_t *out = (int64_t *)candidates.buf;
+    Py_ssize_t room = candidates.len / 8, size = buffer.len;
+    Py_ssize_t position = 0, n_records = 0, n_candidates = 0, error = 0, consumed = -1;
+    Py_BEGIN_ALLOW_THREADS
+    while (position < size) {
+        Py_ssize_t record = position, ends[4];
+        int complete = 1;
+        for (int line = 0; line < 4; line++) {
+            Py_ssize_t end = line_end(text, size, position);
+            if (end < 0) {
+                if (final && line == 3 && position < size) {
+                    end = size;
+                } else {
+                    complete = 0;
+                    break;
+                }
+            }
+            ends[line] = end;
+            position = end + 1;
+        }
+        if (!complete) {
+            consumed = record;
+            if (final) error = record + 1;
+            break;
+        }
+        Py_ssize_t plus = ends[1] + 1;
+        if (text[record] != '@' || text[plus] != '+' || ends[3] - ends[2] != ends[1] - ends[0]) {
+            consumed = record;
+            error = record + 1;
+            break;
+        }
+        n_records++;
+        if (text_hits(text, ends[0] + 1, ends[1], &lookup, 1, NULL, NULL)) {
+            if (n_candidates >= room) { /* cannot happen with len // 4 + 1 slots */
+                consumed = record;
+                error = record + 1;
+                n_records--;
+                break;
+            }
+            out[n_candidates++] = record;
+        }
+    }
+    if (consumed < 0) consumed = position < size ? position : size;
+    Py_END_ALLOW_THREADS
+    release_lookup(&views);
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&candidates);
+    return Py_BuildValue("nnnn", consumed, n_records, n_candidates, error);
+}
+
+/* --- BAM records --------------------------------------------------------------------------- */
+
+#define FIXED 36 /* bytes of a record before its read name, block_size included */
+#define SECONDARY_OR_SUPPLEMENTARY 0x900
+
+static inline int64_t u16_at(const uint8_t *p) { return (int64_t)p[0] | ((int64_t)p[1] << 8); }
+
+static inline int64_t i32_at(const uint8_t *p) {
+    return (int64_t)(int32_t)((uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+                              ((uint32_t)p[3] << 24));
+}
+
+static inline uint32_t u32_at(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+/* Whether a 4-bit packed sequence has a stored k-mer at an odd start (two bases shifted in at
+ * a time into a window of k + 1 bases; see carmscope.car.bam). */
+static inline int has_sampled_hit(const uint8_t *packed, int64_t length, const Lookup *lookup) {
+    uint64_t window = 0;
+    int64_t n_bytes = length >> 1;
+    int64_t warm = (lookup->k - 1) >> 1;
+    if (warm > n_bytes) warm = n_bytes;
+    for (int64_t i = 0; i < warm; i++) window = (window << 4) | NIBBLE_PAIR_CODE[packed[i]];
+    for (int64_t i = warm; i < n_bytes; i++) {
+        window = (window << 4) | NIBBLE_PAIR_CODE[packed[i]];
+        if (lookup_contains(lookup, window & lookup->kmer_mask)) return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    int64_t position, n_records, n_primary, n_candidates, error;
+} WalkResult;
+
+/* Walk the records of data[start:size) up to offset stop; candidate record offsets go to
+ * *candidates (grown with realloc when grow is set, else at most *room). */
+static WalkResult walk_records(const uint8_t *data, int64_t start, int64_t size, int64_t stop,
+                               const Lookup *lookup, int64_t **candidates, int64_t *room,
+                               int grow) {
+    WalkResult result = {start, 0, 0, 0, 0};
+    int64_t position = start;
+    while (position < stop && position + 4 <= size) {
+        int64_t block_size = i32_at(data + position);
+        if (block_size < FIXED - 4) {
+            result.error = position + 1;
+            break;
+        }
+        if (position + 4 + block_size > size) break;
+        const uint8_t *record = data + position;
+        int64_t l_read_name = record[12];
+        int64_t n_cigar = u16_at(record + 16);
+        int64_t flag = u16_at(record + 18);
+        int64_t l_seq = i32_at(record + 20);
+        int64_t sequence = FIXED + l_read_name + 4 * n_cigar;
+        if (l_seq < 0 || sequence + (l_seq + 1) / 2 + l_seq > 4 + block_size) {
+            result.error = position + 1;
+            break;
+        }
+        result.n_records++;
+        if ((flag & SECONDARY_OR_SUPPLEMENTARY) == 0) {
+            result.n_primary++;
+            if (has_sampled_hit(record + sequence, l_seq, lookup)) {
+                if (result.n_candidates >= *room) {
+                    if (!grow) {
+                        result.error = -1;
+                        break;
+                    }
+                    int64_t bigger = *room * 2 + 64;
+                    int64_t *moved = realloc(*candidates, (size_t)bigger * sizeof(int64_t));
+                    if (moved == NULL) {
+                        result.error = -2;
+                        break;
+                    }
+                    *candidates = moved;
+                    *room = bigger;
+                }
+                (*candidates)[result.n_candidates++] = position;
+            }
+        }
+        position += 4 + block_size;
+    }
+    result.position = position;
+    return result;
+}
+
+/* scan_records(buffer, stop, table, bits, filter, filter_bits, k, candidates)
+ * -> (position, n_records, n_primary, n_candidates, error); see carmscope.car.bam. */
+static PyObject *py_scan_records(PyObject *self, PyObject *args) {
+    Py_buffer buffer, candidates;
+    Py_ssize_t stop;
+    PyObject *table, *filter;
+    int bits, filter_bits, k;
+    if (!PyArg_ParseTuple(args, "y*nOiOiiw*", &buffer, &stop, &table, &bits, &filter,
+                          &filter_bits, &k, &candidates))
+        return NULL;
+    Lookup lookup;
+    LookupViews views;
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &lookup, &views) < 0) {
+        PyBuffer_Release(&buffer);
+        PyBuffer_Release(&candidates);
+        return NULL;
+    }
+    int64_t *out = (int64_t *)candidates.buf;
+    int64_t room = candidates.len / 8;
+    WalkResult result;
+    Py_BEGIN_ALLOW_THREADS
+    result = walk_records((const uint8_t *)buffer.buf, 0, buffer.len, stop, &lookup, &out, &room,
+                          0);
+    Py_END_ALLOW_THREADS
+    release_lookup(&views);
+    PyBuffer_Release(&buffer);
+    PyBuffer_Release(&candidates);
+    if (result.error < 0) {
+        PyErr_SetString(PyExc_ValueError, "candidates array too small");
+        return NULL;
+    }
+    return Py_BuildValue("LLLLL", (long long)result.position, (long long)result.n_records,
+                         (long long)result.n_primary, (long long)result.n_candidates,
+                         (long long)result.error);
+}
+
+/* parse_record(record, wanted) -> (name, flag, reference_id, sequence, tags) */
+static const int TAG_SIZES[128] = {
+    ['A'] = 1, ['c'] = 1, ['C'] = 1, ['s'] = 2, ['S'] = 2, ['i'] = 4, ['I'] = 4, ['f'] = 4,
+};
+
+static PyObject *tag_value(char kind, const uint8_t *raw) {
+    switch (kind) {
+    case 'A': return PyUnicode_DecodeASCII((const char *)raw, 1, "replace");
+    case 'c': return PyUnicode_FromFormat("%d", (int)(int8_t)raw[0]);
+    case 'C': return PyUnicode_FromFormat("%d", (int)raw[0]);
+    case 's': return PyUnicode_FromFormat("%d", (int)(int16_t)u16_at(raw));
+    case 'S': return PyUnicode_FromFormat("%d", (int)u16_at(raw));
+    case 'i': return PyUnicode_FromFormat("%d", (int)(int32_t)u32_at(raw));
+    case 'I': return PyUnicode_FromFormat("%lu", (unsigned long)u32_at(raw));
+    case 'f': {
+        uint32_t bits = u32_at(raw);
+        float value;
+        memcpy(&value, &bits, sizeof value);
+        PyObject *number = PyFloat_FromDouble((double)value);
+        if (number == NULL) return NULL;
+        PyObject *text = PyObject_Str(number);
+        Py_DECREF(number);
+        return text;
+    }
+    }
+    return NULL;
+}
+
+static PyObject *malformed(void) {
+    PyErr_SetString(PyExc_ValueError, "malformed BAM record");
+    return NULL;
+}
+
+static PyObject *py_parse_record(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    PyObject *wanted;
+    if (!PyArg_ParseTuple(args, "y*O!", &view, &PyTuple_Type, &wanted)) return NULL;
+    const uint8_t *record = (const uint8_t *)view.buf;
+    int64_t size = view.len;
+    PyObject *name = NULL, *sequence = NULL, *tags = NULL, *result = NULL;
+    if (size < FIXED) {
+        malformed();
+        goto done;
+    }
+    int64_t l_read_name = record[12];
+    int64_t n_cigar = u16_at(record + 16);
+    int64_t flag = u16_at(record + 18);
+    int64_t l_seq = i32_at(record + 20);
+    int64_t reference_id = i32_at(record + 4);
+    int64_t seq_start = FIXED + l_read_name + 4 * n_cigar;
+    int64_t position = seq_start + (l_seq + 1) / 2 + l_seq;
+    if (l_read_name < 1 || l_seq < 0 || position > size) {
+        malformed();
+        goto done;
+    }
+    name = PyUnicode_DecodeASCII((const char *)record + FIXED, l_read_name - 1, "replace");
+    if (name == NULL) goto done;
+    sequence = PyUnicode_New(l_seq, 127);
+    if (sequence == NULL) goto done;
+    char *bases = (char *)PyUnicode_1BYTE_DATA(sequence);
+    const uint8_t *packed = record + seq_start;
+    for (int64_t i = 0; i + 1 < l_seq; i += 2) memcpy(bases + i, BASE_PAIRS[packed[i >> 1]], 2);
+    if (l_seq & 1) bases[l_seq - 1] = BASE_PAIRS[packed[l_seq >> 1]][0];
+    tags = PyDict_New();
+    if (tags == NULL) goto done;
+    Py_ssize_t n_wanted = PyTuple_GET_SIZE(wanted);
+    while (position + 3 <= size) {
+        const uint8_t *tag = record + position;
+        char kind = (char)tag[2];
+        position += 3;
+        PyObject *value = NULL;
+        int64_t value_end;
+        if (kind == 'Z' || kind == 'H') {
+            const void *nul = memchr(record + position, 0, (size_t)(size - position));
+            if (nul == NULL) {
+                malformed();
+                goto done;
+            }
+            value_end = (const uint8_t *)nul - record;
+            value = PyUnicode_DecodeASCII((const char *)record + position, value_end - position,
+                                          "replace");
+            position = value_end + 1;
+        } else if (kind == 'B') {
+            if (position + 5 > size || (unsigned char)record[position] >= 128 ||
+                TAG_SIZES[record[position]] == 0) {
+                malformed();
+                goto done;
+            }
+            int64_t count = (int64_t)u32_at(record + position + 1);
+            position += 5 + count * TAG_SIZES[record[position]];
+            continue;
+        } else {
+            if ((unsigned char)kind >= 128 || TAG_SIZES[(int)kind] == 0 ||
+                position + TAG_SIZES[(int)kind] > size) {
+                malformed();
+                goto done;
+            }
+            value = tag_value(kind, record + position);
+            position += TAG_SIZES[(int)kind];
+        }
+        if (value == NULL) goto done;
+        PyObject *key = PyUnicode_DecodeASCII((const char *)tag, 2, "replace");
+        if (key == NULL) {
+            Py_DECREF(value);
+            goto done;
+        }
+        int keep = 0;
+        for (Py_ssize_t i = 0; i < n_wanted && !keep; i++) {
+            int equal = PyObject_RichCompareBool(key, PyTuple_GET_ITEM(wanted, i), Py_EQ);
+            if (equal < 0) {
+                Py_DECREF(key);
+                Py_DECREF(value);
+                goto done;
+            }
+            keep = equal;
+        }
+        int failed = keep ? PyDict_SetItem(tags, key, value) : 0;
+        Py_DECREF(key);
+        Py_DECREF(value);
+        if (failed < 0) goto done;
+    }
+    result = Py_BuildValue("OLLOO", name, (long long)flag, (long long)reference_id, sequence, tags);
+done:
+    Py_XDECREF(name);
+    Py_XDECREF(sequence);
+    Py_XDECREF(tags);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* --- BamWalker: read, inflate and walk a range of a BAM file ------------------------------- */
+
+#define MAX_BLOCK 65536
+static PyObject *FormatError = NULL;
+
+typedef struct {
+    PyObject_HEAD
+    int fd, opened;
+    void *decompressor;
+    /* compressed bytes: cbuf[cpos:clen) is the file from offset `offset` on */
+    uint8_t *cbuf;
+    int64_t ccap, cpos, clen;
+    int64_t file_position; /* file offset just past cbuf[clen - 1] */
+    int64_t offset;        /* compressed offset of the next block */
+    int64_t last;          /* offset of the last block to read (-1: to the end of the file) */
+    int64_t stop_within;
+    int64_t read_bytes, chunk_bytes;
+    /* inflated bytes: dbuf[dpos:dlen) not walked yet; dbuf[0] is inflated offset `base` */
+    uint8_t *dbuf;
+    int64_t dcap, dpos, dlen, base;
+    int64_t start_within;
+    int64_t stop_at; /* inflated offset of the range's end (-1: not known yet) */
+    int64_t final_size;
+    int started, exhausted, done, need_more;
+    int64_t *candidates;
+    int64_t room;
+    long long n_records, n_primary;
+    Lookup lookup;
+    LookupViews views;
+    char message[256];
+} BamWalker;
+
+static void walker_dealloc(BamWalker *self) {
+    if (self->opened) close(self->fd);
+    if (self->decompressor != NULL) ld_free(self->decompressor);
+    free(self->cbuf);
+    free(self->dbuf);
+    free(self->candidates);
+    release_lookup(&self->views);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int walker_init(BamWalker *self, PyObject *args, PyObject *kwds) {
+    static char *keywords[] = {"path",   "start_block", "start_within", "stop_block",
+                               "stop_within", "table", "bits", "filter", "filter_bits", "k",
+                               "chunk_bytes", "read_bytes", NULL};
+    PyObject *path, *table, *filter;
+    long long start_block, start_within, stop_block, stop_within, chunk_bytes, read_bytes;
+    int bits, filter_bits, k;
+    if (self->cbuf != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "BamWalker initialised twice");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&LLLLOiOiiLL", keywords, PyUnicode_FSConverter,
+                                     &path, &start_block, &start_within, &stop_block, &stop_within,
+                                     &table, &bits, &filter, &filter_bits, &k, &chunk_bytes,
+                                     &read_bytes))
+        return -1;
+    if (ld_decompress == NULL) {
+        Py_DECREF(path);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "libdeflate not found: neither the `deflate` package's library nor "
+                        "libdeflate.so.0 exports it (reinstall with `make setup`)");
+        return -1;
+    }
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &self->lookup, &self->views) < 0) {
+        Py_DECREF(path);
+        return -1;
+    }
+    self->fd = open(PyBytes_AS_STRING(path), O_RDONLY);
+    if (self->fd < 0) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        Py_DECREF(path);
+        return -1;
+    }
+    self->opened = 1;
+    Py_DECREF(path);
+    if (chunk_bytes < 1) chunk_bytes = 1;
+    if (read_bytes < 1) read_bytes = 1;
+    self->chunk_bytes = chunk_bytes;
+    self->read_bytes = read_bytes;
+    self->ccap = read_bytes + 2 * MAX_BLOCK;
+    self->cbuf = malloc((size_t)self->ccap);
+    self->dcap = chunk_bytes + 2 * MAX_BLOCK;
+    self->dbuf = malloc((size_t)self->dcap);
+    self->room = 1024;
+    self->candidates = malloc((size_t)self->room * sizeof(int64_t));
+    self->decompressor = ld_alloc();
+    if (self->cbuf == NULL || self->dbuf == NULL || self->candidates == NULL ||
+        self->decompressor == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->file_position = start_block;
+    self->offset = start_block;
+    self->start_within = start_within;
+    self->last = stop_block;
+    self->stop_within = stop_within;
+    self->stop_at = -1;
+    self->final_size = -1;
+    return 0;
+}
+
+/* Fail with a message (no GIL needed: the exception is raised by step). */
+static int fail(BamWalker *self, const char *format, long long value) {
+    snprintf(self->message, sizeof self->message, format, value);
+    return -1;
+}
+
+static int fail_text(BamWalker *self, const char *text) {
+    snprintf(self->message, sizeof self->message, "%s", text);
+    return -1;
+}
+
+/* Inflate the next BGZF block onto dbuf; 0 on success (or end of range), -1 on error. */
+static int inflate_next(BamWalker *self) {
+    if (self->last >= 0 && self->offset > self->last) {
+        self->exhausted = 1;
+        return 0;
+    }
+    if (self->clen - self->cpos < MAX_BLOCK) {
+        memmove(self->cbuf, self->cbuf + self->cpos, (size_t)(self->clen - self->cpos));
+        self->clen -= self->cpos;
+        self->cpos = 0;
+        /* read_bytes at a time, and at least a whole block when the file has it */
+        int64_t wanted = self->read_bytes;
+        if (wanted < MAX_BLOCK - self->clen) wanted = MAX_BLOCK - self->clen;
+        while (wanted > 0 && self->clen < self->ccap) {
+            int64_t space = self->ccap - self->clen;
+            ssize_t got = pread(self->fd, self->cbuf + self->clen,
+                                (size_t)(wanted < space ? wanted : space), self->file_position);
+            if (got < 0) {
+                if (errno == EINTR) continue;
+                return fail(self, "cannot be read (I/O error %lld)", (long long)errno);
+            }
+            if (got == 0) break;
+            self->clen += got;
+            self->file_position += got;
+            wanted -= got;
+        }
+    }
+    const int64_t offset = self->offset;
+    if (self->cpos == self->clen) {
+        self->exhausted = 1;
+        if (self->last < 0 && self->final_size != 0)
+            return fail_text(self, "truncated file: no BGZF end-of-file block (the copy may be "
+                                   "incomplete)");
+        return 0;
+    }
+    const uint8_t *block = self->cbuf + self->cpos;
+    int64_t available = self->clen - self->cpos;
+    if (available < 18) return fail(self, "truncated file: partial BGZF block at byte %lld", offset);
+    if (block[0] != 0x1f || block[1] != 0x8b || block[2] != 0x08 || block[3] != 0x04)
+        return fail_text(self, "not a BGZF file (BAM): bad block header");
+    int64_t extra_length = u16_at(block + 10), total = -1;
+    if (extra_length == 6 && block[12] == 'B' && block[13] == 'C' && u16_at(block + 14) == 2) {
+        total = u16_at(block + 16) + 1;
+    } else {
+        int64_t at = 0;
+        while (at + 4 <= extra_length && 12 + at + 4 <= available) {
+            int64_t sub_length = u16_at(block + 12 + at + 2);
+            if (block[12 + at] == 'B' && block[12 + at + 1] == 'C' && sub_length == 2 &&
+                12 + at + 6 <= available) {
+                total = u16_at(block + 12 + at + 4) + 1;
+                break;
+            }
+            at += 4 + sub_length;
+        }
+        if (total < 0)
+            return fail_text(self, "not a BGZF file (BAM): block without a BSIZE field");
+    }
+    if (available < total)
+        return fail(self, "truncated file: partial BGZF block at byte %lld", offset);
+    if (total < 12 + extra_length + 8)
+        return fail(self, "corrupt BGZF block at byte %lld (bad block size)", offset);
+    int64_t size = u32_at(block + total - 4);
+    self->final_size = size;
+    if (size > MAX_BLOCK)
+        return fail(self, "corrupt BGZF block at byte %lld (wrong inflated size)", offset);
+    if (self->dlen + size > self->dcap) {
+        int64_t bigger = (self->dlen + size) * 2;
+        uint8_t *moved = realloc(self->dbuf, (size_t)bigger);
+        if (moved == NULL) return fail(self, "out of memory at byte %lld", offset);
+        self->dbuf = moved;
+        self->dcap = bigger;
+    }
+    if (self->last >= 0 && offset == self->last)
+        self->stop_at = self->base + self->dlen + self->stop_within;
+    if (size > 0) {
+        size_t actual = 0;
+        int status = ld_decompress(self->decompressor, block + 12 + extra_length,
+                                   (size_t)(total - 12 - extra_length - 8),
+                                   self->dbuf + self->dlen, (size_t)size, &actual);
+        if (status != 0)
+            return fail(self, "corrupt BGZF block at byte %lld (libdeflate: bad data)", offset);
+        if ((int64_t)actual != size)
+            return fail(self, "corrupt BGZF block at byte %lld (wrong inflated size)", offset);
+    }
+    self->dlen += size;
+    self->cpos += total;
+    self->offset += total;
+    return 0;
+}
+
+/* The GIL-free part of step: inflate about chunk_bytes and walk the whole records in them. */
+static int step_nogil(BamWalker *self, WalkResult *walked) {
+    if (self->dpos > 0) {
+        memmove(self->dbuf, self->dbuf + self->dpos, (size_t)(self->dlen - self->dpos));
+        self->base += self->dpos;
+        self->dlen -= self->dpos;
+        self->dpos = 0;
+    }
+    while (!self->exhausted && (self->dlen < self->chunk_bytes || self->need_more)) {
+        if (inflate_next(self) < 0) return -1;
+        self->need_more = 0;
+        if (!self->started && self->dlen >= self->start_within) {
+            self->started = 1;
+            self->dpos = self->start_within;
+        }
+    }
+    if (!self->started) {
+        self->started = 1;
+        self->dpos = self->start_within < self->dlen ? self->start_within : self->dlen;
+    }
+    int64_t limit = self->dlen;
+    if (self->stop_at >= 0 && self->stop_at - self->base < limit) limit = self->stop_at - self->base;
+    *walked = walk_records(self->dbuf, self->dpos, self->dlen, limit, &self->lookup,
+                           &self->candidates, &self->room, 1);
+    if (walked->error == -2) return fail_text(self, "out of memory");
+    if (walked->error > 0)
+        return fail(self, "malformed BAM record at inflated offset %lld",
+                    (long long)(self->base + walked->error - 1));
+    if (walked->position == self->dpos) self->need_more = 1;
+    self->dpos = walked->position;
+    return 0;
+}
+
+static PyObject *walker_step(BamWalker *self, PyObject *unused) {
+    if (self->done) Py_RETURN_NONE;
+    if (self->decompressor == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "walker not initialised");
+        return NULL;
+    }
+    WalkResult walked;
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = step_nogil(self, &walked);
+    Py_END_ALLOW_THREADS
+    if (status < 0) {
+        self->done = 1;
+        PyErr_SetString(FormatError, self->message);
+        return NULL;
+    }
+    self->n_records += walked.n_records;
+    self->n_primary += walked.n_primary;
+    PyObject *found = PyList_New((Py_ssize_t)walked.n_candidates);
+    if (found == NULL) return NULL;
+    for (int64_t i = 0; i < walked.n_candidates; i++) {
+        const uint8_t *record = self->dbuf + self->candidates[i];
+        PyObject *raw = PyBytes_FromStringAndSize((const char *)record, 4 + i32_at(record));
+        if (raw == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyList_SET_ITEM(found, (Py_ssize_t)i, raw);
+    }
+    int64_t reached = self->base + self->dpos;
+    if (self->stop_at >= 0 && reached >= self->stop_at) {
+        self->done = 1;
+        if (reached != self->stop_at) {
+            Py_DECREF(found);
+            PyErr_SetString(FormatError, "record boundaries disagree between threads; use 1 thread");
+            return NULL;
+        }
+    } else if (self->exhausted) {
+        self->done = 1;
+        if (self->last >= 0 || self->dpos < self->dlen) {
+            Py_DECREF(found);
+            PyErr_SetString(FormatError, "truncated file: the last record is incomplete");
+            return NULL;
+        }
+    }
+    return found;
+}
+
+static PyObject *walker_counts(BamWalker *self, void *unused) {
+    return Py_BuildValue("LL", self->n_records, self->n_primary);
+}
+
+static PyMethodDef walker_methods[] = {
+    {"step", (PyCFunction)walker_step, METH_NOARGS,
+     "Inflate and walk about chunk_bytes more; the candidate records found (raw bytes), or "
+     "None once the range is done. Raises FormatError on a damaged file."},
+    {NULL}};
+
+static PyGetSetDef walker_getset[] = {
+    {"counts", (getter)walker_counts, NULL, "(records, primary records) walked so far", NULL},
+    {NULL}};
+
+static PyTypeObject BamWalkerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "carmscope.car._native.BamWalker",
+    .tp_basicsize = sizeof(BamWalker),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "BamWalker(path, start_block, start_within, stop_block, stop_within, table, bits, "
+              "filter, filter_bits, k, chunk_bytes, read_bytes): scan a range of a BAM file "
+              "(stop_block -1: to the end, which must be the BGZF end-of-file block).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)walker_init,
+    .tp_dealloc = (destructor)walker_dealloc,
+    .tp_methods = walker_methods,
+    .tp_getset = walker_getset,
+};
+
+/* --- placement of one read (carmscope.car.evidence.place_read) ----------------------------- */
+
+typedef struct {
+    int64_t kind; /* construct * 2 + reverse */
+    int64_t diagonal;
+    int64_t position; /* oriented read position */
+} Vote;
+
+static int compare_votes(const void *a, const void *b) {
+    const Vote *x = a, *y = b;
+    if (x->kind != y->kind) return x->kind < y->kind ? -1 : 1;
+    if (x->diagonal != y->diagonal) return x->diagonal < y->diagonal ? -1 : 1;
+    if (x->position != y->position) return x->position < y->position ? -1 : 1;
+    return 0;
+}
+
+typedef struct {
+    int64_t construct, reverse, diagonal, kmers, overlap, mismatches;
+} Counting;
+
+/* place(sequence, table, bits, filter, filter_bits, k, codes, offsets, construct, position,
+ *       reverse, constructs, min_kmers, max_mismatch_fraction)
+ * -> None, -1 (ambiguous) or (construct, reverse, diagonal, length, kmers, overlap, mismatches)
+ * sequence: ASCII bytes; constructs: tuple of the constructs' sequences (bytes). */
+static PyObject *py_place(PyObject *self, PyObject *args) {
+    Py_buffer sequence, codes, offsets, construct, position, reverse;
+    PyObject *table, *filter, *constructs;
+    int bits, filter_bits, k;
+    Py_ssize_t min_kmers;
+    double max_fraction;
+    if (!PyArg_ParseTuple(args, "y*OiOiiy*y*y*y*y*O!nd", &sequence, &table, &bits, &filter,
+                          &filter_bits, &k, &codes, &offsets, &construct, &position, &reverse,
+                          &PyTuple_Type, &constructs, &min_kmers, &max_fraction))
+        return NULL;
+    PyObject *result = NULL;
+    Lookup lookup;
+    LookupViews views = {0};
+    uint8_t *upper = NULL, *complement = NULL;
+    int64_t *starts = NULL;
+    uint64_t *hit_codes = NULL;
+    Vote *votes = NULL;
+    Counting *counting = NULL;
+    Py_buffer *references = NULL;
+    Py_ssize_t n_constructs = PyTuple_GET_SIZE(constructs), n_references = 0;
+    if (get_lookup(table, bits, filter, filter_bits, k, 0, &lookup, &views) < 0) goto done;
+    int64_t n_codes = codes.len / 8;
+    if (offsets.len != (n_codes + 1) * 8 || construct.len != position.len ||
+        reverse.len * 8 != construct.len) {
+        PyErr_SetString(PyExc_ValueError, "strand table arrays do not match");
+        goto done;
+    }
+    references = PyMem_Calloc((size_t)n_constructs + 1, sizeof(Py_buffer));
+    if (references == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; n_references < n_constructs; n_references++)
+        if (PyObject_GetBuffer(PyTuple_GET_ITEM(constructs, n_references),
+                               &references[n_references], PyBUF_SIMPLE) < 0)
+            goto done;
+    const int64_t length = sequence.len;
+    const uint64_t *code_of = codes.buf;
+    const int64_t *offset_of = offsets.buf, *construct_of = construct.buf,
+                  *position_of = position.buf;
+    const uint8_t *reverse_of = reverse.buf;
+    const int64_t n_rows = construct.len / 8;
+    int64_t room = length - k + 1 > 0 ? length - k + 1 : 0;
+    upper = malloc((size_t)length + 1);
+    complement = malloc((size_t)length + 1);
+    starts = malloc(((size_t)room + 1) * sizeof(int64_t));
+    hit_codes = malloc(((size_t)room + 1) * sizeof(uint64_t));
+    if (upper == NULL || complement == NULL || starts == NULL || hit_codes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *text = sequence.buf;
+    for (int64_t i = 0; i < length; i++) {
+        uint8_t c = text[i];
+        upper[i] = (c >= 'a' && c <= 'z') ? (uint8_t)(c - 32) : c;
+    }
+    for (int64_t i = 0; i < length; i++) complement[i] = COMPLEMENT[upper[length - 1 - i]];
+    int64_t n_hits = text_hits(upper, 0, length, &lookup, PY_SSIZE_T_MAX, starts, hit_codes);
+    if (n_hits < min_kmers) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* votes: one per (hit, occurrence of its code) */
+    int64_t n_votes = 0, vote_room = n_hits * 2 + 16;
+    votes = malloc((size_t)vote_room * sizeof(Vote));
+    if (votes == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (int64_t h = 0; h < n_hits; h++) {
+        int64_t low = 0, high = n_codes; /* first code >= hit_codes[h] */
+        while (low < high) {
+            int64_t middle = (low + high) >> 1;
+            if (code_of[middle] < hit_codes[h])
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        if (low == n_codes || code_of[low] != hit_codes[h]) continue;
+        for (int64_t row = offset_of[low]; row < offset_of[low + 1] && row < n_rows; row++) {
+            if (n_votes == vote_room) {
+                vote_room *= 2;
+                Vote *moved = realloc(votes, (size_t)vote_room * sizeof(Vote));
+                if (moved == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                votes = moved;
+            }
+            int64_t is_reverse = reverse_of[row] != 0;
+            int64_t oriented = is_reverse ? length - starts[h] - k : starts[h];
+            votes[n_votes].kind = construct_of[row] * 2 + is_reverse;
+            votes[n_votes].diagonal = position_of[row] - oriented;
+            votes[n_votes].position = oriented;
+            n_votes++;
+        }
+    }
+    qsort(votes, (size_t)n_votes, sizeof(Vote), compare_votes);
+    counting = malloc(((size_t)n_votes + 1) * sizeof(Counting));
+    if (counting == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    int64_t n_counting = 0;
+    for (int64_t first = 0, last; first < n_votes; first = last) {
+        last = first + 1;
+        while (last < n_votes && votes[last].kind == votes[first].kind &&
+               votes[last].diagonal == votes[first].diagonal)
+            last++;
+        int64_t kmers = last - first;
+        if (kmers < min_kmers) continue;
+        int adjacent = 0;
+        for (int64_t i = first + 1; i < last && !adjacent; i++)
+            adjacent = votes[i].position - votes[i - 1].position == 1;
+        if (!adjacent) continue;
+        int64_t index = votes[first].kind / 2, is_reverse = votes[first].kind % 2;
+        int64_t diagonal = votes[first].diagonal;
+        if (index < 0 || index >= n_constructs) {
+            PyErr_SetString(PyExc_ValueError, "construct index out of range");
+            goto done;
+        }
+        const uint8_t *read = is_reverse ? complement : upper;
+        const uint8_t *reference = references[index].buf;
+        int64_t reference_length = references[index].len;
+        int64_t begin = diagonal < 0 ? -diagonal : 0;
+        int64_t end = length < reference_length - diagonal ? length : reference_length - diagonal;
+        int64_t overlap = 0, mismatches = 0;
+        if (end > begin) {
+            overlap = end - begin;
+            for (int64_t i = begin; i < end; i++)
+                mismatches += read[i] != reference[diagonal + i] && read[i] != 'N';
+        }
+        if ((double)mismatches > max_fraction * (double)overlap) continue;
+        counting[n_counting++] = (Counting){index, is_reverse, diagonal, kmers, overlap, mismatches};
+    }
+    if (n_counting == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    int64_t best = 0;
+    for (int64_t i = 1; i < n_counting; i++)
+        if (counting[i].kmers > counting[best].kmers ||
+            (counting[i].kmers == counting[best].kmers &&
+             counting[i].mismatches < counting[best].mismatches))
+            best = i;
+    for (int64_t i = 0; i < n_counting; i++)
+        if (counting[i].kmers == counting[best].kmers &&
+            counting[i].mismatches == counting[best].mismatches &&
+            counting[i].construct != counting[best].construct) {
+            result = PyLong_FromLong(-1);
+            goto done;
+        }
+    Counting *chosen = &counting[best];
+    result = Py_BuildValue("LOLLLLL", (long long)chosen->construct,
+                           chosen->reverse ? Py_True : Py_False, (long long)chosen->diagonal,
+                           (long long)length, (long long)chosen->kmers, (long long)chosen->overlap,
+                           (long long)chosen->mismatches);
+done:
+    for (Py_ssize_t i = 0; i < n_references; i++) PyBuffer_Release(&references[i]);
+    PyMem_Free(references);
+    free(upper);
+    free(complement);
+    free(starts);
+    free(hit_codes);
+    free(votes);
+    free(counting);
+    release_lookup(&views);
+    PyBuffer_Release(&sequence);
+    PyBuffer_Release(&codes);
+    PyBuffer_Release(&offsets);
+    PyBuffer_Release(&construct);
+    PyBuffer_Release(&position);
+    PyBuffer_Release(&reverse);
+    return result;
+}
+
+static PyObject *py_libdeflate(PyObject *self, PyObject *unused) {
+    if (ld_source == NULL) Py_RETURN_NONE;
+    return Py_NewRef(ld_source);
+}
+
+/* --- module -------------------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"fill", py_fill, METH_VARARGS, "fill(table, bits, filter, filter_bits, codes)"},
+    {"contains", py_contains, METH_VARARGS, "contains(table, bits, filter, filter_bits, key)"},
+    {"ascii_hits", py_ascii_hits, METH_VARARGS,
+     "ascii_hits(buffer, start, end, table, bits, filter, filter_bits, k, limit) -> hits"},
+    {"ascii_hit_codes", py_ascii_hit_codes, METH_VARARGS,
+     "ascii_hit_codes(buffer, table, bits, filter, filter_bits, k, starts, codes) -> n"},
+    {"flag_lines", py_flag_lines, METH_VARARGS,
+     "flag_lines(buffer, table, bits, filter, filter_bits, k, flags) -> lines"},
+    {"scan_fastq_chunk", py_scan_fastq_chunk, METH_VARARGS,
+     "scan_fastq_chunk(buffer, final, table, bits, filter, filter_bits, k, candidates)"},
+    {"scan_records", py_scan_records, METH_VARARGS,
+     "scan_records(buffer, stop, table, bits, filter, filter_bits, k, candidates)"},
+    {"parse_record", py_parse_record, METH_VARARGS,
+     "parse_record(record, wanted) -> (name, flag, reference_id, sequence, tags)"},
+    {"place", py_place, METH_VARARGS,
+     "place(sequence, table, bits, filter, filter_bits, k, codes, offsets, construct, "
+     "position, reverse, constructs, min_kmers, max_mismatch_fraction)"},
+    {"libdeflate", py_libdeflate, METH_NOARGS, "Where libdeflate was found (None: nowhere)."},
+    {NULL}};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "_native",
+    .m_doc = "Compiled kernels of the CAR scan.",
+    .m_size = -1,
+    .m_methods = methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    init_tables();
+    resolve_libdeflate();
+    if (PyType_Ready(&BamWalkerType) < 0) return NULL;
+    PyObject *module = PyModule_Create(&module_definition);
+    if (module == NULL) return NULL;
+    FormatError = PyErr_NewException("carmscope.car._native.FormatError", PyExc_ValueError, NULL);
+    if (FormatError == NULL || PyModule_AddObjectRef(module, "FormatError", FormatError) < 0 ||
+        PyModule_AddObjectRef(module, "BamWalker", (PyObject *)&BamWalkerType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}
