@@ -1,16 +1,18 @@
 # Single entry point. `make run`: set up and run the pipeline on the bundled synthetic cohort.
-# `make test`: set up and run the test suite (what CI runs).
+# `make test`: set up and run the test suite (what CI runs; .ci/run then runs `make test-slurm`:
+# the workflow on a real single-node SLURM, where the machine allows it, docs/cluster.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run run-tiny test test-all lint format lock report clean
+.PHONY: setup run run-tiny test test-slurm test-all lint format lock report clean
 
 setup: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+# The C kernels (setup.py) are compiled by the editable install: rebuild when they change.
+$(STAMP): requirements.lock pyproject.toml setup.py src/carmscope/car/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
@@ -23,11 +25,19 @@ run: setup
 run-tiny: setup
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/test/config.yaml
 
+# --dist loadfile: each test file runs on one worker, so a file's workflow run (a module
+# fixture) happens once, not once per worker.
 test: setup
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+# The tests marked `slurm`: start a local SLURM (root on Debian: installs Debian's packages),
+# run the tiny cohort through profiles/slurm, stop the daemons; they skip (exit 0) and say why
+# where the machine cannot host the cluster. Hard limit 30 min (each run has its own).
+test-slurm: setup
+	CARMSCOPE_TEST_SLURM=1 timeout -k 60 1800 $(BIN)/python -m pytest -p no:xdist -m slurm tests/cluster
 
 test-all: setup
-	$(BIN)/python -m pytest -n 2 -m ""
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m ""
 
 lint: setup
 	$(BIN)/ruff check .

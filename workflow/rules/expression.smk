@@ -5,6 +5,12 @@
 # Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay), sample_field(wildcards,
 # column) and car_cells_table(wildcards) (the per-cell CAR table of a scRNA sample: TSV with
 # columns barcode, car_umis). Settings come from the config's `expression` section.
+# On a cluster (docs/cluster.md): bulk scores and CAR-by-cell-type tables run many samples to
+# a SLURM job (groups), the cohort's paired tests on the submit host.
+
+
+localrules:
+    expression_paired,
 
 
 rule expression_scrna:
@@ -26,8 +32,8 @@ rule expression_scrna:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, input, attempt: attempt * max(4000, int(40 * input.size_mb)),
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        mem_mb=scaled(3000, per_mb=40),
+        runtime=scaled(30, per_mb=0.05),
     params:
         qc=config["expression"]["qc"],
         annotation=config["expression"]["annotation"],
@@ -46,12 +52,14 @@ rule expression_bulk:
         metrics="results/expression/bulk_rna/{sample}/metrics.tsv",
     log:
         "logs/expression_bulk/{sample}.log",
+    group:
+        "bulk_scores"
     conda:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(2000, per_mb=10),
+        runtime=scaled(10, per_mb=0.05),
     script:
         "../scripts/expression_bulk.py"
 
@@ -64,12 +72,14 @@ rule expression_car_cells:
         "results/expression/scrna/{sample}/car_by_cell_type.tsv",
     log:
         "logs/expression_car_cells/{sample}.log",
+    group:
+        "car_cell_types"
     conda:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(1000, per_mb=10),
+        runtime=scaled(5, per_mb=0.05),
     params:
         min_umis=config["expression"]["car_min_umis"],
     script:
@@ -95,8 +105,8 @@ rule expression_paired:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=scaled(1000, per_mb=5),
+        runtime=scaled(5, per_mb=0.01),
     params:
         samples=lambda wildcards: (
             SAMPLES.loc[samples_of_assay(wildcards.assay), ["patient_id", "day", "assay"]]

@@ -17,8 +17,8 @@ if SYNTHETIC_FILES:
             "../../envs/synthetic.yaml"
         threads: 2
         resources:
-            mem_mb=lambda wildcards, attempt: 4000 * attempt,
-            runtime=60,
+            mem_mb=scaled(4000),
+            runtime=scaled(60),
         params:
             cohort=config["synthetic"],
             data_dir=lambda wildcards, output: os.path.dirname(os.path.dirname(output.truth)),

@@ -1,0 +1,395 @@
+"""Scaling of the workflow with cohort size: DAG build (dry run) and local run, per patient.
+
+For synthetic cohorts of 14, 100 and 500 patients (tables from ``carmscope-synthetic tables``)
+it times, each in a fresh Snakemake process:
+
+* ``parse``: ``snakemake --list-rules`` (import, config and table validation; no DAG);
+* ``dry run``: ``snakemake --dry-run`` (parse + DAG build + planning), in two layouts:
+
+  - *synthetic*: the tables point into the synthetic cohort folder, so the DAG has the
+    ``synthetic_cohort`` job that writes every input file (the bundled cohort, the scaling
+    runs);
+  - *existing data*: the tables point at input files that already exist (empty placeholders
+    here), as with a real trial: no synthetic job;
+
+  and, for the synthetic layout, also with ``--notemp`` (see docs/cluster.md: Snakemake's
+  temp-file bookkeeping costs time per job times the outputs of the job's dependencies);
+* ``SLURM jobs``: what ``--profile profiles/slurm --dry-run`` (existing data) would submit:
+  group jobs plus ungrouped jobs of rules that are not local rules (no cluster needed);
+* ``local run``: ``snakemake --cores N`` end to end (synthetic layout, data written by the
+  workflow), for the sizes given with ``--run`` (default 14; 100 patients take about 45 min on
+  2 cores, 500 about 4 h), with seconds per job by rule from Snakemake's log.
+
+Per-sample sizes are the tiny preset's (300 cells per biopsy, cfDNA depth 200, 20,000 bulk
+reads, ...) on the default preset's design, so a run measures the workflow's per-job cost, not
+the analyses on large files; the reference genome grows with the cohort (the cfDNA panel needs
+about 1 kb of genome per variant site). Every timing is wall clock and CPU (user + system of the
+Snakemake process and its children), the median of ``--repeats`` for dry runs.
+
+Prints a Markdown table; with ``--docs`` writes it into docs/cluster.md between the
+``<!-- scaling:begin -->`` and ``<!-- scaling:end -->`` markers (appended if absent).
+
+Usage::
+
+    .venv/bin/python benchmarks/scaling.py [--sizes 14 100 500] [--run 14] [--cores 2]
+        [--repeats 3] [--folder DIR] [--docs]
+
+Work folders (default: $TMPDIR/carmscope-scaling) keep every log and scaling.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DOCS = REPO / "docs/cluster.md"
+BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
+
+# Per-sample sizes of the tiny preset, on the default preset's design.
+SMALL_SAMPLES = {
+    "cells_per_biopsy": 300,
+    "median_umis_per_cell": 2500,
+    "n_background_genes": 2000,
+    "host_reads_per_cell": 10,
+    "bulk_reads": 20_000,
+    "cfdna_depth": 200,
+}
+VARIANTS_PER_PATIENT = 8  # default preset
+CONTIG_LENGTH = 60_000  # default preset
+BP_PER_SITE = 1_000  # sites are >= 500 bp apart and drawn at random: leave room
+
+
+def reference_contigs(n_patients: int) -> int:
+    """Contigs of the synthetic reference that leave room for the cohort's variant panel."""
+    usable = CONTIG_LENGTH - 2_000
+    return max(3, math.ceil(n_patients * VARIANTS_PER_PATIENT * BP_PER_SITE / usable))
+
+
+def synthetic_overrides(n_patients: int) -> dict[str, int]:
+    return {
+        "n_patients": n_patients,
+        "reference_contigs": reference_contigs(n_patients),
+        **SMALL_SAMPLES,
+    }
+
+
+def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
+    """Tables and config for one cohort in ``workdir``.
+
+    layout "synthetic": data under cohort/, written by the synthetic_cohort rule;
+    layout "existing": data under data/, as empty placeholder files that already exist.
+    """
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir = "cohort" if layout == "synthetic" else "data"
+    overrides = synthetic_overrides(n_patients)
+    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+    subprocess.run(
+        [
+            str(BIN / "carmscope-synthetic"),
+            *("tables", "--preset", "default", *sets, "--data-dir", data_dir, "--out", "tables"),
+        ],
+        cwd=workdir,
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    generated = config["synthetic"]["outdir"].rstrip("/") + "/"
+
+    def localise(value):
+        if isinstance(value, dict):
+            return {key: localise(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [localise(item) for item in value]
+        if isinstance(value, str) and value.startswith(generated):
+            return f"{data_dir}/{value[len(generated) :]}"
+        if isinstance(value, str) and "/" in value and (REPO / value).exists():
+            return str(REPO / value)
+        return value
+
+    config = localise(config)
+    config.update(
+        patients="tables/patients.tsv",
+        samples="tables/samples.tsv",
+        synthetic={"outdir": "cohort", "preset": "default", **overrides},
+    )
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    if layout == "existing":
+        placeholders = [config.get("ctdna", {}).get("reference")]
+        for table, columns in (
+            ("samples", ("counts", "reads")),
+            ("patients", ("tumor_variants",)),
+        ):
+            frame = pd.read_csv(workdir / f"tables/{table}.tsv", sep="\t", dtype=str)
+            for column in columns:
+                placeholders += [f"tables/{p}" for p in frame[column].dropna() if p]
+        for path in filter(None, placeholders):
+            target = workdir / path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.touch()
+            if target.suffix == ".bam":
+                Path(f"{target}.bai").touch()
+    return workdir
+
+
+def timed(command: list[str], log: Path, timeout: float) -> dict[str, float | int]:
+    """Run a command with output to ``log``: wall and CPU seconds, exit status."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with open(log, "w") as handle:
+        try:
+            status = subprocess.run(
+                command, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout
+            ).returncode
+        except subprocess.TimeoutExpired:
+            status = -1
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"wall": wall, "cpu": cpu, "status": status}
+
+
+def snakemake(workdir: Path, *args: str) -> list[str]:
+    return [
+        str(BIN / "snakemake"),
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--configfile",
+        str(workdir / "config.yaml"),
+        *args,
+    ]
+
+
+def job_count(log: Path) -> int | None:
+    match = re.search(r"^total\s+(\d+)", log.read_text(), flags=re.MULTILINE)
+    return int(match.group(1)) if match else None
+
+
+def local_rule_names() -> set[str]:
+    """Rules named in the workflow's ``localrules:`` statements or with ``localrule: True``."""
+    names: set[str] = set()
+    for path in sorted((REPO / "workflow/rules").glob("*.smk")):
+        lines = path.read_text().splitlines()
+        rule = None
+        for number, line in enumerate(lines):
+            if match := re.match(r"\s*rule (\w+)", line):
+                rule = match.group(1)
+            elif rule and re.match(r"\s+localrule:\s*True", line):
+                names.add(rule)
+            if line.startswith("localrules:"):
+                names |= set(re.findall(r"\w+", line.removeprefix("localrules:")))
+                for following in lines[number + 1 :]:
+                    if not following.startswith((" ", "\t")) or not following.strip():
+                        break
+                    names |= set(re.findall(r"\w+", following))
+    return names
+
+
+def slurm_submissions(log: Path) -> int:
+    """SLURM jobs a ``--profile profiles/slurm --dry-run`` plans: group jobs plus ungrouped
+    jobs of rules that are not local rules (group members are indented in its output)."""
+    text = log.read_text()
+    local = local_rule_names() | {"all"}
+    groups = len(re.findall(r"Group job \w+ \(", text))
+    single = [name for name in re.findall(r"^rule (\w+):", text, re.MULTILINE) if name not in local]
+    return groups + len(single)
+
+
+def median_timing(command, log, repeats, timeout):
+    runs = [timed(command, log, timeout) for _ in range(repeats)]
+    failed = [run for run in runs if run["status"] != 0]
+    if failed:
+        tail = log.read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(command)} failed (see {log}):\n{tail}")
+    return {
+        "wall": statistics.median(run["wall"] for run in runs),
+        "cpu": statistics.median(run["cpu"] for run in runs),
+    }
+
+
+def rule_seconds(log: Path) -> dict[str, tuple[int, float]]:
+    """(jobs, wall seconds per job) by rule, from a local run's log (1 s resolution)."""
+    starts, per_rule = {}, {}
+    stamp = rule = None
+    for line in log.read_text().splitlines():
+        if match := re.fullmatch(r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]", line.strip()):
+            stamp = datetime.strptime(match.group(1), "%a %b %d %H:%M:%S %Y")
+        elif match := re.match(r"(?:local)?rule (\w+):", line):
+            rule = match.group(1)
+        elif (match := re.match(r"\s+jobid: (\d+)", line)) and rule:
+            starts[match.group(1)] = (stamp, rule)
+        elif (match := re.match(r"Finished jobid: (\d+)", line)) and match.group(1) in starts:
+            start, name = starts.pop(match.group(1))
+            per_rule.setdefault(name, []).append((stamp - start).total_seconds())
+    return {name: (len(v), sum(v) / len(v)) for name, v in per_rule.items()}
+
+
+def measure(args) -> dict:
+    folder = args.folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    python = platform.python_version()
+    results = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {python}",
+        "date": datetime.now().strftime("%Y-%m-%d"),
+        "cores": args.cores,
+        "repeats": args.repeats,
+        "sizes": {},
+    }
+    for n in args.sizes:
+        row: dict = {"patients": n, "reference_contigs": reference_contigs(n)}
+        synthetic = write_workdir(folder / f"n{n}", n, "synthetic")
+        existing = write_workdir(folder / f"n{n}_existing", n, "existing")
+        samples = pd.read_csv(synthetic / "tables/samples.tsv", sep="\t")
+        row["samples"] = len(samples)
+        log = folder / f"n{n}.dryrun.log"
+        print(f"[scaling] {n} patients: parse and dry runs", file=sys.stderr, flush=True)
+        row["parse"] = median_timing(
+            snakemake(synthetic, "--list-rules"), folder / f"n{n}.parse.log", args.repeats, 600
+        )
+        row["dry_synthetic"] = median_timing(
+            snakemake(synthetic, "--dry-run"), log, args.repeats, args.timeout
+        )
+        row["jobs"] = job_count(log)
+        row["dry_synthetic_notemp"] = median_timing(
+            snakemake(synthetic, "--dry-run", "--notemp"),
+            folder / f"n{n}.dryrun_notemp.log",
+            args.repeats,
+            args.timeout,
+        )
+        existing_log = folder / f"n{n}.dryrun_existing.log"
+        row["dry_existing"] = median_timing(
+            snakemake(existing, "--dry-run"), existing_log, args.repeats, args.timeout
+        )
+        row["jobs_existing"] = job_count(existing_log)
+        slurm_log = folder / f"n{n}.dryrun_slurm.log"
+        row["dry_slurm"] = median_timing(
+            snakemake(existing, "--profile", str(REPO / "profiles/slurm"), "--dry-run"),
+            slurm_log,
+            1,
+            args.timeout,
+        )
+        row["slurm_jobs"] = slurm_submissions(slurm_log)
+        if n in args.run:
+            print(f"[scaling] {n} patients: local run", file=sys.stderr, flush=True)
+            run_log = folder / f"n{n}.run.log"
+            run = timed(
+                snakemake(synthetic, "--cores", str(args.cores), "--forceall"),
+                run_log,
+                args.run_timeout,
+            )
+            if run["status"] != 0:
+                tail = run_log.read_text()[-3000:]
+                raise RuntimeError(f"local run of {n} patients failed or timed out:\n{tail}")
+            row["run"] = {"wall": run["wall"], "cpu": run["cpu"]}
+            row["run_rules"] = rule_seconds(run_log)
+        results["sizes"][n] = row
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    (folder / "scaling.json").write_text(json.dumps(results, indent=1))
+    return results
+
+
+def per_patient(value: float, n: int) -> str:
+    return f"{value:.1f} ({value / n:.3f})"
+
+
+def markdown(results: dict) -> str:
+    sizes = results["sizes"]
+    lines = [
+        f"Measured {results['date']} on {results['machine']} (`benchmarks/scaling.py`; dry "
+        f"runs: median of {results['repeats']}; local runs with `--cores "
+        f"{results['cores']}`). Cells: seconds (seconds per patient). CPU is user + system "
+        "of Snakemake and its jobs, which other load on the machine hardly changes; wall "
+        "clock is given where it matters.",
+        "",
+        "| patients | samples | jobs (synthetic / existing data) | SLURM jobs "
+        "| parse CPU | dry run CPU, synthetic | dry run CPU, synthetic, `--notemp` "
+        "| dry run CPU, existing data | dry run wall, existing data "
+        "| local run CPU | local run wall |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n, row in sorted(sizes.items(), key=lambda item: int(item[0])):
+        n = int(n)
+        run = row.get("run")
+        lines.append(
+            f"| {n} | {row['samples']} | {row['jobs']} / {row['jobs_existing']} "
+            f"| {row.get('slurm_jobs', '')} "
+            f"| {per_patient(row['parse']['cpu'], n)} "
+            f"| {per_patient(row['dry_synthetic']['cpu'], n)} "
+            f"| {per_patient(row['dry_synthetic_notemp']['cpu'], n)} "
+            f"| {per_patient(row['dry_existing']['cpu'], n)} "
+            f"| {per_patient(row['dry_existing']['wall'], n)} "
+            f"| {per_patient(run['cpu'], n) if run else 'not run'} "
+            f"| {per_patient(run['wall'], n) if run else 'not run'} |"
+        )
+    runs = {int(n): row["run_rules"] for n, row in sizes.items() if row.get("run_rules")}
+    if runs:
+        ns = sorted(runs)
+        rules = sorted({rule for table in runs.values() for rule in table})
+        lines += [
+            "",
+            "Local runs, wall-clock seconds per job by rule (jobs in brackets):",
+            "",
+            "| rule | " + " | ".join(f"{n} patients" for n in ns) + " |",
+            "|---|" + "---:|" * len(ns),
+        ]
+        for rule in rules:
+            cells = []
+            for n in ns:
+                jobs, seconds = runs[n].get(rule, (0, 0.0))
+                cells.append(f"{seconds:.1f} ({jobs})" if jobs else "")
+            lines.append(f"| {rule} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(table: str) -> None:
+    text = DOCS.read_text() if DOCS.exists() else ""
+    block = f"{BEGIN}\n{table}{END}"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOCS.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[14, 100, 500])
+    parser.add_argument("--run", type=int, nargs="*", default=[14], help="sizes to run locally")
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=1800, help="per dry run, seconds")
+    parser.add_argument("--run-timeout", type=float, default=3600, help="per local run")
+    parser.add_argument(
+        "--folder", type=Path, default=Path(tempfile.gettempdir()) / "carmscope-scaling"
+    )
+    parser.add_argument("--docs", action="store_true", help="write the table to docs/cluster.md")
+    parser.add_argument("--from-json", type=Path, help="only format an earlier scaling.json")
+    args = parser.parse_args(argv)
+    results = json.loads(args.from_json.read_text()) if args.from_json else measure(args)
+    table = markdown(results)
+    print(table)
+    if args.docs:
+        write_docs(table)
+
+
+if __name__ == "__main__":
+    main()

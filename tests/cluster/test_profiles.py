@@ -1,0 +1,176 @@
+"""Cluster policy that needs no cluster (docs/cluster.md): every rule declares threads and
+resources that grow with attempt, the SLURM profile's groups and the rules' `group:` agree,
+cohort-level rules are local rules, the workstation profile (which Snakemake applies to every
+run as the workflow profile) does not override the SLURM profile, and the SLURM profile plans
+the tiny cohort with the installed executor plugin.
+"""
+
+import re
+import subprocess
+
+import test_slurm
+import yaml
+from test_slurm import REPO, SLURM_PROFILE, snakemake_command, write_workdir
+
+RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
+RULE = re.compile(r"^(?P<indent>[ \t]*)(?:local)?rule (?P<name>\w+)(?: as \w+)?:", re.MULTILINE)
+USE_RULE = re.compile(r"^[ \t]*use rule (?P<base>\w+) as (?P<name>\w+)", re.MULTILINE)
+ACTIONS = ("shell:", "script:", "run:", "wrapper:", "notebook:", "cwl:")
+# Rules that aggregate the cohort's small per-sample tables into one: on the submit host
+# (at least these; later stages add their own, e.g. with `localrule: True`).
+EXPECTED_LOCAL = {
+    "gather_input_inspection",
+    "expression_paired",
+    "car_calls",
+    "ctdna_panel",
+    "ctdna_plots",
+}
+# Light per-sample rules: grouped, so a cohort does not flood the queue.
+EXPECTED_GROUPS = {
+    "inspect_inputs": "inspect",
+    "expression_bulk": "bulk_scores",
+    "expression_car_cells": "car_cell_types",
+    "ctdna_count_alleles": "ctdna_counts",
+    "ctdna_count_normals": "ctdna_counts",
+}
+
+
+def rule_blocks():
+    """{rule name: source text of its block} over the Snakefile and workflow/rules/*.smk
+    (`use rule A as B` blocks are A's block with B's changes on top)."""
+    blocks = {}
+    for path in RULE_FILES:
+        text = path.read_text()
+        for match in RULE.finditer(text):
+            indent = len(match.group("indent"))
+            body = []
+            for line in text[match.end() :].splitlines()[1:]:
+                code = line.strip() and not line.lstrip().startswith("#")
+                if code and len(line) - len(line.lstrip()) <= indent:
+                    break
+                body.append(line)
+            blocks[match.group("name")] = "\n".join(body)
+    for path in RULE_FILES:
+        for match in USE_RULE.finditer(path.read_text()):
+            blocks.setdefault(match.group("name"), blocks.get(match.group("base"), ""))
+    return blocks
+
+
+def local_rules():
+    """Names listed in `localrules:` statements (one name a line, or comma-separated), and
+    rules with the directive `localrule: True`."""
+    names = {
+        name
+        for name, block in rule_blocks().items()
+        if re.search(r"^\s*localrule:\s*True", block, re.M)
+    }
+    for path in RULE_FILES:
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if not line.startswith("localrules:"):
+                continue
+            names |= set(re.findall(r"\w+", line.removeprefix("localrules:")))
+            for following in lines[number + 1 :]:
+                if not following.startswith((" ", "\t")) or not following.strip():
+                    break
+                names |= set(re.findall(r"\w+", following))
+    return names
+
+
+def resource_expression(block, name):
+    """Text of `name=...` in a block's resources (up to the next resource or directive)."""
+    match = re.search(rf"^\s*{name}\s*=(.*?)(?=^\s*\w+\s*=|^\s*\w+:|\Z)", block, re.M | re.S)
+    return match.group(1).strip().rstrip(",") if match else None
+
+
+def test_every_rule_declares_threads_and_resources_that_grow_with_attempt():
+    """Every rule with an action declares threads, mem_mb and runtime, as functions of attempt
+    (a lambda naming `attempt`, or carmscope.resources.scaled, which multiplies by it)."""
+    problems = []
+    for name, block in rule_blocks().items():
+        if not any(action in block for action in ACTIONS):
+            continue  # e.g. `all`: nothing runs
+        if not re.search(r"^\s*threads:", block, re.M):
+            problems.append(f"{name}: no threads")
+        for resource in ("mem_mb", "runtime"):
+            expression = resource_expression(block, resource)
+            if expression is None:
+                problems.append(f"{name}: no {resource}")
+            elif "attempt" not in expression and not expression.startswith("scaled("):
+                problems.append(f"{name}: {resource} does not grow with attempt: {expression}")
+    assert not problems, "\n".join(problems)
+
+
+def test_cohort_level_rules_are_local_rules():
+    local = local_rules()
+    assert local >= EXPECTED_LOCAL, f"not local rules: {sorted(EXPECTED_LOCAL - local)}"
+    assert local <= set(rule_blocks()), f"unknown rules: {local - set(rule_blocks())}"
+    # the heavy single jobs and every per-sample rule run in SLURM
+    for name in ("synthetic_cohort", "car_index", "ctdna_calls", *EXPECTED_GROUPS):
+        assert name not in local, f"{name} should be a SLURM job"
+
+
+def test_light_per_sample_rules_are_grouped_as_the_profile_says():
+    blocks = rule_blocks()
+    declared = {
+        name: match.group(1)
+        for name, block in blocks.items()
+        if (match := re.search(r"^\s*group:\s*\n?\s*[\"'](\w+)[\"']", block, re.M))
+    }
+    assert declared.items() >= EXPECTED_GROUPS.items(), declared
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    assert set(profile["group-components"]) == set(declared.values())
+    assert not set(declared) & local_rules(), "a local rule cannot be part of a group job"
+
+
+def test_workflow_profile_does_not_override_the_slurm_profile(monkeypatch):
+    """Snakemake applies profiles/default to every run as the workflow profile, and its keys
+    win over --profile: it must not carry keys that differ on a cluster."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(REPO)
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    _, args = parse_args(["--snakefile", str(REPO / "Snakefile"), "--profile", str(SLURM_PROFILE)])
+    effective = {
+        "executor": args.executor,
+        "jobs": args.jobs,
+        "cores": args.cores,
+        "local-cores": args.local_cores,
+        "latency-wait": args.latency_wait,
+        "retries": args.retries,
+        "keep-going": args.keep_going,
+    }
+    wrong = {
+        key: (value, profile[key])
+        for key, value in effective.items()
+        if key in profile and value != profile[key]
+    }
+    assert not wrong, f"effective value vs profiles/slurm (overridden by profiles/default): {wrong}"
+
+
+def test_slurm_profile_dry_run(tmp_path, tool):
+    """The profile parses with the installed plugin and plans the tiny cohort (no SLURM
+    needed): the light per-sample rules are planned as group jobs."""
+    workdir = write_workdir(tmp_path, tool)
+    result = subprocess.run(
+        snakemake_command(tool, workdir, "--profile", str(SLURM_PROFILE), "--dry-run"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "synthetic_cohort" in output
+    groups = set(re.findall(r"Group job (\w+) \(", output))
+    assert groups == set(EXPECTED_GROUPS.values()), output[-3000:]
+
+
+def test_slurm_tests_skip_with_a_reason_where_the_machine_cannot_host_the_cluster(monkeypatch):
+    monkeypatch.delenv(test_slurm.ENABLE, raising=False)
+    assert "make test-slurm" in test_slurm.why_no_slurm()
+    monkeypatch.setenv(test_slurm.ENABLE, "1")
+    monkeypatch.setattr(test_slurm.os, "geteuid", lambda: 1000)
+    assert "needs root" in test_slurm.why_no_slurm()
+    monkeypatch.setattr(test_slurm.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(test_slurm.shutil, "which", lambda name: None)
+    assert "needs Debian" in test_slurm.why_no_slurm()
