@@ -22,6 +22,7 @@ from carmscope.synthetic.cfdna import (
     design_variants,
     fragment_length_pmf,
     make_reference,
+    write_normal_plasma_bam,
     write_plasma_bam,
     write_reference,
     write_variants_vcf,
@@ -435,6 +436,37 @@ def test_a_sample_of_another_patient_is_rejected(cohort, tmp_path):
         write_plasma_bam(
             tmp_path / "x.bam", other, cohort.patient, cohort.panel, cohort.contigs, PARAMS
         )
+
+
+def test_a_plasma_normal_covers_every_site_without_tumour_alleles(cohort, tmp_path):
+    path = tmp_path / "PON-001.bam"
+    fragments = write_normal_plasma_bam(path, "PON-001", cohort.panel, cohort.contigs, PARAMS)
+    sites = cohort.panel[["chrom", "pos"]].drop_duplicates()
+    assert abs(fragments / len(sites) - PARAMS.cfdna_depth) < 3 * np.sqrt(PARAMS.cfdna_depth)
+    alt, non_ref, seen = 0, 0, 0
+    for row in cohort.panel.itertuples():  # every patient's sites, the SNV or indel anchor base
+        by_base = _fragments_by_base(path, row.chrom, row.pos)
+        seen += len(set().union(*by_base.values()))
+        non_ref += sum(len(names) for base, names in by_base.items() if base != row.ref[0])
+        alt += len(by_base[row.alt]) if row.kind == "snv" else 0
+    assert seen > 0.8 * PARAMS.cfdna_depth * len(cohort.panel)
+    assert alt <= 3
+    assert non_ref / seen < 3 * PARAMS.cfdna_error_rate
+    reads = _reads(path)
+    assert all(read.cigarstring == "100M" for read in reads)  # no tumour indels either
+    assert any(read.is_duplicate for read in reads)
+    assert {read.get_tag("RG") for read in reads} == {"PON-001"}
+    with pysam.AlignmentFile(str(path)) as bam:
+        assert bam.header.to_dict()["HD"]["SO"] == "coordinate" and bam.check_index()
+
+
+def test_a_plasma_normal_is_deterministic_and_its_own_stream(cohort, tmp_path):
+    first, again, other = (tmp_path / f"{n}.bam" for n in ("first", "again", "other"))
+    write_normal_plasma_bam(first, "PON-001", cohort.panel, cohort.contigs, PARAMS)
+    write_normal_plasma_bam(again, "PON-001", cohort.panel, cohort.contigs, PARAMS)
+    write_normal_plasma_bam(other, "PON-002", cohort.panel, cohort.contigs, PARAMS)
+    assert first.read_bytes() == again.read_bytes()
+    assert {r.to_string() for r in _reads(first)}.isdisjoint(r.to_string() for r in _reads(other))
 
 
 def test_fragment_lengths_peak_at_the_mononucleosome():

@@ -9,7 +9,7 @@ import pytest
 import scanpy as sc
 
 from carmscope.sheets import load_sheets
-from carmscope.synthetic.design import PRESETS, design_cohort
+from carmscope.synthetic.design import PRESETS, design_cohort, plasma_normals
 from carmscope.synthetic.tables import data_files
 from tests.conftest import generate_tiny_cohort
 
@@ -23,8 +23,10 @@ def digest(folder):
 
 
 def test_writes_exactly_the_designed_files(tiny_cohort):
-    expected = set(data_files(design_cohort(PRESETS["tiny"]))) | {"patients.tsv", "samples.tsv"}
-    assert set(digest(tiny_cohort)) == expected
+    tiny = PRESETS["tiny"]
+    expected = set(data_files(design_cohort(tiny), plasma_normals(tiny)))
+    assert set(digest(tiny_cohort)) == expected | {"patients.tsv", "samples.tsv"}
+    assert "cfdna_normals/PON-003.bam" in expected
 
 
 def test_tables_pass_validation(tiny_cohort, monkeypatch):

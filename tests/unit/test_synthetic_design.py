@@ -13,6 +13,7 @@ from carmscope.synthetic.design import (
     design_cohort,
     design_patient,
     params_from_config,
+    plasma_normals,
     rng_for,
 )
 
@@ -144,3 +145,16 @@ def test_params_from_config_applies_preset_and_overrides():
     assert params.cd8_fraction_baseline == (0.05, 0.06)
     with pytest.raises(ValueError, match="one template per patient"):
         params_from_config({"preset": "tiny", "n_patients": 5})
+
+
+def test_plasma_normals_by_preset_and_override():
+    assert plasma_normals(PRESETS["default"]) == []
+    assert plasma_normals(PRESETS["tiny"]) == [
+        "cfdna_normals/PON-001.bam",
+        "cfdna_normals/PON-002.bam",
+        "cfdna_normals/PON-003.bam",
+    ]
+    params = params_from_config({"preset": "default", "n_plasma_normals": 12})
+    assert plasma_normals(params)[-1] == "cfdna_normals/PON-012.bam"
+    with pytest.raises(ValueError, match="n_plasma_normals"):
+        params_from_config({"preset": "tiny", "n_plasma_normals": -1})

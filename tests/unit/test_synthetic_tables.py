@@ -8,7 +8,7 @@ import pytest
 
 from carmscope.sheets import load_sheets
 from carmscope.synthetic.__main__ import main as cli
-from carmscope.synthetic.design import PRESETS, design_cohort
+from carmscope.synthetic.design import PRESETS, design_cohort, plasma_normals
 from carmscope.synthetic.tables import (
     data_files,
     design_mismatches,
@@ -44,6 +44,31 @@ def test_generated_files_are_the_designed_files_with_indexes(tiny_tables):
     assert os.path.normpath("cohort/cfdna/CARM-001_C1D0_cf.bam.bai") in generated
     assert os.path.normpath("cohort/variants/CARM-001.vcf.gz.tbi") in generated
     assert len(generated) == len(set(generated))
+
+
+def test_plasma_normals_named_by_the_config_are_generated(tiny_tables):
+    patients, sheets = tiny_tables
+    normals = [os.path.join("cohort", path) for path in plasma_normals(PRESETS["tiny"])]
+    generated = generated_files(sheets, "cohort", [*normals[:2], "elsewhere/PON-009.bam"])
+    assert set(generated) - set(generated_files(sheets, "cohort")) == {
+        os.path.normpath(f"{path}{suffix}") for path in normals[:2] for suffix in ("", ".bai")
+    }
+    everything = data_files(patients, plasma_normals(PRESETS["tiny"]))
+    assert set(generated) < {os.path.normpath(os.path.join("cohort", f)) for f in everything}
+    assert "cfdna_normals/PON-003.bam.bai" in everything
+    assert generated_files(sheets, "elsewhere", normals) == []
+
+
+def test_design_mismatches_name_a_normal_the_generator_does_not_make(tiny_tables):
+    patients, sheets = tiny_tables
+    designed = plasma_normals(PRESETS["tiny"])
+    named = ["cohort/cfdna_normals/PON-001.bam", "cohort/cfdna_normals/PON-009.bam"]
+    problems = design_mismatches(sheets, "cohort", patients, named, designed)
+    assert problems == [
+        "panel-of-normals BAM cohort/cfdna_normals/PON-009.bam is not in the synthetic "
+        "cohort's design (it has 3 plasma normal(s): n_plasma_normals)"
+    ]
+    assert design_mismatches(sheets, "cohort", patients, ["real/normal.bam"], designed) == []
 
 
 def test_no_generated_files_for_tables_outside_the_folder(tiny_tables):

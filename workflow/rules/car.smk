@@ -11,6 +11,11 @@ from carmscope.car import rules as car_rules
 CAR = car_rules.settings(config)
 
 
+# The cohort's calls run on the submit host on a cluster (docs/cluster.md).
+localrules:
+    car_calls,
+
+
 rule car_index:
     input:
         unpack(lambda wildcards: car_rules.index_inputs(CAR)),
@@ -22,8 +27,8 @@ rule car_index:
         "../../envs/car.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        mem_mb=scaled(2000, per_mb=10),
+        runtime=scaled(30, per_mb=0.1),
     params:
         k=CAR["kmer_size"],
     script:
@@ -41,14 +46,20 @@ rule car_scan_scrna:
         cells="results/car/scrna/{sample}/cells.tsv.gz",
         coverage="results/car/scrna/{sample}/coverage.tsv.gz",
         regions="results/car/scrna/{sample}/regions.tsv",
-        plot="results/car/scrna/{sample}/coverage.png",
+        plot=report(
+            "results/car/scrna/{sample}/coverage.png",
+            caption="../report/car_coverage.rst",
+            category="4. CAR evidence",
+            subcategory="scrna",
+            labels={"sample": "{sample}"},
+        ),
     log:
         "logs/car_scan_scrna/{sample}.log",
     conda:
         "../../envs/car.yaml"
     threads: CAR["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 3000 * attempt,
+        mem_mb=scaled(3000, per_mb=0.05),
         runtime=lambda wildcards, input, attempt: car_rules.scan_runtime(input.size_mb, attempt),
     params:
         assay="scrna",
@@ -69,7 +80,13 @@ use rule car_scan_scrna as car_scan_bulk with:
         evidence="results/car/bulk_rna/{sample}/evidence.tsv",
         coverage="results/car/bulk_rna/{sample}/coverage.tsv.gz",
         regions="results/car/bulk_rna/{sample}/regions.tsv",
-        plot="results/car/bulk_rna/{sample}/coverage.png",
+        plot=report(
+            "results/car/bulk_rna/{sample}/coverage.png",
+            caption="../report/car_coverage.rst",
+            category="4. CAR evidence",
+            subcategory="bulk_rna",
+            labels={"sample": "{sample}"},
+        ),
     log:
         "logs/car_scan_bulk/{sample}.log",
     params:
@@ -87,8 +104,8 @@ rule car_calls:
         "../../envs/car.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        mem_mb=scaled(1000, per_mb=5),
+        runtime=scaled(5, per_mb=0.01),
     params:
         samples=car_rules.sample_table(SAMPLES),
         baselines=car_rules.baselines(SHEETS),

@@ -13,8 +13,13 @@ SRC_DIR = str(Path(workflow.basedir) / "src")
 if SRC_DIR not in sys.path:
     sys.path.insert(0, SRC_DIR)
 
+from carmscope.resources import scaled  # noqa: E402
 from carmscope.sheets import SheetError, load_sheets  # noqa: E402
-from carmscope.synthetic.design import design_cohort, params_from_config  # noqa: E402
+from carmscope.synthetic.design import (  # noqa: E402
+    design_cohort,
+    params_from_config,
+    plasma_normals,
+)
 from carmscope.synthetic.tables import design_mismatches, generated_files  # noqa: E402
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
@@ -30,10 +35,16 @@ PATIENTS = SHEETS.patients
 SAMPLES = SHEETS.samples
 
 # Files of the synthetic cohort that the tables use: the synthetic_cohort rule writes them.
-SYNTHETIC_FILES = generated_files(SHEETS, SYNTHETIC_DIR)
+# (and the panel-of-normals BAMs of config ctdna.panel_of_normals under its folder)
+SYNTHETIC_FILES = generated_files(SHEETS, SYNTHETIC_DIR, config["ctdna"]["panel_of_normals"])
 if SYNTHETIC_FILES:
+    _synthetic_params = params_from_config(config["synthetic"])
     _mismatches = design_mismatches(
-        SHEETS, SYNTHETIC_DIR, design_cohort(params_from_config(config["synthetic"]))
+        SHEETS,
+        SYNTHETIC_DIR,
+        design_cohort(_synthetic_params),
+        config["ctdna"]["panel_of_normals"],
+        plasma_normals(_synthetic_params),
     )
     if _mismatches:
         raise WorkflowError(
@@ -91,4 +102,5 @@ def final_outputs():
         for sample in samples_of_assay("scrna")
         if SAMPLES.loc[sample, "reads"] and SAMPLES.loc[sample, "counts"]
     ]
+    targets += list(tables_rules.TABLE_FILES.values()) + list(tables_rules.FIGURE_FILES.values())
     return targets

@@ -1,29 +1,49 @@
 # ctDNA: tumour-informed tracking of each patient's variants in plasma (carmscope.ctdna;
-# methods in docs/ctdna.md). Every cohort variant is counted in every plasma sample (not only
-# the patient's own): the other patients' plasma at a site gives its background error rate.
+# methods in docs/ctdna.md). Two background modes (config ctdna.background; paths from
+# carmscope.ctdna.rules):
+# - cohort (default): every cohort variant is counted in every plasma sample (not only the
+#   patient's own): the other patients' plasma at a site gives its background error rate;
+#   adding a patient re-counts every plasma sample.
+# - normals: each plasma sample is counted at its own patient's panel only, and every
+#   panel-of-normals BAM at each patient's panel; the normals alone give the background, so
+#   adding a patient adds only that patient's jobs (and re-runs ctdna_calls and the plots).
 #
-#   ctdna_panel           every patient's tumour VCF -> the cohort panel (REF checked against
-#                         ctdna.reference when set) and each patient's own variants
+#   ctdna_panel           (cohort) every patient's tumour VCF -> the cohort panel (REF checked
+#                         against ctdna.reference when set) and each patient's own variants
+#   ctdna_patient_panel   (normals) per patient with plasma: its VCF -> its own panel
 #   ctdna_count_alleles   per plasma sample: BAM (or vendor VAF table) -> counts at the panel
-#   ctdna_count_normals   per panel-of-normals BAM (config ctdna.panel_of_normals) -> counts
+#   ctdna_count_normals   per panel-of-normals BAM (config ctdna.panel_of_normals; in normals
+#                         mode per patient panel too) -> counts
 #   ctdna_calls           all counts -> background per site, calls per variant and sample,
 #                         change from baseline per timepoint, flags per patient
 #   ctdna_plots           spider and waterfall plots of the change from baseline
 #
-# Needs from common.smk: PATIENTS, SAMPLES, samples_of_assay(assay). Settings come from the
-# config's `ctdna` section; `rule all` takes CTDNA_OUTPUTS.
+# Needs from common.smk: PATIENTS, SAMPLES, samples_of_assay(assay), WorkflowError. Settings
+# come from the config's `ctdna` section; `rule all` takes CTDNA_OUTPUTS.
+#
+# On a cluster (docs/cluster.md): the allele counts run many samples to a SLURM job (group
+# "ctdna_counts"); panel and plots on the submit host; ctdna_calls is a SLURM job, as its
+# input (every cohort site in every plasma sample) grows with the square of the cohort.
+
+
+localrules:
+    ctdna_panel,
+    ctdna_plots,
+
+
+from carmscope.ctdna import rules as ctdna_rules  # noqa: E402
 
 CTDNA = config["ctdna"]
+try:
+    CTDNA_MODE = ctdna_rules.background_mode(CTDNA)
+except ctdna_rules.CtdnaConfigError as error:
+    raise WorkflowError(str(error)) from None
 CTDNA_SAMPLES = samples_of_assay("cfdna")
 CTDNA_VARIANT_PATIENTS = [p for p in PATIENTS.index if PATIENTS.loc[p, "tumor_variants"]]
+# patients with plasma samples: in normals mode each gets its own panel
+CTDNA_PANEL_PATIENTS = ctdna_rules.panel_patients(SAMPLES, CTDNA_SAMPLES)
 # panel-of-normals BAMs by the name of their counts file: number and sanitised basename
-CTDNA_NORMALS = {
-    f"{number}_"
-    + "".join(
-        c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(path).removesuffix(".bam")
-    ): path
-    for number, path in enumerate(CTDNA["panel_of_normals"], start=1)
-}
+CTDNA_NORMALS = ctdna_rules.normal_names(CTDNA["panel_of_normals"])
 # the ctDNA result files, for `rule all` (none when the cohort has no plasma samples)
 CTDNA_TABLES = ["variants", "samples", "timepoints", "patients", "background"]
 CTDNA_OUTPUTS = (
@@ -47,14 +67,44 @@ rule ctdna_panel:
         "../../envs/ctdna.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        mem_mb=scaled(1000, per_mb=0.05),
+        runtime=scaled(5, per_mb=0.002),
     params:
         patients=CTDNA_VARIANT_PATIENTS,
         reference=lambda wildcards, input: input.reference[0] if input.reference else None,
         pass_only=CTDNA["pass_only"],
     script:
         "../scripts/ctdna_panel.py"
+
+
+rule ctdna_patient_panel:
+    input:
+        vcf=lambda wildcards: PATIENTS.loc[wildcards.patient, "tumor_variants"],
+        reference=[CTDNA["reference"]] if CTDNA["reference"] else [],
+    output:
+        panel=ctdna_rules.PATIENT_PANEL,
+    log:
+        "logs/ctdna_patient_panel/{patient}.log",
+    wildcard_constraints:
+        # normals mode only: each patient with plasma samples
+        patient=(
+            "|".join(p.replace(".", r"\.") for p in CTDNA_PANEL_PATIENTS)
+            if CTDNA_MODE == "normals"
+            else ""
+        )
+        or "(?!)",
+    conda:
+        "../../envs/ctdna.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000, per_mb=0.05),
+        runtime=scaled(5, per_mb=0.002),
+    params:
+        patient=lambda wildcards: wildcards.patient,
+        reference=lambda wildcards, input: input.reference[0] if input.reference else None,
+        pass_only=CTDNA["pass_only"],
+    script:
+        "../scripts/ctdna_patient_panel.py"
 
 
 rule ctdna_count_alleles:
@@ -67,19 +117,24 @@ rule ctdna_count_alleles:
                 else {"vendor": SAMPLES.loc[wildcards.sample, "counts"]}
             )
         ),
-        panel="results/ctdna/panel.tsv",
+        # cohort mode: the cohort panel; normals mode: the sample's patient's own panel
+        panel=lambda wildcards: ctdna_rules.panel_of(
+            CTDNA_MODE, SAMPLES.loc[wildcards.sample, "patient_id"]
+        ),
     output:
         "results/ctdna/counts/{sample}.tsv",
     log:
         "logs/ctdna_count_alleles/{sample}.log",
     wildcard_constraints:
         sample="|".join(s.replace(".", r"\.") for s in CTDNA_SAMPLES) or "(?!)",
+    group:
+        "ctdna_counts"
     conda:
         "../../envs/ctdna.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, input, attempt: attempt * (10 + int(input.size_mb / 200)),
+        mem_mb=scaled(1000, per_mb=0.05),
+        runtime=scaled(10, per_mb=0.005),
     params:
         sample=lambda wildcards: {
             "sample_id": wildcards.sample,
@@ -95,26 +150,24 @@ rule ctdna_count_alleles:
 rule ctdna_count_normals:
     input:
         bam=lambda wildcards: CTDNA_NORMALS[wildcards.normal],
-        panel="results/ctdna/panel.tsv",
+        # cohort mode: the cohort panel; normals mode: each patient's panel ({patient})
+        panel=lambda wildcards: ctdna_rules.panel_of(CTDNA_MODE, wildcards.get("patient")),
     output:
-        "results/ctdna/normals/{normal}.tsv",
+        ctdna_rules.normal_counts_pattern(CTDNA_MODE),
     log:
-        "logs/ctdna_count_normals/{normal}.log",
+        ctdna_rules.normal_counts_log(CTDNA_MODE),
     wildcard_constraints:
         normal="|".join(n.replace(".", r"\.") for n in CTDNA_NORMALS) or "(?!)",
+    group:
+        "ctdna_counts"
     conda:
         "../../envs/ctdna.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, input, attempt: attempt * (10 + int(input.size_mb / 200)),
+        mem_mb=scaled(1000, per_mb=0.05),
+        runtime=scaled(10, per_mb=0.005),
     params:
-        sample=lambda wildcards: {
-            "sample_id": f"panel_of_normals/{wildcards.normal}",
-            "patient_id": "",
-            "timepoint": "",
-            "day": None,
-        },
+        sample=lambda wildcards: ctdna_rules.normal_sample(wildcards.normal),
         filters=CTDNA["filters"],
     script:
         "../scripts/ctdna_count_alleles.py"
@@ -122,9 +175,9 @@ rule ctdna_count_normals:
 
 rule ctdna_calls:
     input:
-        tumour_variants="results/ctdna/tumour_variants.tsv",
+        tumour_variants=ctdna_rules.tumour_variant_files(CTDNA_MODE, CTDNA_PANEL_PATIENTS),
         counts=expand("results/ctdna/counts/{sample}.tsv", sample=CTDNA_SAMPLES),
-        normals=expand("results/ctdna/normals/{normal}.tsv", normal=CTDNA_NORMALS),
+        normals=ctdna_rules.normal_counts(CTDNA_MODE, CTDNA_NORMALS, CTDNA_PANEL_PATIENTS),
     output:
         variants="results/ctdna/variants.tsv",
         samples="results/ctdna/samples.tsv",
@@ -137,12 +190,16 @@ rule ctdna_calls:
         "../../envs/ctdna.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        mem_mb=scaled(2000, per_mb=3),
+        runtime=scaled(10, per_mb=0.05),
     params:
         samples=CTDNA_SAMPLES,
         patients=list(PATIENTS.index),
         variant_patients=CTDNA_VARIANT_PATIENTS,
+        background=CTDNA_MODE,
+        normal_panels=ctdna_rules.normal_panel_patients(
+            CTDNA_MODE, CTDNA_NORMALS, CTDNA_PANEL_PATIENTS
+        ),
         floor=CTDNA["floor"],
         max_rate=CTDNA["max_rate"],
         alpha=CTDNA["alpha"],
@@ -160,17 +217,27 @@ rule ctdna_plots:
         patients="results/ctdna/patients.tsv",
     output:
         spider_svg="results/ctdna/spider.svg",
-        spider_png="results/ctdna/spider.png",
+        spider_png=report(
+            "results/ctdna/spider.png",
+            caption="../report/ctdna_spider.rst",
+            category="3. ctDNA",
+            labels={"figure": "spider"},
+        ),
         waterfall_svg="results/ctdna/waterfall.svg",
-        waterfall_png="results/ctdna/waterfall.png",
+        waterfall_png=report(
+            "results/ctdna/waterfall.png",
+            caption="../report/ctdna_waterfall.rst",
+            category="3. ctDNA",
+            labels={"figure": "waterfall"},
+        ),
     log:
         "logs/ctdna_plots.log",
     conda:
         "../../envs/ctdna.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        mem_mb=scaled(1000, per_mb=1),
+        runtime=scaled(5, per_mb=0.01),
     params:
         fall_fraction=CTDNA["fall_fraction"],
     script:

@@ -5,8 +5,8 @@ import sys
 import pandas as pd
 
 from carmscope.ctdna.alleles import VARIANT_KEY
-from carmscope.ctdna.background import mark_carriers, site_background
-from carmscope.ctdna.calls import sample_calls, variant_calls
+from carmscope.ctdna.background import mark_carriers, patient_backgrounds, site_background
+from carmscope.ctdna.calls import sample_calls, variant_calls, variant_calls_by_patient
 from carmscope.ctdna.response import FLAGS, PATIENT_COLUMNS, ctdna_response
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -28,11 +28,17 @@ def read_table(path: str) -> pd.DataFrame:
     )
 
 
-tumour = read_table(snakemake.input.tumour_variants)
-counts = pd.concat(
-    [read_table(path) for path in [*snakemake.input.counts, *snakemake.input.normals]],
-    ignore_index=True,
+# background "cohort": one cohort table of every patient's variants, panel-of-normals counts at
+# the cohort panel pooled with the other patients' plasma; "normals": each patient's own panel,
+# the background from panel-of-normals counts at that panel only (docs/ctdna.md)
+by_patient = params.background == "normals"
+tumour = pd.concat(
+    [read_table(path) for path in snakemake.input.tumour_variants], ignore_index=True
 )
+if by_patient:
+    tumour = tumour.rename(columns={"patients": "patient_id"})
+counted = [*snakemake.input.counts] + ([] if by_patient else [*snakemake.input.normals])
+counts = pd.concat([read_table(path) for path in counted], ignore_index=True)
 counts["day"] = counts["day"].astype("Int64")
 
 # carriers: the sample's patient has the variant; for its own variants the patient's VCF also
@@ -47,8 +53,19 @@ marked.loc[refused, "evaluable"] = False
 marked.loc[refused, "reason"] = marked.loc[refused, "_own_reason"]
 marked = marked.drop(columns=["_own_evaluable", "_own_reason"])
 
-background = site_background(marked, params.floor, params.max_rate)
-variants = variant_calls(marked, background, params.floor)
+if by_patient:
+    normals = pd.concat(
+        [
+            read_table(path).assign(panel_patient=patient)
+            for path, patient in zip(snakemake.input.normals, params.normal_panels, strict=True)
+        ],
+        ignore_index=True,
+    )
+    background = patient_backgrounds(normals, params.floor, params.max_rate)
+    variants = variant_calls_by_patient(marked, background, params.floor)
+else:
+    background = site_background(marked, params.floor, params.max_rate)
+    variants = variant_calls(marked, background, params.floor)
 calls = sample_calls(variants, params.alpha, params.power)
 calls["source"] = calls["sample_id"].map(variants.groupby("sample_id")["source"].first())
 first = ["sample_id", "patient_id", "timepoint", "day", "source"]

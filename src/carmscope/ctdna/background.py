@@ -3,8 +3,11 @@
 Tumour-informed tracking counts a patient's own variants in its plasma; the same sites in the
 plasma of the other patients (and in optional panel-of-normals BAMs) show how often the ALT
 base appears by sequencing or PCR error there (the INVAR idea of locus-specific noise, Wan et
-al. 2020). The workflow therefore counts every cohort variant in every plasma BAM; the pooled
-counts from non-carriers give each site's error rate.
+al. 2020). In the ``cohort`` mode the workflow therefore counts every cohort variant in every
+plasma BAM; the pooled counts from non-carriers give each site's error rate
+(:func:`site_background`). In the ``normals`` mode only tumour-free panel-of-normals BAMs give
+the background (as in iDES, Newman et al. 2016), per patient panel
+(:func:`patient_backgrounds`), so one patient's background never depends on the others.
 """
 
 from __future__ import annotations
@@ -129,3 +132,42 @@ def site_background(
     sites["background_alt"] = sites["background_alt"].astype("int64")
     sites["background_depth"] = sites["background_depth"].astype("int64")
     return sites[BACKGROUND_COLUMNS]
+
+
+def patient_backgrounds(
+    normal_counts: pd.DataFrame,
+    floor: float = DEFAULT_FLOOR,
+    max_rate: float = DEFAULT_MAX_RATE,
+    panel_column: str = "panel_patient",
+) -> pd.DataFrame:
+    """Background of each patient's own sites from panel-of-normals counts alone.
+
+    Every row is a non-carrier (the normals are tumour-free); each patient's sites are pooled
+    by :func:`site_background` over the normals counted at that patient's panel only, so a
+    patient's background does not depend on any other patient.
+
+    Parameters
+    ----------
+    normal_counts
+        Allele counts of panel-of-normals BAMs at the patients' panels: :data:`VARIANT_KEY`,
+        ``alt_count``, ``depth``, ``sample_id`` (one per normal), optionally ``evaluable``, and
+        ``panel_column`` naming the patient whose panel each row was counted at.
+    floor, max_rate
+        As for :func:`site_background`.
+    panel_column
+        Column naming the patient of each row's panel.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``patient_id`` and :data:`BACKGROUND_COLUMNS`, one row per site of each patient's
+        panel, patients in order of first appearance.
+    """
+    parts = []
+    for patient_id, rows in normal_counts.groupby(panel_column, sort=False):
+        sites = site_background(rows.assign(carrier=False), floor, max_rate)
+        sites.insert(0, "patient_id", patient_id)
+        parts.append(sites)
+    if not parts:
+        return pd.DataFrame(columns=["patient_id", *BACKGROUND_COLUMNS])
+    return pd.concat(parts, ignore_index=True)

@@ -96,6 +96,37 @@ def variant_calls(
     return table
 
 
+def variant_calls_by_patient(
+    counts: pd.DataFrame, backgrounds: pd.DataFrame, floor: float = DEFAULT_FLOOR
+) -> pd.DataFrame:
+    """:func:`variant_calls` of each patient's samples against that patient's own background.
+
+    Parameters
+    ----------
+    counts
+        Allele counts with ``patient_id`` (as for :func:`variant_calls`).
+    backgrounds
+        :func:`~carmscope.ctdna.background.patient_backgrounds` output: ``patient_id`` and the
+        site columns; a patient's rows are judged only against its own background rows.
+    floor
+        Error rate of sites missing from a patient's background.
+
+    Returns
+    -------
+    pandas.DataFrame
+        As :func:`variant_calls`, rows in the order of ``counts``.
+    """
+    if counts.empty:
+        return variant_calls(counts, backgrounds.drop(columns="patient_id"), floor)
+    parts = []
+    ordered = counts.assign(_row=np.arange(len(counts)))
+    for patient_id, rows in ordered.groupby("patient_id", sort=False):
+        own = backgrounds[backgrounds["patient_id"] == patient_id].drop(columns="patient_id")
+        parts.append(variant_calls(rows, own, floor))
+    table = pd.concat(parts, ignore_index=True).sort_values("_row", kind="stable")
+    return table.drop(columns="_row").reset_index(drop=True)
+
+
 def _numeric(values: pd.Series) -> pd.Series:
     return pd.to_numeric(values, errors="coerce").astype(float)
 

@@ -931,13 +931,7 @@ def write_plasma_bam(
         raise ValueError(f"{sample.sample_id} is not a cfDNA sample of {patient.patient_id}")
     own = panel[panel["patient_id"] == patient.patient_id].reset_index(drop=True)
     own = own.assign(sample_id=sample.sample_id, truth_vaf=truth_vafs(sample, patient, own))
-    parts, fragments = [], {}
-    for site in _sites(panel, own, contigs):
-        reads, allele = _simulate_site(site, contigs[site.chrom], sample.sample_id, params)
-        parts.append(reads)
-        fragments[site.chrom, site.start + 1] = (site.alleles, allele)
-    reads = _Reads.concat(parts)
-    _write_bam(path, sample.sample_id, contigs, reads.take(np.lexsort((reads.pos, reads.ref_id))))
+    fragments = _write_panel_bam(path, sample.sample_id, panel, own, contigs, params)
     tumour, unique = [], []
     for chrom, pos, alt in own[["chrom", "pos", "alt"]].itertuples(index=False):
         site_alleles, allele = fragments[chrom, pos]
@@ -945,3 +939,59 @@ def write_plasma_bam(
         unique.append(len(allele))
     own = own.assign(tumour_fragments=tumour, unique_fragments=unique)
     return own[list(TRUTH_COLUMNS)]
+
+
+def _write_panel_bam(
+    path: str | os.PathLike,
+    sample_id: str,
+    panel: pd.DataFrame,
+    own: pd.DataFrame,
+    contigs: dict[str, str],
+    params: CohortParams,
+) -> dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]]:
+    """Simulate every panel site (alts at ``own``'s truth VAFs) and write the BAM.
+
+    Returns the alleles of each site and the allele of each of its unique fragments.
+    """
+    parts, fragments = [], {}
+    for site in _sites(panel, own, contigs):
+        reads, allele = _simulate_site(site, contigs[site.chrom], sample_id, params)
+        parts.append(reads)
+        fragments[site.chrom, site.start + 1] = (site.alleles, allele)
+    reads = _Reads.concat(parts)
+    _write_bam(path, sample_id, contigs, reads.take(np.lexsort((reads.pos, reads.ref_id))))
+    return fragments
+
+
+def write_normal_plasma_bam(
+    path: str | os.PathLike,
+    normal_id: str,
+    panel: pd.DataFrame,
+    contigs: dict[str, str],
+    params: CohortParams,
+) -> int:
+    """Simulate tumour-free plasma (a panel-of-normals sample) as an indexed BAM.
+
+    Processed exactly like a patient's plasma (:func:`write_plasma_bam`): every panel site gets
+    Poisson(``cfdna_depth``) unique fragments with the same fragment lengths, qualities,
+    ``cfdna_error_rate`` substitutions and ``cfdna_duplicate_rate`` duplicates, but no fragment
+    carries a tumour allele, so every ALT read is a sequencing error. Reads come from
+    ``rng_for(seed, "cfdna", normal_id, chrom, pos)``.
+
+    Parameters
+    ----------
+    path
+        Output ``.bam``; the index is written to ``path + ".bai"``.
+    normal_id
+        The normal's ID (read group and random streams), e.g. ``PON-001``.
+    panel, contigs, params
+        As for :func:`write_plasma_bam`.
+
+    Returns
+    -------
+    int
+        Number of unique fragments written.
+    """
+    own = panel.iloc[0:0].assign(truth_vaf=pd.Series(dtype=float))
+    fragments = _write_panel_bam(path, normal_id, panel, own, contigs, params)
+    return sum(len(allele) for _, allele in fragments.values())

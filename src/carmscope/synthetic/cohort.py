@@ -5,6 +5,8 @@ Layout of the data folder (paths as the tables name them):
 - ``scrna/{sample}.h5`` (10x HDF5 v3) and ``scrna/{sample}.bam`` (+ ``.bai``, 10x-style BAM)
 - ``bulk/{sample}.counts.tsv`` and ``bulk/{sample}.fastq.gz``
 - ``cfdna/{sample}.bam`` (+ ``.bai``, paired-end, duplicates marked)
+- ``cfdna_normals/{normal}.bam`` (+ ``.bai``): tumour-free plasma over the whole panel, as many
+  as ``n_plasma_normals`` (a panel of normals for the ctDNA background)
 - ``variants/{patient}.vcf.gz`` (+ ``.tbi``)
 - ``reference/genome.fa`` (+ ``.fai``; the cfDNA reference), ``reference/host_transcripts.fa``
   (the 10x BAMs' reference: endogenous transcripts, CD8A and CD247 among them)
@@ -34,6 +36,7 @@ from carmscope.synthetic.design import (
     PatientDesign,
     SampleDesign,
     design_cohort,
+    plasma_normals,
     rng_for,
 )
 from carmscope.synthetic.genes import gene_table
@@ -103,12 +106,19 @@ def generate_cohort(
     )
     _write_variants(patients, shared)
     jobs = [(patient, sample) for patient in patients for sample in patient.samples]
-    _log(f"writing {len(jobs)} samples of {len(patients)} patients with {threads} process(es)")
+    normals = plasma_normals(params)
+    _log(
+        f"writing {len(jobs)} samples of {len(patients)} patients and {len(normals)} plasma "
+        f"normal(s) with {threads} process(es)"
+    )
     if threads > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
             truths = list(pool.map(_write_sample, [shared] * len(jobs), *zip(*jobs, strict=True)))
+            list(pool.map(_write_normal, [shared] * len(normals), normals))
     else:
         truths = [_write_sample(shared, patient, sample) for patient, sample in jobs]
+        for normal in normals:
+            _write_normal(shared, normal)
     _write_truth(patients, truths, data_dir)
     (data_dir / "truth/inflammatory_genes.txt").write_text(
         "".join(f"{gene}\n" for gene in sorted(shared.inflammatory_genes))
@@ -267,6 +277,14 @@ def _write_plasma(shared: _Shared, patient: PatientDesign, sample: SampleDesign)
             "n_variants": len(variants),
         },
         variants=variants,
+    )
+
+
+def _write_normal(shared: _Shared, relative: str) -> None:
+    """A tumour-free plasma normal over the whole panel (``cfdna_normals/{normal}.bam``)."""
+    normal_id = Path(relative).name.removesuffix(".bam")
+    cfdna.write_normal_plasma_bam(
+        _output(shared, relative), normal_id, shared.panel, shared.contigs, shared.params
     )
 
 

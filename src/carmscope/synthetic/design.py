@@ -221,6 +221,9 @@ class CohortParams:
     cd8_fraction_baseline: tuple[float, float] = (0.03, 0.10)
     cd8_fraction_increase: tuple[float, float] = (0.05, 0.12)
     ctdna_baseline_vaf: tuple[float, float] = (0.01, 0.08)
+    n_plasma_normals: int = 0
+    """Tumour-free plasma BAMs (a panel of normals) over the whole panel, written to
+    ``cfdna_normals/PON-001.bam``...: same depth, duplicates and error model, no tumour alleles."""
 
     def template_of(self, index: int) -> int:
         """Template of patient ``index`` (0-based)."""
@@ -233,6 +236,8 @@ class CohortParams:
             raise ValueError("n_patients must be at least 1")
         if self.templates is not None and len(self.templates) != self.n_patients:
             raise ValueError("templates must name one template per patient")
+        if self.n_plasma_normals < 0:
+            raise ValueError("n_plasma_normals must not be negative")
 
 
 PRESETS: dict[str, CohortParams] = {
@@ -249,11 +254,12 @@ PRESETS: dict[str, CohortParams] = {
         cfdna_depth=200,
         reference_contigs=1,
         reference_contig_length=20_000,
+        n_plasma_normals=3,
     ),
 }
 """Named parameter sets: ``tiny`` runs end to end in seconds (CAR+ and CAR- post-infusion
-biopsies, bulk RNA, falling and stable ctDNA trajectories, a patient without ctDNA);
-``default`` mirrors CT-0508."""
+biopsies, bulk RNA, falling and stable ctDNA trajectories, a patient without ctDNA, three
+tumour-free plasma normals); ``default`` mirrors CT-0508 (no plasma normals)."""
 
 
 def params_from_config(section: dict) -> CohortParams:
@@ -471,6 +477,21 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
         tumor_variants=f"variants/{patient_id}.vcf.gz" if trajectory else "",
         samples=tuple(samples),
     )
+
+
+def plasma_normal_id(index: int) -> str:
+    """Stable ID of tumour-free plasma normal ``index`` (0-based): ``PON-001`` for 0."""
+    return f"PON-{index + 1:03d}"
+
+
+def plasma_normals(params: CohortParams) -> list[str]:
+    """BAMs of the cohort's tumour-free plasma normals, relative to the cohort folder.
+
+    ``params.n_plasma_normals`` of them (``cfdna_normals/PON-001.bam``, ...); each one's reads
+    come from streams keyed by its ID, so adding normals (or patients) never changes the reads
+    of an existing normal at an existing site.
+    """
+    return [f"cfdna_normals/{plasma_normal_id(i)}.bam" for i in range(params.n_plasma_normals)]
 
 
 def design_cohort(params: CohortParams) -> list[PatientDesign]:

@@ -8,6 +8,7 @@ cohort's data files are (or will be) written to.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -84,9 +85,15 @@ def with_index_files(path: str) -> list[str]:
     ]
 
 
-def data_files(patients: list[PatientDesign]) -> list[str]:
-    """Every file the generator writes for these patients, relative to the data folder."""
+def data_files(patients: list[PatientDesign], normals: Sequence[str] = ()) -> list[str]:
+    """Every file the generator writes for these patients, relative to the data folder.
+
+    ``normals``: the tumour-free plasma normals' BAMs
+    (:func:`carmscope.synthetic.design.plasma_normals`), listed with their indexes.
+    """
     files = [*REFERENCE_FILES, *TRUTH_FILES]
+    for path in normals:
+        files.extend(with_index_files(path))
     for patient in patients:
         named = [patient.tumor_variants] + [
             path for sample in patient.samples for path in (sample.counts, sample.reads)
@@ -101,7 +108,7 @@ def _is_under(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def generated_files(sheets, data_dir: str) -> list[str]:
+def generated_files(sheets, data_dir: str, normals: Sequence[str] = ()) -> list[str]:
     """Files under ``data_dir`` that validated tables use, with their index and truth files.
 
     These are the outputs the synthetic-cohort rule must write; empty when the tables use no
@@ -113,11 +120,15 @@ def generated_files(sheets, data_dir: str) -> list[str]:
         Validated tables (:class:`carmscope.sheets.Sheets`); paths already resolved.
     data_dir
         The synthetic cohort's data folder (relative to the working directory).
+    normals
+        Panel-of-normals BAMs the workflow uses (config ``ctdna.panel_of_normals``, relative to
+        the working directory); those under ``data_dir`` are generated too.
     """
     named = [
         *sheets.patients["tumor_variants"],
         *sheets.samples["counts"],
         *sheets.samples["reads"],
+        *normals,
     ]
     used = [path for path in named if path and _is_under(path, data_dir)]
     if not used:
@@ -128,16 +139,33 @@ def generated_files(sheets, data_dir: str) -> list[str]:
     return [os.path.normpath(path) for path in dict.fromkeys(files)]
 
 
-def design_mismatches(sheets, data_dir: str, patients: list[PatientDesign]) -> list[str]:
+def design_mismatches(
+    sheets,
+    data_dir: str,
+    patients: list[PatientDesign],
+    normals: Sequence[str] = (),
+    designed_normals: Sequence[str] = (),
+) -> list[str]:
     """Where validated tables disagree with the cohort the generator would write.
 
     Only rows whose files lie under ``data_dir`` are compared: the generator makes those files,
     so their sample and patient fields must be exactly the designed ones (else the truth would
-    not describe the data). Returns one message per disagreement.
+    not describe the data). Likewise every panel-of-normals BAM in ``normals`` (config
+    ``ctdna.panel_of_normals``) under ``data_dir`` must be one of ``designed_normals``
+    (:func:`carmscope.synthetic.design.plasma_normals`, relative to ``data_dir``). Returns one
+    message per disagreement.
     """
     designed_samples = samples_table(patients, data_dir, data_dir).set_index("sample_id")
     designed_patients = patients_table(patients, data_dir, data_dir).set_index("patient_id")
     problems = []
+    for path in normals:
+        if _is_under(path, data_dir) and not any(
+            _same_path(path, os.path.join(data_dir, designed)) for designed in designed_normals
+        ):
+            problems.append(
+                f"panel-of-normals BAM {path} is not in the synthetic cohort's design "
+                f"(it has {len(designed_normals)} plasma normal(s): n_plasma_normals)"
+            )
     for sample_id, row in sheets.samples.iterrows():
         if not any(row[c] and _is_under(row[c], data_dir) for c in ("counts", "reads")):
             continue

@@ -1,0 +1,138 @@
+"""What the ctDNA rules (``workflow/rules/ctdna.smk``) need: settings, panels, count files.
+
+Plain functions of the config's ``ctdna`` section and the sample sheets, so the rule file holds
+only rules and these can be tested. Two background modes (docs/ctdna.md, "Background modes"):
+
+- ``cohort`` (default): one cohort panel (``results/ctdna/panel.tsv``) of every patient's
+  variants is counted in every plasma sample and panel-of-normals BAM; each site's background
+  comes from the plasma of the patients without the variant (INVAR-like) and the normals.
+- ``normals``: each plasma sample is counted only at its own patient's variants
+  (``results/ctdna/panels/{patient}.tsv``) and every panel-of-normals BAM at each patient's
+  panel (``results/ctdna/normals/{patient}/{normal}.tsv``); the background comes from the
+  normals alone, so a patient's jobs and results do not depend on the other patients.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+RESULTS = "results/ctdna"
+BACKGROUND_MODES = ("cohort", "normals")
+COHORT_PANEL = f"{RESULTS}/panel.tsv"
+TUMOUR_VARIANTS = f"{RESULTS}/tumour_variants.tsv"
+PATIENT_PANEL = RESULTS + "/panels/{patient}.tsv"
+COHORT_NORMAL_COUNTS = RESULTS + "/normals/{normal}.tsv"
+PATIENT_NORMAL_COUNTS = RESULTS + "/normals/{patient}/{normal}.tsv"
+
+
+class CtdnaConfigError(ValueError):
+    """The config's ``ctdna`` section is inconsistent (the message names the key)."""
+
+
+def background_mode(section: Mapping) -> str:
+    """The ``ctdna.background`` mode, checked against ``ctdna.panel_of_normals``.
+
+    Raises
+    ------
+    CtdnaConfigError
+        An unknown mode, or ``normals`` without any ``panel_of_normals`` BAM.
+    """
+    mode = section.get("background") or "cohort"
+    if mode not in BACKGROUND_MODES:
+        raise CtdnaConfigError(
+            f"config ctdna.background is {mode!r}; expected one of {', '.join(BACKGROUND_MODES)}"
+        )
+    if mode == "normals" and not section.get("panel_of_normals"):
+        raise CtdnaConfigError(
+            "config ctdna.background is 'normals' but ctdna.panel_of_normals lists no BAM: "
+            "give the BAMs of tumour-free plasma processed like the samples, or set "
+            "ctdna.background: cohort (background from the other patients' plasma)"
+        )
+    return mode
+
+
+def normal_names(paths: Sequence[str]) -> dict[str, str]:
+    """Panel-of-normals BAMs by the name of their counts file: ``{number}_{basename}``.
+
+    The basename loses ``.bam`` and any character other than letters, digits, ``.``, ``_``
+    and ``-`` (replaced by ``_``); numbers start at 1 in config order.
+    """
+    return {
+        f"{number}_"
+        + "".join(
+            c if c.isalnum() or c in "._-" else "_"
+            for c in os.path.basename(path).removesuffix(".bam")
+        ): path
+        for number, path in enumerate(paths, start=1)
+    }
+
+
+def panel_patients(samples: pd.DataFrame, plasma: Sequence[str]) -> list[str]:
+    """Patients with plasma samples (``plasma``: their IDs), in sample-table order."""
+    return list(dict.fromkeys(str(p) for p in samples.loc[list(plasma), "patient_id"]))
+
+
+def panel_of(mode: str, patient: str | None) -> str:
+    """The panel a plasma sample (or, in ``normals`` mode, a normal) of ``patient`` is counted
+    at (``patient`` is not used in ``cohort`` mode)."""
+    return COHORT_PANEL if mode == "cohort" else PATIENT_PANEL.format(patient=patient)
+
+
+def normal_counts_pattern(mode: str) -> str:
+    """Output pattern of the panel-of-normals counts (wildcards ``normal``, and ``patient``
+    in ``normals`` mode)."""
+    return COHORT_NORMAL_COUNTS if mode == "cohort" else PATIENT_NORMAL_COUNTS
+
+
+def normal_counts_log(mode: str) -> str:
+    """Log pattern of the panel-of-normals counts (the wildcards of
+    :func:`normal_counts_pattern`)."""
+    return (
+        normal_counts_pattern(mode).replace(RESULTS + "/normals/", "logs/ctdna_count_normals/")[
+            : -len(".tsv")
+        ]
+        + ".log"
+    )
+
+
+def normal_counts(mode: str, normals: Sequence[str], patients: Sequence[str]) -> list[str]:
+    """Every panel-of-normals counts file ``ctdna_calls`` reads.
+
+    ``cohort``: one per normal; ``normals``: one per patient with plasma and normal, patient
+    by patient (so the files of existing patients come first, unchanged, when one is added).
+    """
+    if mode == "cohort":
+        return [COHORT_NORMAL_COUNTS.format(normal=normal) for normal in normals]
+    return [
+        PATIENT_NORMAL_COUNTS.format(patient=patient, normal=normal)
+        for patient in patients
+        for normal in normals
+    ]
+
+
+def normal_panel_patients(mode: str, normals: Sequence[str], patients: Sequence[str]) -> list[str]:
+    """The patient whose panel each file of :func:`normal_counts` was counted at ('' in
+    ``cohort`` mode: the cohort panel)."""
+    if mode == "cohort":
+        return ["" for _ in normals]
+    return [patient for patient in patients for _ in normals]
+
+
+def tumour_variant_files(mode: str, patients: Sequence[str]) -> list[str]:
+    """The tables of each patient's own variants that ``ctdna_calls`` reads."""
+    if mode == "cohort":
+        return [TUMOUR_VARIANTS]
+    return [PATIENT_PANEL.format(patient=patient) for patient in patients]
+
+
+def normal_sample(normal: str) -> dict[str, object]:
+    """The sample fields written into a panel-of-normals counts table."""
+    return {
+        "sample_id": f"panel_of_normals/{normal}",
+        "patient_id": "",
+        "timepoint": "",
+        "day": None,
+    }
