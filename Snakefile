@@ -13,6 +13,10 @@ include: "workflow/rules/inputs.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/ctdna.smk"
 include: "workflow/rules/car.smk"
+include: "workflow/rules/tables.smk"
+
+
+report: "workflow/report/workflow.rst"
 
 
 rule all:

@@ -1,0 +1,396 @@
+"""One row per patient: did the CAR cells reach the tumour, did CD8+ T cells infiltrate, did
+inflammatory signalling switch on, did ctDNA fall?
+
+Biopsy pair
+    Each patient's biopsy figures come from one assay: the first of
+    ``TableSettings.biopsy_assays`` (scRNA before bulk RNA by default) in which the patient has
+    both a baseline (last sample with day <= 0) and a post-infusion sample (first with day > 0),
+    the pair of the expression stage's paired tests
+    (:func:`carmscope.expression.paired.baseline_post_pairs`). Without a complete pair, the first
+    assay with any biopsy names what there is.
+CAR
+    ``car_detected`` is True when CAR transcripts were called in at least one post-infusion
+    biopsy (any assay), False when every scanned post-infusion biopsy was negative.
+    ``car_reads_per_million`` and ``car_positive_cell_fraction`` are those of the pair's
+    post-infusion biopsy.
+CD8 and inflammation
+    Baseline, post-infusion value and their difference (post - baseline) of the configured
+    metrics in the pair's two samples. ``cd8_up`` uses the CD8 fraction when there is one
+    (scRNA) and the CD8 score otherwise; ``inflammation_up`` the mean delta over the
+    inflammation sets; both need a delta above the configured minimum (default 0).
+ctDNA
+    The ctDNA stage's per-patient response (``results/ctdna/patients.tsv``); its flags are empty
+    when the patient is not evaluable. ``ctdna_any_fall``: a significant fall at some
+    post-infusion timepoint.
+Missing data
+    Empty, never zero, with the reason in the block's ``*_reason`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from carmscope.expression.paired import baseline_post_pairs
+from carmscope.tables.steps import StepOutputs
+
+FILE_COLUMNS = ("tumor_variants",)
+"""Patients-sheet columns that hold input paths, not clinical data (left out of the table)."""
+
+CTDNA_FLAGS = ("molecular_response", "transient_decrease", "clearance", "progression")
+
+BOOLEAN_COLUMNS = (
+    "car_detected",
+    "cd8_up",
+    "inflammation_up",
+    "ctdna_any_fall",
+    *(f"ctdna_{flag}" for flag in CTDNA_FLAGS),
+)
+INTEGER_COLUMNS = (
+    "car_post_biopsies",
+    "car_post_biopsies_detected",
+    "ctdna_nadir_day",
+    "ctdna_latest_day",
+)
+
+
+@dataclass(frozen=True)
+class TableSettings:
+    """What the result tables pick from the step outputs (config section ``tables``)."""
+
+    biopsy_assays: Sequence[str] = ("scrna", "bulk_rna")
+    cd8_fraction_metric: str = "fraction_of_cells/cd8_t"
+    cd8_score_metric: str = "all/CD8_T_cells/mean_log2cpm"
+    inflammation_sets: Sequence[str] = ()
+    inflammation_statistic: str = "mean_log2cpm"
+    cd8_up_min_delta: float = 0.0
+    inflammation_up_min_delta: float = 0.0
+    min_qc_cells: int = 200
+    strata: Sequence[str] = ("her2_ihc", "dosing")
+
+    def inflammation_metric(self, gene_set: str) -> str:
+        """The metric name of one inflammation set's whole-sample score."""
+        return f"all/{gene_set}/{self.inflammation_statistic}"
+
+
+# --- lookups ----------------------------------------------------------------------------------
+
+
+def _metric_lookup(outputs: StepOutputs) -> dict[tuple[str, str], float]:
+    """(sample, metric) -> value over every expression assay."""
+    lookup: dict[tuple[str, str], float] = {}
+    for assay in outputs.expression_metrics:
+        table = outputs.metrics(assay)
+        values = pd.to_numeric(table["value"], errors="coerce").to_numpy(dtype=float)
+        lookup.update(
+            zip(zip(table["sample_id"], table["metric"], strict=True), values, strict=True)
+        )
+    return lookup
+
+
+def biopsy_pairs(samples: pd.DataFrame, assays: Sequence[str]) -> pd.DataFrame:
+    """Per patient with a biopsy: the assay, baseline and post-infusion sample used.
+
+    Returns a table indexed by ``patient_id`` with ``biopsy_assay``, ``biopsy_baseline_sample``
+    and ``biopsy_post_sample`` ('' when absent); patients without any biopsy of ``assays``
+    are left out.
+    """
+    chosen: dict[str, dict[str, str]] = {}
+    fallback: dict[str, dict[str, str]] = {}
+    for assay in assays:
+        pairs = baseline_post_pairs(samples, assay)
+        for pair in pairs.itertuples(index=False):
+            row = {
+                "biopsy_assay": assay,
+                "biopsy_baseline_sample": pair.baseline_sample,
+                "biopsy_post_sample": pair.post_sample,
+            }
+            if pair.complete and pair.patient_id not in chosen:
+                chosen[pair.patient_id] = row
+            fallback.setdefault(pair.patient_id, row)
+    rows = {patient: chosen.get(patient, row) for patient, row in fallback.items()}
+    table = pd.DataFrame.from_dict(
+        rows,
+        orient="index",
+        columns=["biopsy_assay", "biopsy_baseline_sample", "biopsy_post_sample"],
+    )
+    table.index.name = "patient_id"
+    return table
+
+
+def _pair_problem(assay: str, baseline: str, post: str) -> str:
+    """Why a biopsy pair gives no delta ('' when it is complete)."""
+    if not assay:
+        return "no biopsy"
+    if not baseline and not post:
+        return f"no {assay} biopsy"
+    if not baseline:
+        return f"no pre-infusion {assay} biopsy"
+    if not post:
+        return f"no post-infusion {assay} biopsy"
+    return ""
+
+
+# --- blocks -----------------------------------------------------------------------------------
+
+
+def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str, object]:
+    car = outputs.car
+    samples = outputs.samples
+    mine = samples[
+        (samples["patient_id"] == patient) & samples["assay"].isin(["scrna", "bulk_rna"])
+    ]
+    post_biopsies = [str(s) for s in mine.index[mine["day"] > 0]]
+    scanned = car[car["sample_id"].isin(post_biopsies)]
+    detected = scanned["car_detected"].map(_as_bool)
+    block: dict[str, object] = {
+        "car_detected": pd.NA,
+        "car_post_biopsies": len(scanned),
+        "car_post_biopsies_detected": int(detected.sum()) if len(scanned) else 0,
+        "car_sample_id": "",
+        "car_reads_per_million": np.nan,
+        "car_positive_cell_fraction": np.nan,
+        "car_macrophage_share": np.nan,
+    }
+    reasons = []
+    if not post_biopsies:
+        reasons.append("no post-infusion biopsy")
+    elif not len(scanned):
+        reasons.append("no post-infusion biopsy with reads to scan")
+    else:
+        block["car_detected"] = bool(detected.any())
+    row = car[car["sample_id"] == post_sample] if post_sample else car.iloc[0:0]
+    if post_sample and not len(row):
+        reasons.append(f"{post_sample} has no reads to scan")
+    elif len(row):
+        row = row.iloc[0]
+        block["car_sample_id"] = post_sample
+        block["car_reads_per_million"] = float(row["car_reads_per_million"])
+        if row["assay"] == "scrna":
+            block["car_positive_cell_fraction"] = _float(row.get("car_positive_fraction"))
+            block["car_macrophage_share"] = _macrophage_share(outputs, post_sample)
+            if np.isnan(block["car_macrophage_share"]):
+                reasons.append(f"no annotated CAR+ cells in {post_sample}")
+        else:
+            reasons.append("bulk RNA: no per-cell CAR figures")
+    return block | {"car_reason": "; ".join(reasons)}
+
+
+def _macrophage_share(outputs: StepOutputs, sample: str) -> float:
+    """Share of a sample's QC-passed CAR+ cells annotated as macrophages (M1 or M2); NaN with
+    no CAR+ cell. Uses the ``all`` row of the CAR-by-cell-type table as the total."""
+    table = outputs.car_cell_types
+    table = table[table["sample_id"] == sample]
+    positive = pd.to_numeric(table["n_car_positive"], errors="coerce").fillna(0)
+    cell_type = table["cell_type"].astype(str)
+    total = positive[cell_type == "all"].sum()
+    if total == 0:
+        return np.nan
+    return float(positive[cell_type.str.startswith("macrophage")].sum() / total)
+
+
+def _paired_value(
+    lookup: dict[tuple[str, str], float], baseline: str, post: str, metric: str
+) -> tuple[float, float, float]:
+    before = lookup.get((baseline, metric), np.nan) if baseline else np.nan
+    after = lookup.get((post, metric), np.nan) if post else np.nan
+    return before, after, after - before
+
+
+def _missing_metric(baseline: str, post: str, values: tuple[float, ...], what: str) -> str:
+    missing = [s for s, v in zip((baseline, post), values, strict=True) if s and np.isnan(v)]
+    return f"{what} not measured in {', '.join(missing)}" if missing else ""
+
+
+def _cd8_block(
+    lookup, settings: TableSettings, assay: str, baseline: str, post: str
+) -> dict[str, object]:
+    reasons = []
+    problem = _pair_problem(assay, baseline, post)
+    if problem:
+        reasons.append(problem)
+    frac = _paired_value(lookup, baseline, post, settings.cd8_fraction_metric)
+    score = _paired_value(lookup, baseline, post, settings.cd8_score_metric)
+    if assay == "bulk_rna":
+        frac = (np.nan, np.nan, np.nan)
+        reasons.append("bulk RNA: no cell fractions")
+    elif not problem:
+        reasons.append(_missing_metric(baseline, post, frac[:2], "CD8 fraction"))
+    if not problem:
+        reasons.append(_missing_metric(baseline, post, score[:2], "CD8 score"))
+    basis, delta = ("fraction", frac[2]) if not np.isnan(frac[2]) else ("score", score[2])
+    up = pd.NA if np.isnan(delta) else bool(delta > settings.cd8_up_min_delta)
+    return {
+        "cd8_fraction_baseline": frac[0],
+        "cd8_fraction_post": frac[1],
+        "cd8_fraction_delta": frac[2],
+        "cd8_score_baseline": score[0],
+        "cd8_score_post": score[1],
+        "cd8_score_delta": score[2],
+        "cd8_up": up,
+        "cd8_up_basis": basis if up is not pd.NA else "",
+        "cd8_reason": "; ".join(r for r in reasons if r),
+    }
+
+
+def _inflammation_block(
+    lookup, settings: TableSettings, assay: str, baseline: str, post: str
+) -> dict[str, object]:
+    block: dict[str, object] = {}
+    deltas = []
+    missing = []
+    for gene_set in settings.inflammation_sets:
+        values = _paired_value(lookup, baseline, post, settings.inflammation_metric(gene_set))
+        block[f"{gene_set}_baseline"], block[f"{gene_set}_post"] = values[0], values[1]
+        block[f"{gene_set}_delta"] = values[2]
+        deltas.append(values[2])
+        if _missing_metric(baseline, post, values[:2], gene_set):
+            missing.append(gene_set)
+    measured = [d for d in deltas if not np.isnan(d)]
+    mean = float(np.mean(measured)) if measured and len(measured) == len(deltas) else np.nan
+    problem = _pair_problem(assay, baseline, post)
+    reasons = [problem] if problem else []
+    if missing and not problem:
+        reasons.append(f"not measured: {', '.join(missing)}")
+    block["inflammation_delta_mean"] = mean
+    block["inflammation_up"] = (
+        pd.NA if np.isnan(mean) else bool(mean > settings.inflammation_up_min_delta)
+    )
+    block["inflammation_reason"] = "; ".join(reasons)
+    return block
+
+
+def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
+    table = outputs.ctdna_patients
+    rows = table[table["patient_id"] == patient]
+    flags = ("ctdna_any_fall", *(f"ctdna_{flag}" for flag in CTDNA_FLAGS))
+    block: dict[str, object] = {
+        "ctdna_baseline_mean_vaf": np.nan,
+        "ctdna_nadir_mean_vaf": np.nan,
+        "ctdna_nadir_day": pd.NA,
+        "ctdna_nadir_change_pct": np.nan,
+        "ctdna_latest_day": pd.NA,
+        "ctdna_latest_change_pct": np.nan,
+    } | dict.fromkeys(flags, pd.NA)
+    if not len(rows):
+        has_plasma = (
+            (outputs.samples["patient_id"] == patient) & (outputs.samples["assay"] == "cfdna")
+        ).any()
+        return block | {"ctdna_reason": "not tracked" if has_plasma else "no plasma samples"}
+    row = rows.iloc[0]
+    block |= {
+        "ctdna_baseline_mean_vaf": _float(row["baseline_vaf"]),
+        "ctdna_nadir_mean_vaf": _float(row["nadir_vaf"]),
+        "ctdna_nadir_day": _int(row["nadir_day"]),
+        "ctdna_nadir_change_pct": _float(row["best_change_pct"]),
+        "ctdna_latest_day": _int(row["latest_day"]),
+        "ctdna_latest_change_pct": _float(row["latest_change_pct"]),
+    }
+    if not _as_bool(row["evaluable"]):
+        return block | {"ctdna_reason": _text(row["reason"]) or "not evaluable"}
+    timepoints = outputs.ctdna_timepoints
+    falls = timepoints.loc[timepoints["patient_id"] == patient, "fall"].map(_as_bool)
+    block["ctdna_any_fall"] = bool(falls.any())
+    for flag in CTDNA_FLAGS:
+        block[f"ctdna_{flag}"] = _as_bool(row[flag])
+    return block | {"ctdna_reason": _text(row["reason"])}
+
+
+def _qc_flags(
+    outputs: StepOutputs, settings: TableSettings, patient: str, pair_samples: Sequence[str]
+) -> str:
+    """Semicolon-separated QC warnings about the samples behind a patient's row.
+
+    ``few_cells:<sample>`` fewer QC-passed cells than ``min_qc_cells`` in a paired scRNA
+    biopsy; ``half_cells_failed_qc:<sample>`` QC removed more than half of its cells;
+    ``car_call_without_baseline:<sample>`` the post-infusion CAR call had no pre-infusion
+    biopsy to estimate background from (floor only); ``ctdna_<status>:<sample>`` a plasma
+    sample without coverage or evaluable variants.
+    """
+    flags = []
+    qc = outputs.expression_qc.set_index("sample_id")
+    for sample in (s for s in pair_samples if s in qc.index):
+        cells, before = int(qc.loc[sample, "cells_after"]), int(qc.loc[sample, "cells_before"])
+        if cells < settings.min_qc_cells:
+            flags.append(f"few_cells:{sample}")
+        if before and cells / before < 0.5:
+            flags.append(f"half_cells_failed_qc:{sample}")
+    car = outputs.car.set_index("sample_id")
+    post = pair_samples[1] if len(pair_samples) > 1 else ""
+    has_background = "background_sample" in car.columns
+    if post in car.index and has_background and not _text(car.loc[post, "background_sample"]):
+        flags.append(f"car_call_without_baseline:{post}")
+    ctdna = outputs.ctdna_samples
+    for row in ctdna[ctdna["patient_id"] == patient].itertuples(index=False):
+        if row.call_status in ("no_coverage", "no_evaluable_variants"):
+            flags.append(f"ctdna_{row.call_status}:{row.sample_id}")
+    return ";".join(flags)
+
+
+# --- the table --------------------------------------------------------------------------------
+
+
+def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame:
+    """The per-patient result table, one row per patient in sheet order."""
+    pairs = biopsy_pairs(outputs.samples, settings.biopsy_assays)
+    lookup = _metric_lookup(outputs)
+    clinical = outputs.patients.drop(
+        columns=[c for c in FILE_COLUMNS if c in outputs.patients.columns]
+    )
+    rows = []
+    for patient in outputs.patients.index:
+        patient = str(patient)
+        if patient in pairs.index:
+            assay, baseline, post = pairs.loc[patient]
+        else:
+            assay = baseline = post = ""
+        row: dict[str, object] = {"patient_id": patient}
+        row |= {column: clinical.loc[patient, column] for column in clinical.columns}
+        row |= {
+            "biopsy_assay": assay,
+            "biopsy_baseline_sample": baseline,
+            "biopsy_post_sample": post,
+        }
+        row |= _car_block(outputs, patient, post)
+        row |= _cd8_block(lookup, settings, assay, baseline, post)
+        row |= _inflammation_block(lookup, settings, assay, baseline, post)
+        row |= _ctdna_block(outputs, patient)
+        row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post])
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    table[list(BOOLEAN_COLUMNS)] = table[list(BOOLEAN_COLUMNS)].astype("boolean")
+    table[list(INTEGER_COLUMNS)] = table[list(INTEGER_COLUMNS)].astype("Int64")
+    return table
+
+
+# --- value helpers ----------------------------------------------------------------------------
+
+
+def _as_bool(value: object) -> bool:
+    """A step table's boolean cell (True/False, or text of it) as bool; missing is False."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return bool(value)
+
+
+def _float(value: object) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def _int(value: object) -> object:
+    number = _float(value)
+    return pd.NA if np.isnan(number) else int(number)
+
+
+def _text(value: object) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)

@@ -1,0 +1,107 @@
+"""What the result-table rules (``workflow/rules/tables.smk``) need: settings from the config,
+checked against the sheets, and the step outputs each rule reads. Plain functions of the config
+and the sheets, so the rule file holds only rules and these can be tested."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pandas as pd
+
+from carmscope.genesets import read_gmt
+from carmscope.tables.patients import TableSettings
+
+RESULTS = "results/tables"
+REPORT = "results/report"
+TABLE_FILES = {
+    "patients": f"{RESULTS}/patients.tsv",
+    "samples": f"{RESULTS}/samples.tsv",
+    "summary": f"{RESULTS}/cohort_summary.tsv",
+    "workbook": f"{RESULTS}/carmscope_results.xlsx",
+}
+FIGURE_FILES = {"overview": f"{REPORT}/cohort_overview.png", "panels": f"{REPORT}/patients"}
+CTDNA_TABLES = ("samples", "timepoints", "patients")
+
+
+class TablesConfigError(ValueError):
+    """The ``tables`` config section does not fit the sheets or the gene sets."""
+
+
+def settings(config: Mapping, patients: pd.DataFrame) -> TableSettings:
+    """The ``tables`` section as :class:`TableSettings`, checked against the patients sheet and
+    the configured GMT files (``inflammation_sets: null`` takes every set of them)."""
+    section = dict(config.get("tables") or {})
+    available = {}
+    for path in config["genesets"]["gmt"]:
+        available |= dict.fromkeys(read_gmt(path))
+    sets = section.get("inflammation_sets")
+    if sets is None:
+        sets = list(available)
+    unknown = [name for name in sets if name not in available]
+    if unknown:
+        raise TablesConfigError(
+            f"config tables.inflammation_sets: {', '.join(unknown)} not in the gene sets of "
+            f"genesets.gmt ({', '.join(config['genesets']['gmt'])}); available: "
+            f"{', '.join(available)}"
+        )
+    strata = section.get("strata", ["her2_ihc", "dosing"])
+    missing = [column for column in strata if column not in patients.columns]
+    if missing:
+        raise TablesConfigError(
+            f"config tables.strata: {', '.join(missing)} is not a column of the patients "
+            f"sheet {config['patients']} (columns: {', '.join(patients.columns)})"
+        )
+    defaults = TableSettings()
+    return TableSettings(
+        biopsy_assays=tuple(section.get("biopsy_assays", defaults.biopsy_assays)),
+        cd8_fraction_metric=section.get("cd8_fraction_metric", defaults.cd8_fraction_metric),
+        cd8_score_metric=section.get("cd8_score_metric", defaults.cd8_score_metric),
+        inflammation_sets=tuple(sets),
+        inflammation_statistic=section.get(
+            "inflammation_statistic", defaults.inflammation_statistic
+        ),
+        cd8_up_min_delta=float(section.get("cd8_up_min_delta", defaults.cd8_up_min_delta)),
+        inflammation_up_min_delta=float(
+            section.get("inflammation_up_min_delta", defaults.inflammation_up_min_delta)
+        ),
+        min_qc_cells=int(section.get("min_qc_cells", defaults.min_qc_cells)),
+        strata=tuple(strata),
+    )
+
+
+def settings_params(settings: TableSettings) -> dict:
+    """Settings as plain values for a rule's ``params`` (a change re-runs the tables)."""
+    return {
+        key: list(value) if isinstance(value, tuple) else value
+        for key, value in settings.__dict__.items()
+    }
+
+
+def _assay_samples(samples: pd.DataFrame, assay: str) -> list[str]:
+    return [str(s) for s in samples.index[samples["assay"] == assay]]
+
+
+def table_inputs(samples: pd.DataFrame, car_scanned: bool) -> dict[str, str | list[str]]:
+    """The step outputs the result tables read, by role; stages the cohort lacks left out."""
+    files: dict[str, str | list[str]] = {"input_qc": "results/qc/inputs.tsv"}
+    for assay in ("scrna", "bulk_rna"):
+        if _assay_samples(samples, assay):
+            files[f"metrics_{assay}"] = f"results/expression/{assay}/metrics.tsv"
+    scrna = _assay_samples(samples, "scrna")
+    files["expression_qc"] = [f"results/expression/scrna/{s}/qc.tsv" for s in scrna]
+    files["car_cell_types"] = [
+        f"results/expression/scrna/{s}/car_by_cell_type.tsv"
+        for s in scrna
+        if samples.loc[s, "reads"] and samples.loc[s, "counts"]
+    ]
+    if car_scanned:
+        files["car"] = "results/car/summary.tsv"
+    if _assay_samples(samples, "cfdna"):
+        files |= {f"ctdna_{name}": f"results/ctdna/{name}.tsv" for name in CTDNA_TABLES}
+    return files
+
+
+def sheet_records(table: pd.DataFrame, columns: Sequence[str] | None = None) -> list[dict]:
+    """A sheet as records for ``params`` (IDs kept, file paths left out when ``columns``)."""
+    chosen = table if columns is None else table[list(columns)]
+    return chosen.reset_index().to_dict("records")

@@ -1,0 +1,165 @@
+"""The cohort summary: how many patients answered yes to each question, overall and by
+stratum, with exact confidence intervals, and the paired tests of the continuous endpoints.
+
+Proportions
+    ``n_positive`` of ``n_evaluable`` patients (those with a value; the rest are counted in
+    ``n_patients`` only), with the exact two-sided 95% Clopper-Pearson interval (Clopper and
+    Pearson 1934), which keeps its coverage at the small n of phase 1 cohorts. The biopsy-level
+    endpoint ``car_post_biopsies_detected`` counts post-infusion biopsies, not patients.
+Paired tests
+    The patient table's deltas (post - baseline of the patient's biopsy pair) tested with the
+    exact Wilcoxon signed-rank test of :func:`carmscope.expression.paired.signed_rank_test`,
+    Benjamini-Hochberg q-values over the endpoints of each stratum group. A patient's delta
+    comes from the assay of its biopsy pair (scRNA pseudobulk or bulk RNA): the test is
+    within-patient, so mixing assays changes no patient's sign.
+Strata
+    ``all``, then each value of each configured patients column (HER2 IHC score and dosing arm
+    by default), in sorted order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from carmscope.expression.paired import benjamini_hochberg, signed_rank_test
+from carmscope.tables.patients import TableSettings
+
+PROPORTION_ENDPOINTS = (
+    "car_detected",
+    "cd8_up",
+    "inflammation_up",
+    "ctdna_any_fall",
+    "ctdna_molecular_response",
+    "ctdna_transient_decrease",
+    "ctdna_clearance",
+    "ctdna_progression",
+)
+BIOPSY_ENDPOINT = "car_post_biopsies_detected"
+
+SUMMARY_COLUMNS = (
+    "stratum",
+    "group",
+    "endpoint",
+    "kind",
+    "n_patients",
+    "n_evaluable",
+    "n_positive",
+    "fraction",
+    "ci_low",
+    "ci_high",
+    "n_pairs",
+    "median_delta",
+    "statistic",
+    "p_value",
+    "q_value",
+    "rank_biserial",
+    "method",
+)
+CONFIDENCE = 0.95
+PROPORTION_METHOD = "exact 95% Clopper-Pearson interval"
+
+
+def delta_endpoints(settings: TableSettings) -> list[str]:
+    """The patient-table delta columns that get a paired test."""
+    sets = [f"{gene_set}_delta" for gene_set in settings.inflammation_sets]
+    return ["cd8_fraction_delta", "cd8_score_delta", *sets, "inflammation_delta_mean"]
+
+
+def clopper_pearson(
+    positive: int, total: int, confidence: float = CONFIDENCE
+) -> tuple[float, float]:
+    """Exact two-sided confidence interval of a binomial proportion (NaN, NaN for total 0)."""
+    if total == 0:
+        return np.nan, np.nan
+    tail = (1 - confidence) / 2
+    low = stats.beta.ppf(tail, positive, total - positive + 1) if positive > 0 else 0.0
+    high = stats.beta.ppf(1 - tail, positive + 1, total - positive) if positive < total else 1.0
+    return float(low), float(high)
+
+
+def _proportion(endpoint: str, n_patients: int, positive: int, evaluable: int) -> dict:
+    low, high = clopper_pearson(positive, evaluable)
+    return {
+        "endpoint": endpoint,
+        "kind": "proportion",
+        "n_patients": n_patients,
+        "n_evaluable": evaluable,
+        "n_positive": positive,
+        "fraction": positive / evaluable if evaluable else np.nan,
+        "ci_low": low,
+        "ci_high": high,
+        "method": PROPORTION_METHOD,
+    }
+
+
+def _proportions(block: pd.DataFrame) -> list[dict]:
+    rows = []
+    for endpoint in PROPORTION_ENDPOINTS:
+        values = block[endpoint].dropna().astype(bool)
+        rows.append(_proportion(endpoint, len(block), int(values.sum()), len(values)))
+    biopsies = block["car_post_biopsies"].fillna(0).astype(int)
+    rows.append(
+        _proportion(
+            BIOPSY_ENDPOINT,
+            len(block),
+            int(block[BIOPSY_ENDPOINT].fillna(0).astype(int).sum()),
+            int(biopsies.sum()),
+        )
+    )
+    return rows
+
+
+def _paired(block: pd.DataFrame, endpoints: Sequence[str]) -> list[dict]:
+    rows = []
+    for endpoint in endpoints:
+        deltas = block[endpoint].dropna().to_numpy(dtype=float)
+        test = signed_rank_test(deltas)
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "kind": "paired_test",
+                "n_patients": len(block),
+                "n_evaluable": len(deltas),
+                "n_pairs": test["n_pairs"],
+                "median_delta": test["median_delta"],
+                "statistic": test["statistic"],
+                "p_value": test["p_value"],
+                "rank_biserial": test["rank_biserial"],
+                "method": test["method"],
+            }
+        )
+    q = benjamini_hochberg([row["p_value"] for row in rows])
+    for row, value in zip(rows, q, strict=True):
+        row["q_value"] = value
+    return rows
+
+
+def strata_blocks(
+    patients: pd.DataFrame, strata: Sequence[str]
+) -> list[tuple[str, str, pd.DataFrame]]:
+    """``(stratum, group, rows)``: the whole cohort, then each value of each stratum column."""
+    blocks = [("all", "all", patients)]
+    for column in strata:
+        if column not in patients.columns:
+            raise KeyError(f"patients table has no column {column!r} to stratify by")
+        values = patients[column].astype(str)
+        for value in sorted(values.unique()):
+            blocks.append((column, value, patients[values == value]))
+    return blocks
+
+
+def cohort_summary(patients: pd.DataFrame, settings: TableSettings) -> pd.DataFrame:
+    """The cohort summary table (columns :data:`SUMMARY_COLUMNS`)."""
+    endpoints = delta_endpoints(settings)
+    rows = []
+    for stratum, group, block in strata_blocks(patients, settings.strata):
+        for row in [*_proportions(block), *_paired(block, endpoints)]:
+            rows.append({"stratum": stratum, "group": group} | row)
+    table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+    integer = ["n_patients", "n_evaluable", "n_positive", "n_pairs"]
+    table[integer] = table[integer].astype("Int64")
+    return table

@@ -1,0 +1,149 @@
+"""Data dictionary, workbook, rule settings and report figures of the result tables."""
+
+import os
+
+import openpyxl
+import pandas as pd
+import pytest
+
+from carmscope.tables import dictionary, rules
+from carmscope.tables.figures import cohort_overview, patient_panels
+from carmscope.tables.patients import TableSettings, patient_table
+from carmscope.tables.samples import sample_table
+from carmscope.tables.summary import cohort_summary
+from carmscope.tables.workbook import number_text, write_tsv, write_workbook
+from tests.unit.test_tables import SETS, outputs, sheets
+
+
+@pytest.fixture
+def tables():
+    settings = TableSettings(inflammation_sets=SETS)
+    patients = patient_table(outputs(), settings)
+    return {
+        "patients": patients,
+        "samples": sample_table(outputs()),
+        "cohort_summary": cohort_summary(patients, settings),
+    }
+
+
+def test_docs_outputs_md_is_rendered_from_the_dictionary(repo):
+    committed = (repo / "docs/outputs.md").read_text()
+    assert committed == dictionary.render_markdown(), (
+        "docs/outputs.md is stale: .venv/bin/python -m carmscope.tables dictionary > "
+        "docs/outputs.md"
+    )
+
+
+def test_patterns_match_families_of_columns():
+    assert dictionary.describe("patients", "HALLMARK_X_delta").name == "<SET>_delta"
+    assert dictionary.describe("patients", "car_detected").name == "car_detected"
+    assert dictionary.describe("samples", "expr.all.CD8_T_cells.singscore").name == "expr.<metric>"
+    assert dictionary.describe("samples", "car.reads").name == "car.reads"
+    assert dictionary.describe("cohort_summary", "no_such_column") is None
+
+
+def test_every_column_of_the_tables_is_documented(tables):
+    clinical = list(sheets()[0].columns)
+    for name, table in tables.items():
+        assert dictionary.undocumented(name, list(table.columns), clinical) == [], name
+    assert dictionary.undocumented("patients", ["made_up"]) == ["made_up"]
+
+
+def test_tsv_writes_missing_values_as_empty_cells(tables, tmp_path):
+    path = tmp_path / "patients.tsv"
+    write_tsv(tables["patients"], path)
+    back = pd.read_csv(path, sep="\t", keep_default_na=False, dtype=str).set_index("patient_id")
+    assert back.loc["P3", "car_detected"] == ""
+    assert back.loc["P1", "car_detected"] == "True"
+    assert back.loc["P4", "ctdna_baseline_mean_vaf"] == ""
+
+
+def test_numbers_are_written_by_value_not_by_column_dtype(tmp_path):
+    with_gap = pd.DataFrame({"n": [12.0, float("nan")], "x": [0.1, 2.5]})
+    without = pd.DataFrame({"n": [12], "x": [0.1]})
+    write_tsv(with_gap, tmp_path / "a.tsv")
+    write_tsv(without, tmp_path / "b.tsv")
+    a, b = (tmp_path / "a.tsv").read_text(), (tmp_path / "b.tsv").read_text()
+    assert a.splitlines()[1] == b.splitlines()[1] == "12\t0.1"
+    assert a.splitlines()[2] == "\t2.5"
+    assert number_text(24201.35527589545) == "24201.35527589545"
+
+
+def test_workbook_has_every_table_and_the_dictionary(tables, tmp_path):
+    path = tmp_path / "results.xlsx"
+    write_workbook(tables, path)
+    sheets_read = pd.read_excel(path, sheet_name=None)
+    assert list(sheets_read) == ["patients", "samples", "cohort_summary", "dictionary"]
+    patients = sheets_read["patients"].set_index("patient_id")
+    assert list(patients.index) == ["P1", "P2", "P3", "P4"]
+    assert pd.isna(patients.loc["P3", "car_detected"])
+    assert patients.loc["P1", "car_reads_per_million"] == 2500.0
+    assert len(sheets_read["dictionary"]) == len(dictionary.COLUMNS)
+    assert os.listdir(tmp_path) == ["results.xlsx"]
+
+
+def test_control_characters_are_dropped_not_fatal(tables, tmp_path):
+    pasted = dict(tables, patients=tables["patients"].assign(note="pasted\x01 text"))
+    write_workbook(pasted, tmp_path / "results.xlsx")
+    back = pd.read_excel(tmp_path / "results.xlsx", sheet_name="patients")
+    assert (back["note"] == "pasted text").all()
+
+
+def test_failed_workbook_leaves_nothing(tables, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(openpyxl.Workbook, "save", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_workbook(tables, tmp_path / "results.xlsx")
+    assert os.listdir(tmp_path) == []
+
+
+def config(repo, **tables_section):
+    return {
+        "patients": "patients.tsv",
+        "genesets": {"gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")]},
+        "tables": tables_section,
+    }
+
+
+def test_settings_take_every_gmt_set_by_default_and_check_names(repo):
+    patients, _ = sheets()
+    chosen = rules.settings(config(repo), patients)
+    assert "HALLMARK_INFLAMMATORY_RESPONSE" in chosen.inflammation_sets
+    assert chosen.strata == ("her2_ihc", "dosing")
+    one = rules.settings(
+        config(repo, inflammation_sets=["HALLMARK_IL6_JAK_STAT3_SIGNALING"]), patients
+    )
+    assert one.inflammation_sets == ("HALLMARK_IL6_JAK_STAT3_SIGNALING",)
+    with pytest.raises(rules.TablesConfigError, match=r"HALLMARK_NOPE.*available"):
+        rules.settings(config(repo, inflammation_sets=["HALLMARK_NOPE"]), patients)
+    with pytest.raises(rules.TablesConfigError, match=r"tables\.strata: arm .*patients\.tsv"):
+        rules.settings(config(repo, strata=["arm"]), patients)
+
+
+def test_settings_params_round_trip(repo):
+    patients, _ = sheets()
+    chosen = rules.settings(config(repo, cd8_up_min_delta=0.05), patients)
+    assert TableSettings(**rules.settings_params(chosen)).cd8_up_min_delta == 0.05
+
+
+def test_table_inputs_follow_the_stages_the_cohort_has():
+    _, samples = sheets()
+    samples = samples.assign(counts="x.h5", reads="")
+    files = rules.table_inputs(samples, car_scanned=False)
+    assert "car" not in files and files["car_cell_types"] == []
+    assert files["ctdna_patients"] == "results/ctdna/patients.tsv"
+    no_plasma = rules.table_inputs(samples[samples["assay"] != "cfdna"], car_scanned=True)
+    assert "ctdna_patients" not in no_plasma and no_plasma["car"] == "results/car/summary.tsv"
+
+
+def test_figures_are_drawn_for_every_patient(tables, tmp_path):
+    overview = tmp_path / "overview.png"
+    cohort_overview(tables["patients"], tables["cohort_summary"], overview)
+    assert overview.stat().st_size > 10_000
+    paths = patient_panels(
+        tables["patients"], tables["samples"], SETS, "mean_log2cpm", tmp_path / "patients"
+    )
+    assert sorted(os.listdir(tmp_path / "patients")) == [f"P{i}.png" for i in range(1, 5)]
+    assert all(os.path.getsize(path) > 10_000 for path in paths)
