@@ -57,6 +57,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from carmscope.workflow_files import local_rules, localised_config, rule_files
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOCS = REPO / "docs/cluster.md"
@@ -111,20 +113,7 @@ def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
         timeout=600,
     )
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    generated = config["synthetic"]["outdir"].rstrip("/") + "/"
-
-    def localise(value):
-        if isinstance(value, dict):
-            return {key: localise(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [localise(item) for item in value]
-        if isinstance(value, str) and value.startswith(generated):
-            return f"{data_dir}/{value[len(generated) :]}"
-        if isinstance(value, str) and "/" in value and (REPO / value).exists():
-            return str(REPO / value)
-        return value
-
-    config = localise(config)
+    config = localised_config(config, REPO, data_dir)
     config.update(
         patients="tables/patients.tsv",
         samples="tables/samples.tsv",
@@ -184,31 +173,11 @@ def job_count(log: Path) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def local_rule_names() -> set[str]:
-    """Rules named in the workflow's ``localrules:`` statements or with ``localrule: True``."""
-    names: set[str] = set()
-    for path in sorted((REPO / "workflow/rules").glob("*.smk")):
-        lines = path.read_text().splitlines()
-        rule = None
-        for number, line in enumerate(lines):
-            if match := re.match(r"\s*rule (\w+)", line):
-                rule = match.group(1)
-            elif rule and re.match(r"\s+localrule:\s*True", line):
-                names.add(rule)
-            if line.startswith("localrules:"):
-                names |= set(re.findall(r"\w+", line.removeprefix("localrules:")))
-                for following in lines[number + 1 :]:
-                    if not following.startswith((" ", "\t")) or not following.strip():
-                        break
-                    names |= set(re.findall(r"\w+", following))
-    return names
-
-
 def slurm_submissions(log: Path) -> int:
     """SLURM jobs a ``--profile profiles/slurm --dry-run`` plans: group jobs plus ungrouped
     jobs of rules that are not local rules (group members are indented in its output)."""
     text = log.read_text()
-    local = local_rule_names() | {"all"}
+    local = local_rules(rule_files(REPO)) | {"all"}
     groups = len(re.findall(r"Group job \w+ \(", text))
     single = [name for name in re.findall(r"^rule (\w+):", text, re.MULTILINE) if name not in local]
     return groups + len(single)

@@ -12,9 +12,9 @@ import test_slurm
 import yaml
 from test_slurm import REPO, SLURM_PROFILE, snakemake_command, write_workdir
 
-RULE_FILES = [REPO / "Snakefile", *sorted((REPO / "workflow/rules").glob("*.smk"))]
-RULE = re.compile(r"^(?P<indent>[ \t]*)(?:local)?rule (?P<name>\w+)(?: as \w+)?:", re.MULTILINE)
-USE_RULE = re.compile(r"^[ \t]*use rule (?P<base>\w+) as (?P<name>\w+)", re.MULTILINE)
+from carmscope import workflow_files
+
+RULE_FILES = workflow_files.rule_files(REPO)
 ACTIONS = ("shell:", "script:", "run:", "wrapper:", "notebook:", "cwl:")
 # Rules that aggregate the cohort's small per-sample tables into one: on the submit host
 # (at least these; later stages add their own, e.g. with `localrule: True`).
@@ -36,45 +36,11 @@ EXPECTED_GROUPS = {
 
 
 def rule_blocks():
-    """{rule name: source text of its block} over the Snakefile and workflow/rules/*.smk
-    (`use rule A as B` blocks are A's block with B's changes on top)."""
-    blocks = {}
-    for path in RULE_FILES:
-        text = path.read_text()
-        for match in RULE.finditer(text):
-            indent = len(match.group("indent"))
-            body = []
-            for line in text[match.end() :].splitlines()[1:]:
-                code = line.strip() and not line.lstrip().startswith("#")
-                if code and len(line) - len(line.lstrip()) <= indent:
-                    break
-                body.append(line)
-            blocks[match.group("name")] = "\n".join(body)
-    for path in RULE_FILES:
-        for match in USE_RULE.finditer(path.read_text()):
-            blocks.setdefault(match.group("name"), blocks.get(match.group("base"), ""))
-    return blocks
+    return workflow_files.rule_blocks(RULE_FILES)
 
 
 def local_rules():
-    """Names listed in `localrules:` statements (one name a line, or comma-separated), and
-    rules with the directive `localrule: True`."""
-    names = {
-        name
-        for name, block in rule_blocks().items()
-        if re.search(r"^\s*localrule:\s*True", block, re.M)
-    }
-    for path in RULE_FILES:
-        lines = path.read_text().splitlines()
-        for number, line in enumerate(lines):
-            if not line.startswith("localrules:"):
-                continue
-            names |= set(re.findall(r"\w+", line.removeprefix("localrules:")))
-            for following in lines[number + 1 :]:
-                if not following.startswith((" ", "\t")) or not following.strip():
-                    break
-                names |= set(re.findall(r"\w+", following))
-    return names
+    return workflow_files.local_rules(RULE_FILES)
 
 
 def resource_expression(block, name):

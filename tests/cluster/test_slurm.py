@@ -35,6 +35,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from carmscope.workflow_files import localised_config
+
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -216,20 +218,7 @@ def write_workdir(workdir, tool, data_dir="cohort"):
         timeout=300,
     )
     config = yaml.safe_load((REPO / "config/test/config.yaml").read_text())
-    generated = config["synthetic"]["outdir"].rstrip("/") + "/"
-
-    def localise(value):
-        if isinstance(value, dict):
-            return {key: localise(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [localise(item) for item in value]
-        if isinstance(value, str) and value.startswith(generated):
-            return f"{data_dir}/{value[len(generated) :]}"
-        if isinstance(value, str) and "/" in value and (REPO / value).exists():
-            return str(REPO / value)
-        return value
-
-    config = localise(config)
+    config = localised_config(config, REPO, data_dir)
     config.update(
         patients="tables/patients.tsv",
         samples="tables/samples.tsv",

@@ -278,6 +278,14 @@ def test_cohort_summary_counts_evaluable_patients_by_stratum(table):
     assert 0 <= test["p_value"] <= 1 and 0 <= test["q_value"] <= 1
 
 
+def test_misspelt_metric_names_stop_with_the_config_key():
+    typo = TableSettings(inflammation_sets=SETS, cd8_score_metric="all/CD8_T_cell/mean_log2cpm")
+    with pytest.raises(
+        ValueError, match=r"tables\.cd8_score_metric.*did you mean 'all/CD8_T_cells"
+    ):
+        patient_table(outputs(), typo)
+
+
 def test_unknown_stratum_column_is_an_error(table):
     with pytest.raises(KeyError, match="arm"):
         cohort_summary(table.reset_index(), TableSettings(inflammation_sets=SETS, strata=["arm"]))

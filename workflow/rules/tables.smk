@@ -12,7 +12,7 @@ from carmscope.tables import rules as tables_rules
 
 try:
     TABLE_SETTINGS = tables_rules.settings(config, PATIENTS)
-except (tables_rules.TablesConfigError, OSError, ValueError) as error:
+except (OSError, ValueError) as error:  # TablesConfigError, GMT format errors
     raise WorkflowError(str(error)) from None
 
 

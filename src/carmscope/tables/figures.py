@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from carmscope.tables.samples import metric_column
+from carmscope.tables.steps import as_bool
 from carmscope.tables.summary import BIOPSY_ENDPOINT, PROPORTION_ENDPOINTS
 
 DPI = 120
@@ -113,7 +114,7 @@ def _car_axes(axes, biopsies: pd.DataFrame) -> None:
         axes.text(0.5, 0.5, "no biopsy reads scanned", ha="center", va="center")
         axes.set_axis_off()
         return
-    detected = scanned["car.detected"].map(lambda v: str(v) == "True")
+    detected = scanned["car.detected"].map(as_bool)
     rpm = scanned["car.reads_per_million"].astype(float)
     colours = [YES if d else "white" for d in detected]
     x = np.arange(len(scanned))
@@ -139,9 +140,7 @@ def _composition_axes(axes, biopsies: pd.DataFrame, pair: Sequence[str]) -> None
     types = [c.removeprefix(prefix) for c in columns]
     y = np.arange(len(types))
     width = 0.4
-    for offset, (sample, colour) in zip(
-        (-width / 2, width / 2), zip(pair, (NO, YES), strict=True), strict=True
-    ):
+    for offset, sample, colour in ((-width / 2, pair[0], NO), (width / 2, pair[1], YES)):
         row = chosen[chosen["sample_id"] == sample]
         if len(row):
             values = row[columns].iloc[0].astype(float).fillna(0).to_numpy()
@@ -184,7 +183,7 @@ def _ctdna_axes(axes, plasma: pd.DataFrame) -> None:
         return
     days = measured["day"].astype(int).to_numpy()
     vaf = measured["ctdna.mean_vaf"].astype(float).to_numpy()
-    detected = measured["ctdna.detected"].map(lambda v: str(v) == "True").to_numpy()
+    detected = measured["ctdna.detected"].map(as_bool).to_numpy(dtype=bool)
     axes.plot(days, vaf, color="black", linewidth=1)
     axes.scatter(days[detected], vaf[detected], color=YES, zorder=3)
     axes.scatter(days[~detected], vaf[~detected], facecolor="white", edgecolor=YES, zorder=3)

@@ -30,12 +30,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 import numpy as np
 import pandas as pd
 
 from carmscope.expression.paired import baseline_post_pairs
-from carmscope.tables.steps import StepOutputs
+from carmscope.tables.steps import StepOutputs, as_bool, as_float, as_int, as_text
 
 FILE_COLUMNS = ("tumor_variants",)
 """Patients-sheet columns that hold input paths, not clinical data (left out of the table)."""
@@ -145,7 +146,7 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
     ]
     post_biopsies = [str(s) for s in mine.index[mine["day"] > 0]]
     scanned = car[car["sample_id"].isin(post_biopsies)]
-    detected = scanned["car_detected"].map(_as_bool)
+    detected = scanned["car_detected"].map(as_bool)
     block: dict[str, object] = {
         "car_detected": pd.NA,
         "car_post_biopsies": len(scanned),
@@ -170,7 +171,7 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
         block["car_sample_id"] = post_sample
         block["car_reads_per_million"] = float(row["car_reads_per_million"])
         if row["assay"] == "scrna":
-            block["car_positive_cell_fraction"] = _float(row.get("car_positive_fraction"))
+            block["car_positive_cell_fraction"] = as_float(row.get("car_positive_fraction"))
             block["car_macrophage_share"] = _macrophage_share(outputs, post_sample)
             if np.isnan(block["car_macrophage_share"]):
                 reasons.append(f"no annotated CAR+ cells in {post_sample}")
@@ -282,25 +283,30 @@ def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
         return block | {"ctdna_reason": "not tracked" if has_plasma else "no plasma samples"}
     row = rows.iloc[0]
     block |= {
-        "ctdna_baseline_mean_vaf": _float(row["baseline_vaf"]),
-        "ctdna_nadir_mean_vaf": _float(row["nadir_vaf"]),
-        "ctdna_nadir_day": _int(row["nadir_day"]),
-        "ctdna_nadir_change_pct": _float(row["best_change_pct"]),
-        "ctdna_latest_day": _int(row["latest_day"]),
-        "ctdna_latest_change_pct": _float(row["latest_change_pct"]),
+        "ctdna_baseline_mean_vaf": as_float(row["baseline_vaf"]),
+        "ctdna_nadir_mean_vaf": as_float(row["nadir_vaf"]),
+        "ctdna_nadir_day": as_int(row["nadir_day"]),
+        "ctdna_nadir_change_pct": as_float(row["best_change_pct"]),
+        "ctdna_latest_day": as_int(row["latest_day"]),
+        "ctdna_latest_change_pct": as_float(row["latest_change_pct"]),
     }
-    if not _as_bool(row["evaluable"]):
-        return block | {"ctdna_reason": _text(row["reason"]) or "not evaluable"}
+    if not as_bool(row["evaluable"]):
+        return block | {"ctdna_reason": as_text(row["reason"]) or "not evaluable"}
     timepoints = outputs.ctdna_timepoints
-    falls = timepoints.loc[timepoints["patient_id"] == patient, "fall"].map(_as_bool)
+    falls = timepoints.loc[timepoints["patient_id"] == patient, "fall"].map(as_bool)
     block["ctdna_any_fall"] = bool(falls.any())
     for flag in CTDNA_FLAGS:
-        block[f"ctdna_{flag}"] = _as_bool(row[flag])
-    return block | {"ctdna_reason": _text(row["reason"])}
+        block[f"ctdna_{flag}"] = as_bool(row[flag])
+    return block | {"ctdna_reason": as_text(row["reason"])}
 
 
 def _qc_flags(
-    outputs: StepOutputs, settings: TableSettings, patient: str, pair_samples: Sequence[str]
+    outputs: StepOutputs,
+    settings: TableSettings,
+    patient: str,
+    pair_samples: Sequence[str],
+    qc: pd.DataFrame,
+    car: pd.DataFrame,
 ) -> str:
     """Semicolon-separated QC warnings about the samples behind a patient's row.
 
@@ -308,26 +314,53 @@ def _qc_flags(
     biopsy; ``half_cells_failed_qc:<sample>`` QC removed more than half of its cells;
     ``car_call_without_baseline:<sample>`` the post-infusion CAR call had no pre-infusion
     biopsy to estimate background from (floor only); ``ctdna_<status>:<sample>`` a plasma
-    sample without coverage or evaluable variants.
+    sample without coverage or evaluable variants. ``qc`` and ``car`` are the step tables
+    indexed by sample.
     """
     flags = []
-    qc = outputs.expression_qc.set_index("sample_id")
     for sample in (s for s in pair_samples if s in qc.index):
         cells, before = int(qc.loc[sample, "cells_after"]), int(qc.loc[sample, "cells_before"])
         if cells < settings.min_qc_cells:
             flags.append(f"few_cells:{sample}")
         if before and cells / before < 0.5:
             flags.append(f"half_cells_failed_qc:{sample}")
-    car = outputs.car.set_index("sample_id")
     post = pair_samples[1] if len(pair_samples) > 1 else ""
     has_background = "background_sample" in car.columns
-    if post in car.index and has_background and not _text(car.loc[post, "background_sample"]):
+    if post in car.index and has_background and not as_text(car.loc[post, "background_sample"]):
         flags.append(f"car_call_without_baseline:{post}")
     ctdna = outputs.ctdna_samples
     for row in ctdna[ctdna["patient_id"] == patient].itertuples(index=False):
         if row.call_status in ("no_coverage", "no_evaluable_variants"):
             flags.append(f"ctdna_{row.call_status}:{row.sample_id}")
     return ";".join(flags)
+
+
+def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
+    """Every configured metric name is one the expression stage wrote, when it wrote any.
+
+    A misspelt ``tables.cd8_score_metric`` would otherwise give a column empty for every
+    patient. Raises ValueError naming the config key and the closest name written.
+    """
+    written = set()
+    for assay in outputs.expression_metrics:
+        written |= set(outputs.metrics(assay)["metric"])
+    if not written:
+        return
+    wanted = {
+        "tables.cd8_fraction_metric": settings.cd8_fraction_metric,
+        "tables.cd8_score_metric": settings.cd8_score_metric,
+    } | {
+        f"tables.inflammation_sets ({name})": settings.inflammation_metric(name)
+        for name in settings.inflammation_sets
+    }
+    problems = []
+    for key, metric in wanted.items():
+        if metric not in written:
+            close = get_close_matches(metric, sorted(written), 1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"config {key}: no sample has the expression metric {metric!r}{hint}")
+    if problems:
+        raise ValueError("\n".join(problems))
 
 
 # --- the table --------------------------------------------------------------------------------
@@ -340,6 +373,9 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
     clinical = outputs.patients.drop(
         columns=[c for c in FILE_COLUMNS if c in outputs.patients.columns]
     )
+    check_metrics(outputs, settings)
+    qc = outputs.expression_qc.set_index("sample_id")
+    car = outputs.car.set_index("sample_id")
     rows = []
     for patient in outputs.patients.index:
         patient = str(patient)
@@ -358,39 +394,9 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
         row |= _cd8_block(lookup, settings, assay, baseline, post)
         row |= _inflammation_block(lookup, settings, assay, baseline, post)
         row |= _ctdna_block(outputs, patient)
-        row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post])
+        row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post], qc, car)
         rows.append(row)
     table = pd.DataFrame(rows)
     table[list(BOOLEAN_COLUMNS)] = table[list(BOOLEAN_COLUMNS)].astype("boolean")
     table[list(INTEGER_COLUMNS)] = table[list(INTEGER_COLUMNS)].astype("Int64")
     return table
-
-
-# --- value helpers ----------------------------------------------------------------------------
-
-
-def _as_bool(value: object) -> bool:
-    """A step table's boolean cell (True/False, or text of it) as bool; missing is False."""
-    if isinstance(value, str):
-        return value.strip().lower() == "true"
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return False
-    return bool(value)
-
-
-def _float(value: object) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return np.nan
-
-
-def _int(value: object) -> object:
-    number = _float(value)
-    return pd.NA if np.isnan(number) else int(number)
-
-
-def _text(value: object) -> str:
-    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
-        return ""
-    return str(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 EXPRESSION_ASSAYS = ("scrna", "bulk_rna")
@@ -77,6 +78,36 @@ class StepOutputs:
         """The long metric table of one expression assay (empty when it has no samples)."""
         table = self.expression_metrics.get(assay)
         return table if table is not None else _empty(("sample_id", "metric", "value"))
+
+
+def as_bool(value: object) -> bool:
+    """A step table's boolean cell (True/False, or their text) as bool; missing is False."""
+    if isinstance(value, str):
+        return value.strip().lower() == "true"
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return False
+    return bool(value)
+
+
+def as_float(value: object) -> float:
+    """A numeric cell as float; missing or not a number is NaN."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return np.nan
+
+
+def as_int(value: object) -> object:
+    """A whole-number cell as int; missing is ``pd.NA``."""
+    number = as_float(value)
+    return pd.NA if np.isnan(number) else int(number)
+
+
+def as_text(value: object) -> str:
+    """A text cell as str; missing is ''."""
+    if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        return ""
+    return str(value)
 
 
 def _empty(columns: Iterable[str]) -> pd.DataFrame:

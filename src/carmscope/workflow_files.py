@@ -1,0 +1,82 @@
+"""The workflow's own files, read by its tests and benchmarks (never by the rules).
+
+:func:`rule_blocks` and :func:`local_rules` read the rule files as text (which rules run on the
+submit host); :func:`localised_config` turns a bundled config into one for a work folder.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+RULE = re.compile(r"^(?P<indent>[ \t]*)(?:local)?rule (?P<name>\w+)(?: as \w+)?:", re.MULTILINE)
+USE_RULE = re.compile(r"^[ \t]*use rule (?P<base>\w+) as (?P<name>\w+)", re.MULTILINE)
+
+
+def rule_files(repo: Path) -> list[Path]:
+    """The Snakefile and every ``workflow/rules/*.smk``."""
+    return [repo / "Snakefile", *sorted((repo / "workflow/rules").glob("*.smk"))]
+
+
+def rule_blocks(files: Iterable[Path]) -> dict[str, str]:
+    """{rule name: source text of its block} (``use rule A as B`` blocks are A's block)."""
+    files = list(files)
+    blocks = {}
+    for path in files:
+        text = path.read_text()
+        for match in RULE.finditer(text):
+            indent = len(match.group("indent"))
+            body = []
+            for line in text[match.end() :].splitlines()[1:]:
+                code = line.strip() and not line.lstrip().startswith("#")
+                if code and len(line) - len(line.lstrip()) <= indent:
+                    break
+                body.append(line)
+            blocks[match.group("name")] = "\n".join(body)
+    for path in files:
+        for match in USE_RULE.finditer(path.read_text()):
+            blocks.setdefault(match.group("name"), blocks.get(match.group("base"), ""))
+    return blocks
+
+
+def local_rules(files: Iterable[Path]) -> set[str]:
+    """Names listed in ``localrules:`` statements (one a line, or comma-separated), and rules
+    with the directive ``localrule: True``."""
+    files = list(files)
+    names = {
+        name
+        for name, block in rule_blocks(files).items()
+        if re.search(r"^\s*localrule:\s*True", block, re.M)
+    }
+    for path in files:
+        lines = path.read_text().splitlines()
+        for number, line in enumerate(lines):
+            if not line.startswith("localrules:"):
+                continue
+            names |= set(re.findall(r"\w+", line.removeprefix("localrules:")))
+            for following in lines[number + 1 :]:
+                if not following.startswith((" ", "\t")) or not following.strip():
+                    break
+                names |= set(re.findall(r"\w+", following))
+    return names
+
+
+def localised_config(config: dict, repo: Path, data_dir: str) -> dict:
+    """A bundled config for a work folder: paths into its synthetic-cohort folder
+    (``synthetic.outdir``) moved into ``data_dir``, other existing repository paths made
+    absolute; every other value, and keys added later by other stages, carried along."""
+    generated = config["synthetic"]["outdir"].rstrip("/") + "/"
+
+    def localise(value):
+        if isinstance(value, dict):
+            return {key: localise(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [localise(item) for item in value]
+        if isinstance(value, str) and value.startswith(generated):
+            return f"{data_dir}/{value[len(generated) :]}"
+        if isinstance(value, str) and "/" in value and (repo / value).exists():
+            return str(repo / value)
+        return value
+
+    return localise(config)
