@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gzip
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
 import anndata
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -136,6 +139,75 @@ def test_read_10x_h5_drops_other_feature_types_like_scanpy(tmp_path, synthetic):
         expected = sc.read_10x_h5(path, gex_only=True)
     assert adata.var.equals(expected.var)
     assert _same_counts(adata.X, expected.X)
+
+
+def _scanpy_10x_h5(path, **kwargs) -> anndata.AnnData:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return sc.read_10x_h5(path, **kwargs)
+
+
+def test_read_10x_h5_equals_scanpy_without_importing_it(tmp_path, synthetic):
+    _, _, cells, genes, _ = synthetic
+    path = tmp_path / "sample.h5"
+    write_tenx_h5(path, cells.matrix, cells.barcodes, genes)
+    adata = read_10x_h5(path)
+    expected = _scanpy_10x_h5(path)
+    assert adata.var.equals(expected.var) and adata.obs.equals(expected.obs)
+    assert _same_counts(adata.X, expected.X) and adata.X.dtype == expected.X.dtype
+    code = "import sys; import carmscope.expression.io; print('scanpy' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def _write_legacy_h5(path: Path, genomes: dict[str, tuple], barcodes) -> None:
+    """A Cell Ranger v2 file: one group per genome, genes x cells CSC."""
+    with h5py.File(path, "w") as handle:
+        for genome, (matrix, ids, names) in genomes.items():
+            csc = sparse.csr_matrix(matrix).astype(
+                np.int32
+            )  # cells x genes CSR = genes x cells CSC
+            group = handle.create_group(genome)
+            group["data"], group["indices"], group["indptr"] = csc.data, csc.indices, csc.indptr
+            group["shape"] = np.array(csc.shape[::-1], dtype=np.int32)
+            group["barcodes"] = np.array(barcodes, dtype="S")
+            group["genes"] = np.array(ids, dtype="S")
+            group["gene_names"] = np.array(names, dtype="S")
+
+
+def test_read_10x_h5_legacy_v2_and_genome_choice(tmp_path, synthetic):
+    _, _, cells, genes, _ = synthetic
+    ids, names = list(genes["gene_id"]), list(genes["gene_symbol"])
+    one = tmp_path / "v2.h5"
+    _write_legacy_h5(one, {"GRCh38": (cells.matrix, ids, names)}, cells.barcodes)
+    adata = read_counts(one)
+    expected = _scanpy_10x_h5(one)
+    assert list(adata.obs_names) == list(cells.barcodes)
+    assert list(adata.var_names) == names and list(adata.var["gene_ids"]) == ids
+    assert adata.var.equals(expected.var) and _same_counts(adata.X, cells.matrix)
+
+    mouse = sparse.csr_matrix(cells.matrix[:, :3])
+    two = tmp_path / "v2_two.h5"
+    _write_legacy_h5(
+        two,
+        {"GRCh38": (cells.matrix, ids, names), "mm10": (mouse, ids[:3], ["a", "b", "c"])},
+        cells.barcodes,
+    )
+    assert list(read_10x_h5(two, genome="mm10").var_names) == ["a", "b", "c"]
+    with pytest.raises(ExpressionInputError, match=r"v2_two\.h5.*give the genome"):
+        read_10x_h5(two)
+    with pytest.raises(ExpressionInputError, match=r"no genome 'hg19'.*GRCh38"):
+        read_10x_h5(two, genome="hg19")
+
+
+def test_read_10x_h5_v3_genome_choice(tmp_path, synthetic):
+    _, _, cells, genes, _ = synthetic
+    path = tmp_path / "sample.h5"
+    write_tenx_h5(path, cells.matrix, cells.barcodes, genes)
+    genome = str(read_10x_h5(path).var["genome"].iloc[0])
+    assert read_10x_h5(path, genome=genome).n_vars == len(genes)
+    with pytest.raises(ExpressionInputError, match=rf"no genome 'mm10'.*{genome}"):
+        read_10x_h5(path, genome="mm10")
 
 
 @pytest.mark.parametrize("content", [b"", b"not an hdf5 file\n"])

@@ -25,7 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy import stats
 
 from carmscope.car.cells import construct_cell_figures
 from carmscope.car.matrix_feature import MatrixCells
@@ -213,6 +212,8 @@ def background_test(
     elif expected == 0:
         p_value = 0.0
     else:
+        from scipy import stats  # here: a second of import that only the cohort calls need
+
         p_value = float(stats.poisson.sf(car_reads - 1, expected))
     return {
         "background_per_million": rate * PER_MILLION,

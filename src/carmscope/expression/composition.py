@@ -20,13 +20,16 @@ A ratio whose denominator is 0 is NaN, never 0.
 from __future__ import annotations
 
 from collections.abc import Collection
+from typing import TYPE_CHECKING
 
-import anndata
 import numpy as np
 import pandas as pd
 
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES, UNASSIGNED
 from carmscope.expression.scoring import MIN_CELLS, log2_cpm, pseudobulk
+
+if TYPE_CHECKING:  # annotations only: importing anndata takes most of a second
+    import anndata
 
 EXHAUSTION_GENES: tuple[str, ...] = ("PDCD1", "HAVCR2", "LAG3", "TIGIT", "TOX", "CTLA4")
 """Inhibitory receptors and TOX: PD-1, TIM-3, LAG-3, TIGIT, TOX, CTLA-4 (see the docs)."""

@@ -21,9 +21,9 @@ import warnings
 from pathlib import Path
 
 import anndata
+import h5py
 import numpy as np
 import pandas as pd
-import scanpy as sc
 from scipy import io as spio
 from scipy import sparse
 
@@ -97,20 +97,92 @@ def read_10x_h5(path: str | os.PathLike, *, genome: str | None = None) -> anndat
     if not os.path.isfile(path):
         raise ExpressionInputError(path, "no such file")
     try:
-        with warnings.catch_warnings():
+        with h5py.File(path, "r") as handle, warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # non-unique names: checked below
-            # gex_only=False: scanpy's own filter copies the whole matrix even when every
-            # feature is a gene; the other features are dropped below, only if there are any
-            adata = sc.read_10x_h5(path, genome=genome, gex_only=False)
+            if "matrix" in handle:
+                adata = _read_tenx_v3(handle["matrix"], genome)
+            else:
+                adata = _read_tenx_legacy(handle, genome)
     except (OSError, KeyError, ValueError, TypeError, IndexError) as error:
         raise ExpressionInputError(
             path, f"cannot be read as a 10x (Cell Ranger) HDF5 matrix ({error})"
         ) from None
-    if "feature_types" in adata.var:
-        genes = (adata.var["feature_types"] == GENE_EXPRESSION).to_numpy()
-        if not genes.all():
-            adata = adata[:, genes].copy()
     return _finish(adata, path)
+
+
+def _tenx_counts(group: h5py.Group, keep: np.ndarray | None = None) -> sparse.csr_matrix:
+    """The cells x features CSR matrix of a 10x group (stored features x cells, CSC).
+
+    Counts are converted to ``float32`` while HDF5 reads them, so no integer copy is held;
+    ``keep`` (a boolean mask over features) drops the other features' columns.
+    """
+    n_features, n_cells = (int(n) for n in group["shape"][()])
+    stored = group["data"]
+    data = np.empty(stored.shape, dtype=np.float32)
+    if data.size:
+        stored.read_direct(data)
+    matrix = sparse.csr_matrix(
+        (data, group["indices"][()], group["indptr"][()]), shape=(n_cells, n_features)
+    )
+    if keep is not None and not keep.all():
+        matrix = matrix[:, np.flatnonzero(keep)]
+    return matrix
+
+
+def _strings(dataset: h5py.Dataset) -> np.ndarray:
+    return dataset[()].astype(str)
+
+
+def _read_tenx_v3(matrix: h5py.Group, genome: str | None) -> anndata.AnnData:
+    """Cell Ranger v3+: ``/matrix`` with a ``features`` group; Gene Expression features only.
+
+    ``var`` holds ``gene_ids`` (``probe_ids`` too for probe-barcode matrices),
+    ``feature_types`` and the other per-feature datasets (e.g. ``genome``), as
+    ``scanpy.read_10x_h5`` gives them.
+    """
+    features = matrix["features"]
+    var = {}
+    if "gene_id" in features:  # probe-barcode matrix
+        var["gene_ids"] = _strings(features["gene_id"])
+        var["probe_ids"] = _strings(features["id"])
+    else:
+        var["gene_ids"] = _strings(features["id"])
+    var["feature_types"] = _strings(features["feature_type"])
+    for name, item in features.items():
+        if isinstance(item, h5py.Dataset) and name not in _TENX_SPECIAL_FEATURES:
+            var[name] = item[()].astype(bool if item.dtype.kind == "b" else str)
+    keep = var["feature_types"] == GENE_EXPRESSION
+    if genome:
+        genomes = var.get("genome", np.array([], dtype=str))
+        if genome not in genomes:
+            raise ValueError(f"no genome {genome!r}; the file has {sorted(set(genomes.tolist()))}")
+        keep &= genomes == genome
+    names = _strings(features["name"])[keep]
+    var_table = pd.DataFrame({k: v[keep] for k, v in var.items()}, index=pd.Index(names))
+    obs = pd.DataFrame(index=pd.Index(_strings(matrix["barcodes"])))
+    if "filtered_barcodes" in matrix:
+        obs["filtered_barcodes"] = matrix["filtered_barcodes"][()].astype(bool)
+    return anndata.AnnData(_tenx_counts(matrix, keep), obs=obs, var=var_table)
+
+
+_TENX_SPECIAL_FEATURES = frozenset({"name", "feature_type", "id", "gene_id", "_all_tag_keys"})
+
+
+def _read_tenx_legacy(handle: h5py.File, genome: str | None) -> anndata.AnnData:
+    """Cell Ranger v2: one group per genome (``genes``, ``gene_names``, ``barcodes``, ...)."""
+    genomes = list(handle.keys())
+    if not genome:
+        if len(genomes) != 1:
+            raise ValueError(f"a legacy (v2) file with genomes {genomes}: give the genome")
+        genome = genomes[0]
+    elif genome not in genomes:
+        raise ValueError(f"no genome {genome!r}; the file has {genomes}")
+    group = handle[genome]
+    var = pd.DataFrame(
+        {"gene_ids": _strings(group["genes"])}, index=pd.Index(_strings(group["gene_names"]))
+    )
+    obs = pd.DataFrame(index=pd.Index(_strings(group["barcodes"])))
+    return anndata.AnnData(_tenx_counts(group), obs=obs, var=var)
 
 
 # --- 10x MTX ----------------------------------------------------------------------------------
@@ -192,6 +264,8 @@ def read_10x_mtx(path: str | os.PathLike) -> anndata.AnnData:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             if standard:
+                import scanpy as sc  # here: its import takes seconds, and only MTX needs it
+
                 adata = sc.read_10x_mtx(folder, gex_only=True, make_unique=False)
             else:
                 adata = _read_mtx_parts(folder, matrix, features, barcodes)

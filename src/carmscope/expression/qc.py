@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 import anndata
 import numpy as np
 import pandas as pd
-import scanpy as sc
 from scipy import sparse
 
 COUNTS_LAYER = "counts"
@@ -305,10 +304,14 @@ def normalize_log1p(
             (matrix.data.copy(), matrix.indices, matrix.indptr), shape=matrix.shape
         )
         normalize_total_inplace(matrix, target_sum)
+        np.log1p(matrix.data, out=matrix.data)  # what scanpy.pp.log1p does to sparse values
+        adata.uns["log1p"] = {"base": None}
     else:
+        import scanpy as sc  # here: its import takes seconds, and the common case needs none
+
         adata.layers[counts_layer] = adata.X.copy()
         sc.pp.normalize_total(adata, target_sum=target_sum)
-    sc.pp.log1p(adata)
+        sc.pp.log1p(adata)
     adata.uns["normalization"] = {
         "method": "normalize_total + log1p",
         "target_sum": float(target_sum),

@@ -31,14 +31,17 @@ import os
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anndata
 import numpy as np
 import pandas as pd
-from scipy import sparse, stats
+from scipy import sparse
 
 from carmscope.celltypes import MACROPHAGE_TYPES, T_CELL_TYPES
 from carmscope.genesets import read_gmt, read_signature_table
+
+if TYPE_CHECKING:  # annotations only: importing anndata takes most of a second
+    import anndata
 
 CYTOLYTIC_GENES = ("GZMA", "PRF1")
 CYTOLYTIC_PSEUDOCOUNT = 0.01
@@ -269,7 +272,7 @@ def singscore(expression: pd.Series, genes: Sequence[str]) -> float:
 
 def _ranks(expression: pd.Series) -> pd.Series:
     """Increasing ranks, ties sharing the minimum rank (singscore's ``tiesMethod = "min"``)."""
-    return pd.Series(stats.rankdata(expression.to_numpy(), method="min"), index=expression.index)
+    return expression.rank(method="min")
 
 
 def _singscore(ranks: pd.Series, genes: Sequence[str]) -> float:
