@@ -212,32 +212,19 @@ def _query_position(buffer, cigar_at, n_cigar, start, ref_pos):
 
 
 @njit(cache=True, nogil=True)
-def _gap_overlaps(buffer, cigar_at, n_cigar, start, gap_start, gap_end):
-    """Whether a deletion or skip overlaps the reference interval [gap_start, gap_end)."""
+def _gap_in(buffer, cigar_at, n_cigar, start, gap_start, gap_end, exact):
+    """Whether a deletion or skip spans exactly (``exact``) or overlaps the reference interval
+    [gap_start, gap_end)."""
     ref = start
     for number in range(n_cigar):
         value = _u32(buffer, cigar_at + 4 * number)
         op = value & 15
         length = value >> 4
         if op == 2 or op == 3:
-            if ref < gap_end and gap_start < ref + length:
-                return True
-            ref += length
-        elif op == 0 or op == 7 or op == 8:
-            ref += length
-    return False
-
-
-@njit(cache=True, nogil=True)
-def _has_gap(buffer, cigar_at, n_cigar, start, gap_start, gap_end):
-    """Whether a deletion or skip spans exactly [gap_start, gap_end)."""
-    ref = start
-    for number in range(n_cigar):
-        value = _u32(buffer, cigar_at + 4 * number)
-        op = value & 15
-        length = value >> 4
-        if op == 2 or op == 3:
-            if ref == gap_start and ref + length == gap_end:
+            if exact:
+                if ref == gap_start and ref + length == gap_end:
+                    return True
+            elif ref < gap_end and gap_start < ref + length:
                 return True
             ref += length
         elif op == 0 or op == 7 or op == 8:
@@ -321,7 +308,7 @@ def _observe(
         return -1, 0
     quality = _quality(buffer, quality_at, has_qualities, query)
     if kind == 1:  # insertion
-        deleted_next = _gap_overlaps(buffer, cigar_at, n_cigar, start, anchor + 1, anchor + 2)
+        deleted_next = _gap_in(buffer, cigar_at, n_cigar, start, anchor + 1, anchor + 2, False)
         if not deleted_next and _query_position(buffer, cigar_at, n_cigar, start, after) < 0:
             return -1, 0
         inserted, length = _insertion_before(buffer, cigar_at, n_cigar, start, anchor + 1)
@@ -339,9 +326,9 @@ def _observe(
             return (1 if same else 2), quality
         return (2 if deleted_next else 0), quality
     # deletion
-    if _has_gap(buffer, cigar_at, n_cigar, start, anchor + 1, after):
+    if _gap_in(buffer, cigar_at, n_cigar, start, anchor + 1, after, True):
         return 1, quality
-    if _gap_overlaps(buffer, cigar_at, n_cigar, start, anchor + 1, after) or _insertion_within(
+    if _gap_in(buffer, cigar_at, n_cigar, start, anchor + 1, after, False) or _insertion_within(
         buffer, cigar_at, n_cigar, start, anchor, after
     ):
         return 2, quality
