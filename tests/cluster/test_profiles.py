@@ -19,6 +19,8 @@ ACTIONS = ("shell:", "script:", "run:", "wrapper:", "notebook:", "cwl:")
 # Rules that aggregate the cohort's small per-sample tables into one: on the submit host
 # (at least these; later stages add their own, e.g. with `localrule: True`).
 EXPECTED_LOCAL = {
+    "synthetic_reference",
+    "synthetic_truth",
     "gather_input_inspection",
     "expression_paired",
     "car_calls",
@@ -35,8 +37,29 @@ EXPECTED_GROUPS = {
 }
 
 
+# Rules made in a loop (`rule:` with a `name:` directive), e.g. one synthetic_patient_<...>
+# rule per set of sample files: named here by their `name:` expression.
+LOOP_RULE = re.compile(r"^(?P<indent>[ \t]*)rule:\n\s*name:\s*\n\s*(?P<name>.+)$", re.M)
+
+
+def loop_rule_blocks():
+    """{`name:` expression: source text of the block} of the rules made in a loop."""
+    blocks = {}
+    for path in RULE_FILES:
+        text = path.read_text()
+        for match in LOOP_RULE.finditer(text):
+            body = []
+            for line in text[match.end() :].splitlines()[1:]:
+                code = line.strip() and not line.lstrip().startswith("#")
+                if code and len(line) - len(line.lstrip()) <= len(match.group("indent")):
+                    break
+                body.append(line)
+            blocks[f"<{match.group('name').strip()}>"] = "\n".join(body)
+    return blocks
+
+
 def rule_blocks():
-    return workflow_files.rule_blocks(RULE_FILES)
+    return {**workflow_files.rule_blocks(RULE_FILES), **loop_rule_blocks()}
 
 
 def local_rules():
@@ -71,9 +94,17 @@ def test_cohort_level_rules_are_local_rules():
     local = local_rules()
     assert local >= EXPECTED_LOCAL, f"not local rules: {sorted(EXPECTED_LOCAL - local)}"
     assert local <= set(rule_blocks()), f"unknown rules: {local - set(rule_blocks())}"
-    # the heavy single jobs and every per-sample rule run in SLURM
-    for name in ("synthetic_cohort", "car_index", "ctdna_calls", *EXPECTED_GROUPS):
+    # the heavy single jobs and every per-sample (or per-patient) rule run in SLURM
+    for name in ("synthetic_normal", "car_index", "ctdna_calls", *EXPECTED_GROUPS):
         assert name not in local, f"{name} should be a SLURM job"
+    for name, block in loop_rule_blocks().items():
+        assert not re.search(r"^\s*localrule:", block, re.M), f"{name} should be a SLURM job"
+
+
+def test_the_per_patient_synthetic_rules_are_found():
+    """The synthetic patients' rules are made in a loop; the checks above must see them."""
+    assert "<_shape.name>" in loop_rule_blocks()
+    assert "threads: 1" in rule_blocks()["<_shape.name>"]
 
 
 def test_light_per_sample_rules_are_grouped_as_the_profile_says():
@@ -126,7 +157,7 @@ def test_slurm_profile_dry_run(tmp_path, tool):
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
-    assert "synthetic_cohort" in output
+    assert "synthetic_patient_scrna2_cfdna4" in output and "synthetic_truth" in output
     groups = set(re.findall(r"Group job (\w+) \(", output))
     assert groups == set(EXPECTED_GROUPS.values()), output[-3000:]
 

@@ -203,7 +203,7 @@ def write_workdir(workdir, tool, data_dir="cohort"):
 
     The config is config/test/config.yaml with its paths made absolute (repository resources)
     or moved into data_dir (files of the synthetic cohort), so new config keys that other
-    stages add are carried along. Data under "cohort" are written by the synthetic_cohort rule;
+    stages add are carried along. Data under "cohort" are written by the synthetic_* rules;
     under any other folder they must exist.
     """
     workdir.mkdir(parents=True, exist_ok=True)

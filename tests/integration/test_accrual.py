@@ -1,10 +1,11 @@
 """ctDNA with the panel-of-normals background (config ctdna.background: normals).
 
 The tiny cohort as a user sets it up (the generator writes the tables, the workflow's
-synthetic_cohort rule writes the data, three tumour-free plasma normals among them) is run
-without CARM-003; then CARM-003 joins the tables. Only CARM-003's ctDNA jobs and the cohort
-aggregates may run again, and the other patients' results must not change (issue #5); the
-calls must still match the truth, and a tumour-free normal judged like a sample is not called.
+synthetic rules write the data, three tumour-free plasma normals among them) is run without
+CARM-003; then CARM-003 joins the tables. Only CARM-003's jobs (its synthetic data among them)
+and the cohort aggregates may run again, and the other patients' results must not change
+(issue #5); the calls must still match the truth, and a tumour-free normal judged like a sample
+is not called.
 """
 
 import re
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.integration
 LATE = "CARM-003"
 FLAGS = ["molecular_response", "transient_decrease", "clearance", "progression"]
 AGGREGATES = {
+    "synthetic_truth",
     "gather_input_inspection",
     "expression_paired",
     "car_calls",
@@ -32,6 +34,7 @@ AGGREGATES = {
     "all",
 }
 PER_SAMPLE = {
+    "synthetic_patient_scrna2_bulk2_cfdna4",  # CARM-003's data (bulk RNA and 4 plasma samples)
     "inspect_inputs",
     "expression_scrna",
     "expression_bulk",
@@ -122,6 +125,7 @@ def test_adding_a_patient_plans_only_its_jobs_and_the_aggregates(accrual):
     rules = {rule for rule, _ in jobs}
     assert rules <= AGGREGATES | PER_SAMPLE, output[-4000:]
     assert rules >= {"result_tables", "report_figures", "car_scan_scrna", "ctdna_count_alleles"}
+    assert rules >= {"synthetic_patient_scrna2_bulk2_cfdna4", "synthetic_truth"}
     others = [(rule, path) for rule, path in jobs if rule not in AGGREGATES and LATE not in path]
     assert not others, others
     counted = [path for rule, path in jobs if rule == "ctdna_count_alleles"]

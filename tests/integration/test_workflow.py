@@ -1,7 +1,7 @@
 """The workflow end to end on the tiny synthetic cohort, through Snakemake itself.
 
 The cohort is set up the way a user sets up a scaling run: the generator writes only the tables,
-and the workflow's synthetic_cohort rule writes the data they point to.
+and the workflow's synthetic_* rules write the data they point to.
 """
 
 import shutil

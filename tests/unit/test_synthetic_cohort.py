@@ -1,6 +1,7 @@
 """The whole synthetic cohort: formats real tools read, truth consistent with the files."""
 
 import hashlib
+from dataclasses import replace
 
 import anndata
 import pandas as pd
@@ -9,9 +10,17 @@ import pytest
 import scanpy as sc
 
 from carmscope.sheets import load_sheets
+from carmscope.synthetic import cohort
 from carmscope.synthetic.design import PRESETS, design_cohort, plasma_normals
 from carmscope.synthetic.tables import data_files
-from tests.conftest import generate_tiny_cohort
+from tests.conftest import REPO, generate_tiny_cohort
+
+RESOURCES = {
+    "construct_fasta": REPO / "resources/car/anti_her2_car.fa",
+    "segments_tsv": REPO / "resources/car/anti_her2_car.segments.tsv",
+    "gmt_paths": [REPO / "resources/genesets/hallmark_inflammation.v7.0.gmt"],
+    "signatures_tsv": REPO / "resources/genesets/immune_signatures.tsv",
+}
 
 
 def digest(folder):
@@ -117,3 +126,94 @@ def test_h5ad_conversion_keeps_ids(tiny_cohort, tmp_path):
     adata.write_h5ad(tmp_path / "x.h5ad")
     again = anndata.read_h5ad(tmp_path / "x.h5ad")
     assert list(again.var["gene_ids"]) == list(adata.var["gene_ids"])
+
+
+# --- the cohort in parts, as the workflow writes it (one job per patient) --------------------
+
+
+def prepare(out, **overrides):
+    return cohort.prepare(replace(PRESETS["tiny"], **overrides), out, **RESOURCES)
+
+
+def test_parts_written_apart_and_gathered_equal_the_cohort_byte_for_byte(tiny_cohort, tmp_path):
+    out = tmp_path / "parts"
+    simulation = prepare(out)
+    cohort.generate_reference(simulation)
+    for normal in ("PON-003", "PON-001", "PON-002"):
+        cohort.generate_normal(simulation, normal)
+    files = []
+    for patient_id in reversed(list(simulation.patients)):  # any order, fresh simulations
+        truth = cohort.generate_patient(prepare(out), patient_id)
+        files.append(tmp_path / f"{patient_id}.json.gz")
+        cohort.write_patient_truth(files[-1], truth)
+    cohort.gather_truth(prepare(out), [cohort.read_patient_truth(path) for path in files])
+    expected = digest(tiny_cohort)
+    del expected["patients.tsv"], expected["samples.tsv"]
+    assert digest(out) == expected
+
+
+def test_a_patients_truth_file_reads_back_exactly(tmp_path):
+    truth = cohort.generate_patient(prepare(tmp_path), "CARM-003")
+    cohort.write_patient_truth(tmp_path / "truth.json.gz", truth)
+    again = cohort.read_patient_truth(tmp_path / "truth.json.gz")
+    assert again.patient_id == "CARM-003" and len(again.samples) == len(truth.samples)
+    for mine, read in zip(truth.samples, again.samples, strict=True):
+        assert read.sample == mine.sample
+        for name in ("cells", "variants"):
+            if getattr(mine, name) is None:
+                assert getattr(read, name) is None
+            else:
+                pd.testing.assert_frame_equal(getattr(read, name), getattr(mine, name))
+    first = (tmp_path / "truth.json.gz").read_bytes()
+    cohort.write_patient_truth(tmp_path / "truth.json.gz", again)
+    assert (tmp_path / "truth.json.gz").read_bytes() == first
+
+
+def test_truth_of_some_patients_lists_them_in_design_order(tiny_cohort, tmp_path):
+    simulation = prepare(tmp_path)
+    truths = [cohort.generate_patient(simulation, p) for p in ("CARM-004", "CARM-002")]
+    cohort.gather_truth(simulation, truths)
+    patients = pd.read_csv(tmp_path / "truth/patients.tsv", sep="\t")
+    assert list(patients["patient_id"]) == ["CARM-002", "CARM-004"]
+    samples = pd.read_csv(tmp_path / "truth/samples.tsv", sep="\t")
+    whole = pd.read_csv(tiny_cohort / "truth/samples.tsv", sep="\t")
+    assert list(samples["sample_id"]) == [
+        s for s in whole["sample_id"] if s.startswith(("CARM-002", "CARM-004"))
+    ]
+
+
+def test_unknown_patient_or_normal_is_a_clear_error(tmp_path):
+    simulation = prepare(tmp_path)
+    with pytest.raises(ValueError, match="patient 'CARM-005' is not in the synthetic cohort"):
+        cohort.generate_patient(simulation, "CARM-005")
+    with pytest.raises(ValueError, match=r"'PON-004' is not in .* \(n_plasma_normals=3\)"):
+        cohort.generate_normal(simulation, "PON-004")
+
+
+def _reads_by_site(bam_path) -> dict[int, list[str]]:
+    """Reads of a plasma BAM by the 1-based site they were simulated at (in the read name)."""
+    by_site: dict[int, list[str]] = {}
+    with pysam.AlignmentFile(str(bam_path)) as bam:
+        for read in bam.fetch():
+            by_site.setdefault(int(read.query_name.split(":")[1]), []).append(read.to_string())
+    return by_site
+
+
+def test_a_patient_plasma_panel_covers_only_the_patients_own_sites(tiny_cohort, tmp_path):
+    simulation = prepare(tmp_path, plasma_panel="patient")
+    truth = cohort.generate_patient(simulation, "CARM-001")
+    own = simulation.panel.loc[simulation.panel["patient_id"] == "CARM-001", "pos"]
+    assert (simulation.panel["patient_id"] != "CARM-001").any()
+    # the truth is unchanged: same VAFs, and the same fragments at the patient's sites
+    variants = pd.concat([s.variants for s in truth.samples if s.variants is not None])
+    expected = pd.read_csv(tiny_cohort / "truth/variants.tsv", sep="\t")
+    expected = expected[expected["patient_id"] == "CARM-001"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(variants.reset_index(drop=True), expected, check_dtype=False)
+    plasma = [s.sample["sample_id"] for s in truth.samples if s.variants is not None]
+    assert len(plasma) == 4
+    for sample_id in plasma:
+        mine = _reads_by_site(tmp_path / f"cfdna/{sample_id}.bam")
+        whole = _reads_by_site(tiny_cohort / f"cfdna/{sample_id}.bam")
+        assert set(mine) == set(own) < set(whole)
+        for site, reads in mine.items():
+            assert sorted(reads) == sorted(whole[site])

@@ -14,7 +14,9 @@ from carmscope.synthetic.design import (
     design_patient,
     params_from_config,
     plasma_normals,
+    plasma_reads,
     rng_for,
+    synthetic_job_resources,
 )
 
 
@@ -158,3 +160,24 @@ def test_plasma_normals_by_preset_and_override():
     assert plasma_normals(params)[-1] == "cfdna_normals/PON-012.bam"
     with pytest.raises(ValueError, match="n_plasma_normals"):
         params_from_config({"preset": "tiny", "n_plasma_normals": -1})
+
+
+def test_plasma_panel_is_cohort_by_default_and_validated():
+    assert {params.plasma_panel for params in PRESETS.values()} == {"cohort"}
+    assert params_from_config({"preset": "tiny", "plasma_panel": "patient"}).plasma_panel == (
+        "patient"
+    )
+    with pytest.raises(ValueError, match="plasma_panel must be one of 'cohort', 'patient'"):
+        params_from_config({"preset": "tiny", "plasma_panel": "everything"})
+
+
+def test_plasma_reads_grow_with_the_cohort_only_for_the_cohort_panel():
+    def reads(n_patients, panel, **options):
+        params = replace(PRESETS["default"], n_patients=n_patients, plasma_panel=panel)
+        return plasma_reads(params, design_cohort(params), **options)
+
+    assert reads(140, "cohort") > 9 * reads(14, "cohort")
+    assert reads(140, "patient") == reads(14, "patient")
+    assert reads(140, "patient", whole_panel=True) == reads(140, "cohort")
+    small, large = (synthetic_job_resources(reads(n, "cohort"), 4) for n in (14, 500))
+    assert small["mem_mb"] < large["mem_mb"] and small["runtime"] <= large["runtime"]

@@ -10,6 +10,9 @@ from carmscope.sheets import load_sheets
 from carmscope.synthetic.__main__ import main as cli
 from carmscope.synthetic.design import PRESETS, design_cohort, plasma_normals
 from carmscope.synthetic.tables import (
+    PATIENT_TRUTH,
+    TRUTH_FILES,
+    data_dir_of,
     data_files,
     design_mismatches,
     generated_files,
@@ -38,25 +41,86 @@ def test_tables_pass_the_input_contract(tiny_tables):
 
 def test_generated_files_are_the_designed_files_with_indexes(tiny_tables):
     patients, sheets = tiny_tables
-    generated = generated_files(sheets, "cohort")
+    generated = generated_files(sheets, "cohort", patients)
+    files = generated.files()
     expected = {os.path.normpath(os.path.join("cohort", f)) for f in data_files(patients)}
-    assert set(generated) == expected
-    assert os.path.normpath("cohort/cfdna/CARM-001_C1D0_cf.bam.bai") in generated
-    assert os.path.normpath("cohort/variants/CARM-001.vcf.gz.tbi") in generated
-    assert len(generated) == len(set(generated))
+    truths = {f"cohort/truth/per_patient/{p.patient_id}.json.gz" for p in patients}
+    assert set(files) == expected | {os.path.normpath(path) for path in truths}
+    assert os.path.normpath("cohort/cfdna/CARM-001_C1D0_cf.bam.bai") in files
+    assert os.path.normpath("cohort/variants/CARM-001.vcf.gz.tbi") in files
+    assert len(files) == len(set(files))
+    assert list(generated.patients) == [p.patient_id for p in patients]
+    assert generated.truth == [os.path.normpath(f"cohort/{f}") for f in TRUTH_FILES]
+
+
+def test_patients_whose_files_the_tables_use_get_a_job(tiny_tables):
+    patients, sheets = tiny_tables
+    late = sheets.samples["patient_id"] != "CARM-003"
+    subset = replace(
+        sheets,
+        patients=sheets.patients.drop(index="CARM-003"),
+        samples=sheets.samples[late],
+    )
+    generated = generated_files(subset, "cohort", patients)
+    assert list(generated.patients) == ["CARM-001", "CARM-002", "CARM-004"]
+    assert not any("CARM-003" in path for path in generated.files())
+    # a patient whose only file in the tables is its VCF still gets the whole job
+    with_vcf = replace(subset, patients=sheets.patients)
+    assert "CARM-003" in generated_files(with_vcf, "cohort", patients).patients
+
+
+def test_one_rule_per_set_of_files_each_for_its_patients(tiny_tables):
+    patients, sheets = tiny_tables
+    shapes = generated_files(sheets, "cohort", patients).patient_shapes()
+    by_name = {shape.name: shape for shape in shapes}
+    assert {name: shape.patients for name, shape in by_name.items()} == {
+        "synthetic_patient_scrna2_cfdna4": ("CARM-001", "CARM-002"),
+        "synthetic_patient_scrna2_bulk2_cfdna4": ("CARM-003",),
+        "synthetic_patient_scrna2": ("CARM-004",),
+    }
+    outputs = by_name["synthetic_patient_scrna2"].outputs
+    assert outputs == tuple(
+        os.path.normpath(f"cohort/{path}")
+        for path in (
+            "scrna/{patient}_screening_sc.h5",
+            "scrna/{patient}_screening_sc.bam",
+            "scrna/{patient}_screening_sc.bam.bai",
+            "scrna/{patient}_D8_sc.h5",
+            "scrna/{patient}_D8_sc.bam",
+            "scrna/{patient}_D8_sc.bam.bai",
+            "truth/per_patient/{patient}.json.gz",
+        )
+    )
+    for shape in shapes:
+        for patient in shape.patients:
+            mine = generated_files(sheets, "cohort", patients).patients[patient]
+            expected = [os.path.normpath(f"cohort/{f}") for f in mine]
+            assert [p.format(patient=patient) for p in shape.outputs[:-1]] == expected
+
+
+def test_generated_files_are_spelled_as_the_tables_spell_them(tiny_tables, tmp_path):
+    patients, sheets = tiny_tables
+    generated = generated_files(sheets, str(tmp_path / "cohort"), patients)
+    assert generated.path("reference/genome.fa") == os.path.normpath("cohort/reference/genome.fa")
+    assert sheets.samples.loc["CARM-001_D8_sc", "counts"] in generated.files()
 
 
 def test_plasma_normals_named_by_the_config_are_generated(tiny_tables):
     patients, sheets = tiny_tables
     normals = [os.path.join("cohort", path) for path in plasma_normals(PRESETS["tiny"])]
-    generated = generated_files(sheets, "cohort", [*normals[:2], "elsewhere/PON-009.bam"])
-    assert set(generated) - set(generated_files(sheets, "cohort")) == {
+    generated = generated_files(sheets, "cohort", patients, [*normals[:2], "elsewhere/PON-9.bam"])
+    assert generated.normals == {
+        "PON-001": ("cfdna_normals/PON-001.bam", "cfdna_normals/PON-001.bam.bai"),
+        "PON-002": ("cfdna_normals/PON-002.bam", "cfdna_normals/PON-002.bam.bai"),
+    }
+    without = generated_files(sheets, "cohort", patients)
+    assert set(generated.files()) - set(without.files()) == {
         os.path.normpath(f"{path}{suffix}") for path in normals[:2] for suffix in ("", ".bai")
     }
     everything = data_files(patients, plasma_normals(PRESETS["tiny"]))
-    assert set(generated) < {os.path.normpath(os.path.join("cohort", f)) for f in everything}
     assert "cfdna_normals/PON-003.bam.bai" in everything
-    assert generated_files(sheets, "elsewhere", normals) == []
+    assert not generated_files(sheets, "elsewhere", patients, normals)
+    assert generated_files(sheets, "elsewhere", patients, ["elsewhere/PON-001.bam"])
 
 
 def test_design_mismatches_name_a_normal_the_generator_does_not_make(tiny_tables):
@@ -72,8 +136,9 @@ def test_design_mismatches_name_a_normal_the_generator_does_not_make(tiny_tables
 
 
 def test_no_generated_files_for_tables_outside_the_folder(tiny_tables):
-    _, sheets = tiny_tables
-    assert generated_files(sheets, "elsewhere") == []
+    patients, sheets = tiny_tables
+    generated = generated_files(sheets, "elsewhere", patients)
+    assert not generated and not generated.patients and not generated.normals
 
 
 def test_design_mismatches_empty_for_matching_tables(tiny_tables):
@@ -121,3 +186,9 @@ def test_cli_rejects_unknown_parameter(tmp_path):
                 str(tmp_path),
             ]
         )
+
+
+def test_data_dir_of_an_output():
+    assert data_dir_of("cohort/truth/patients.tsv", "truth/patients.tsv") == "cohort"
+    assert data_dir_of("/a/b/truth/per_patient/X.json.gz", PATIENT_TRUTH) == "/a/b"
+    assert data_dir_of("reference/genome.fa", "reference/genome.fa") == "."

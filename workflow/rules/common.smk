@@ -1,6 +1,7 @@
 # Everything that is not a rule: config and table validation, wildcard constraints, input
 # functions. The domain code lives in the `carmscope` package under src/.
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -34,17 +35,25 @@ except SheetError as error:
 PATIENTS = SHEETS.patients
 SAMPLES = SHEETS.samples
 
-# Files of the synthetic cohort that the tables use: the synthetic_cohort rule writes them.
-# (and the panel-of-normals BAMs of config ctdna.panel_of_normals under its folder)
-SYNTHETIC_FILES = generated_files(SHEETS, SYNTHETIC_DIR, config["ctdna"]["panel_of_normals"])
-if SYNTHETIC_FILES:
-    _synthetic_params = params_from_config(config["synthetic"])
+# The synthetic cohort's files that the tables use, by job (workflow/rules/synthetic.smk): one
+# job per patient whose files the tables use (all of its files and its truth), one per plasma
+# normal that ctdna.panel_of_normals names under the cohort folder, the shared references and
+# the truth tables. False (no synthetic job) when the tables use no file of the folder.
+try:
+    SYNTHETIC_PARAMS = params_from_config(config["synthetic"])
+except ValueError as error:
+    raise WorkflowError(f"config 'synthetic': {error}") from None
+SYNTHETIC_DESIGN = design_cohort(SYNTHETIC_PARAMS)
+SYNTHETIC = generated_files(
+    SHEETS, SYNTHETIC_DIR, SYNTHETIC_DESIGN, config["ctdna"]["panel_of_normals"]
+)
+if SYNTHETIC:
     _mismatches = design_mismatches(
         SHEETS,
         SYNTHETIC_DIR,
-        design_cohort(_synthetic_params),
+        SYNTHETIC_DESIGN,
         config["ctdna"]["panel_of_normals"],
-        plasma_normals(_synthetic_params),
+        plasma_normals(SYNTHETIC_PARAMS),
     )
     if _mismatches:
         raise WorkflowError(
@@ -99,4 +108,6 @@ def final_outputs():
     targets += car_rules.outputs(SAMPLES)
     # the result tables read every per-sample table they need (car_by_cell_type.tsv, ...)
     targets += list(tables_rules.TABLE_FILES.values()) + list(tables_rules.FIGURE_FILES.values())
+    # the rest of the synthetic cohort: its references and truth (analyses need neither)
+    targets += SYNTHETIC.reference + SYNTHETIC.truth if SYNTHETIC else []
     return targets

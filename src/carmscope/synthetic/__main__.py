@@ -6,7 +6,7 @@ Write the tiny cohort's data, truth and tables into one folder::
 
     carmscope-synthetic generate --preset tiny --out /tmp/tiny
 
-Write only the tables (for the workflow, whose synthetic_cohort rule then writes the data)::
+Write only the tables (for the workflow, whose synthetic rules then write the data)::
 
     carmscope-synthetic tables --preset default --set n_patients=100 \\
         --data-dir resources/synthetic_cohort/scale100 --out config/scale100

@@ -3,7 +3,8 @@
 The model follows a tumour-informed ctDNA assay such as the one used in the CT-0508 trial:
 each patient's tumour has a few somatic variants (SNVs, short indels, one multi-allelic site
 for patients of template 0), and every plasma sample is deep targeted sequencing of cfDNA
-around the sites of the whole panel, so other patients' plasma gives per-site background.
+around the sites of the panel it is given: the whole cohort's panel, so other patients' plasma
+gives per-site background, or only its own patient's variants (``plasma_panel``).
 
 Determinism
 -----------
@@ -915,7 +916,8 @@ def write_plasma_bam(
     patient
         Its patient (baseline VAF).
     panel
-        Variants of every patient (:func:`design_variants`).
+        The variants whose sites the BAM covers: every patient's (:func:`design_variants`),
+        or a part of them that holds the patient's own (e.g. only those).
     contigs
         The reference (:func:`make_reference`).
     params

@@ -1,4 +1,4 @@
-"""Write a whole synthetic cohort: data files, ground truth and input tables.
+"""Write a synthetic cohort: data files, ground truth and input tables.
 
 Layout of the data folder (paths as the tables name them):
 
@@ -10,21 +10,32 @@ Layout of the data folder (paths as the tables name them):
 - ``variants/{patient}.vcf.gz`` (+ ``.tbi``)
 - ``reference/genome.fa`` (+ ``.fai``; the cfDNA reference), ``reference/host_transcripts.fa``
   (the 10x BAMs' reference: endogenous transcripts, CD8A and CD247 among them)
-- ``truth/patients.tsv``, ``truth/samples.tsv``, ``truth/cells.tsv.gz``, ``truth/variants.tsv``
+- ``truth/patients.tsv``, ``truth/samples.tsv``, ``truth/cells.tsv.gz``, ``truth/variants.tsv``,
+  ``truth/inflammatory_genes.txt``
 - ``patients.tsv`` and ``samples.tsv``: the input tables, paths relative to the folder
 
+The cohort is written in independent parts, so that a workflow can run each as a job of its
+own: :func:`generate_reference` (the shared references), :func:`generate_patient` (one
+patient's sample files and VCF; returns the patient's truth, which :func:`write_patient_truth`
+keeps in a file until :func:`gather_truth` writes the truth tables from every patient's) and
+:func:`generate_normal` (one plasma normal). :func:`generate_cohort` runs all the parts.
+
 Each sample's files come from random streams keyed by its own ID, so they do not depend on the
-order of work or on the number of worker processes.
+order of work, on the number of worker processes or on which parts run together.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import sys
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES
@@ -36,6 +47,8 @@ from carmscope.synthetic.design import (
     PatientDesign,
     SampleDesign,
     design_cohort,
+    plasma_normal_id,
+    plasma_normal_path,
     plasma_normals,
     rng_for,
 )
@@ -48,24 +61,38 @@ construct-specific sequence (scFv or a junction), the only ones that can prove t
 
 
 @dataclass(frozen=True)
-class _Shared:
-    """What every sample's simulation needs, built once per cohort."""
+class Simulation:
+    """What every part of a cohort needs, built once from the parameters (:func:`prepare`)."""
 
     params: CohortParams
     data_dir: Path
+    patients: dict[str, PatientDesign]
+    """The design, by patient ID, in patient order."""
     genes: pd.DataFrame
     inflammatory_genes: frozenset[str]
     construct: Construct
     hosts: dict[str, str]
     contigs: dict[str, str]
     panel: pd.DataFrame
+    """Tumour variants of every patient (:func:`carmscope.synthetic.cfdna.design_variants`)."""
 
 
 @dataclass
-class _SampleTruth:
+class SampleTruth:
+    """The truth of one sample: its row of ``truth/samples.tsv``, and its cells (scRNA) or its
+    variants (cfDNA)."""
+
     sample: dict
     cells: pd.DataFrame | None = None
     variants: pd.DataFrame | None = None
+
+
+@dataclass(frozen=True)
+class PatientTruth:
+    """The truth of one patient's samples, in design order."""
+
+    patient_id: str
+    samples: list[SampleTruth] = field(default_factory=list)
 
 
 def generate_cohort(
@@ -80,6 +107,9 @@ def generate_cohort(
 ) -> list[PatientDesign]:
     """Write every file of the cohort described by ``params`` into ``data_dir``.
 
+    The parts (:func:`generate_reference`, :func:`generate_patient` for every patient,
+    :func:`generate_normal` for every plasma normal, :func:`gather_truth`) and the input tables.
+
     Parameters
     ----------
     params
@@ -92,62 +122,77 @@ def generate_cohort(
         Gene sets: their genes join the gene universe, and the GMT sets' genes form the
         inflammatory programme that rises after infusion.
     threads
-        Worker processes for the per-sample files.
+        Worker processes for the patients and normals.
 
     Returns
     -------
     list of PatientDesign
         The design the files were written from.
     """
-    data_dir = Path(data_dir)
-    patients = design_cohort(params)
-    shared = _prepare(
-        params, patients, data_dir, construct_fasta, segments_tsv, gmt_paths, signatures_tsv
+    simulation = prepare(
+        params,
+        data_dir,
+        construct_fasta=construct_fasta,
+        segments_tsv=segments_tsv,
+        gmt_paths=gmt_paths,
+        signatures_tsv=signatures_tsv,
     )
-    _write_variants(patients, shared)
-    jobs = [(patient, sample) for patient in patients for sample in patient.samples]
-    normals = plasma_normals(params)
+    patients = list(simulation.patients)
+    normals = [plasma_normal_id(index) for index in range(params.n_plasma_normals)]
     _log(
-        f"writing {len(jobs)} samples of {len(patients)} patients and {len(normals)} plasma "
-        f"normal(s) with {threads} process(es)"
+        f"writing {len(patients)} patients and {len(normals)} plasma normal(s) with {threads} "
+        "process(es)"
     )
+    generate_reference(simulation)
     if threads > 1:
         with ProcessPoolExecutor(max_workers=threads) as pool:
-            truths = list(pool.map(_write_sample, [shared] * len(jobs), *zip(*jobs, strict=True)))
-            list(pool.map(_write_normal, [shared] * len(normals), normals))
+            truths = list(pool.map(generate_patient, [simulation] * len(patients), patients))
+            list(pool.map(generate_normal, [simulation] * len(normals), normals))
     else:
-        truths = [_write_sample(shared, patient, sample) for patient, sample in jobs]
+        truths = [generate_patient(simulation, patient) for patient in patients]
         for normal in normals:
-            _write_normal(shared, normal)
-    _write_truth(patients, truths, data_dir)
-    (data_dir / "truth/inflammatory_genes.txt").write_text(
-        "".join(f"{gene}\n" for gene in sorted(shared.inflammatory_genes))
-    )
-    write_tables(patients, data_dir, data_dir)
+            generate_normal(simulation, normal)
+    gather_truth(simulation, truths)
+    write_tables(list(simulation.patients.values()), simulation.data_dir, simulation.data_dir)
     _log("done")
-    return patients
+    return list(simulation.patients.values())
 
 
 def _log(message: str) -> None:
     print(f"[carmscope-synthetic] {message}", file=sys.stderr, flush=True)
 
 
-def _prepare(
-    params, patients, data_dir, construct_fasta, segments_tsv, gmt_paths, signatures_tsv
-) -> _Shared:
+def prepare(
+    params: CohortParams,
+    data_dir: str | os.PathLike,
+    *,
+    construct_fasta: str | os.PathLike,
+    segments_tsv: str | os.PathLike,
+    gmt_paths: Iterable[str | os.PathLike],
+    signatures_tsv: str | os.PathLike,
+) -> Simulation:
+    """Everything the parts of a cohort share, built in memory (nothing is written).
+
+    The design, the genes, the construct and host transcripts, the cfDNA reference and the
+    whole cohort's variant panel: all cheap to rebuild (well under a second for 500 patients),
+    so each job of a workflow builds them again rather than reading them from a file.
+
+    Parameters
+    ----------
+    params, data_dir, construct_fasta, segments_tsv, gmt_paths, signatures_tsv
+        As for :func:`generate_cohort`.
+    """
     gmt_sets: dict[str, list[str]] = {}
     for path in gmt_paths:
         gmt_sets.update(read_gmt(path))
     signatures = read_signature_table(signatures_tsv)
     construct = read_constructs(construct_fasta, segments_tsv)[0]
-    hosts = reads.host_transcripts(params.seed, construct)
+    patients = design_cohort(params)
     contigs = cfdna.make_reference(params)
-    (data_dir / "reference").mkdir(parents=True, exist_ok=True)
-    cfdna.write_reference(data_dir / "reference/genome.fa", contigs)
-    reads.write_host_transcripts_fasta(data_dir / "reference/host_transcripts.fa", hosts)
-    return _Shared(
+    return Simulation(
         params=params,
-        data_dir=data_dir,
+        data_dir=Path(data_dir),
+        patients={patient.patient_id: patient for patient in patients},
         genes=gene_table(params, {**gmt_sets, **signatures}),
         inflammatory_genes=expression.responding_genes(
             {gene for genes in gmt_sets.values() for gene in genes},
@@ -155,31 +200,198 @@ def _prepare(
             params.seed,
         ),
         construct=construct,
-        hosts=hosts,
+        hosts=reads.host_transcripts(params.seed, construct),
         contigs=contigs,
         panel=cfdna.design_variants(patients, contigs, params),
     )
 
 
-def _write_variants(patients: list[PatientDesign], shared: _Shared) -> None:
-    for patient in patients:
-        if not patient.tumor_variants:
-            continue
-        path = shared.data_dir / patient.tumor_variants
-        path.parent.mkdir(parents=True, exist_ok=True)
-        own = shared.panel[shared.panel["patient_id"] == patient.patient_id]
-        cfdna.write_variants_vcf(path, own, shared.contigs)
+def generate_reference(simulation: Simulation) -> None:
+    """Write the references every patient shares: ``reference/genome.fa`` (+ ``.fai``) and
+    ``reference/host_transcripts.fa``."""
+    folder = simulation.data_dir / "reference"
+    folder.mkdir(parents=True, exist_ok=True)
+    cfdna.write_reference(folder / "genome.fa", simulation.contigs)
+    reads.write_host_transcripts_fasta(folder / "host_transcripts.fa", simulation.hosts)
 
 
-def _output(shared: _Shared, relative: str) -> Path:
-    path = shared.data_dir / relative
+def generate_patient(simulation: Simulation, patient_id: str) -> PatientTruth:
+    """Write one patient's files: its VCF (if it has ctDNA) and every sample's files.
+
+    Parameters
+    ----------
+    simulation
+        The cohort (:func:`prepare`).
+    patient_id
+        A patient of the design, e.g. ``CARM-001``.
+
+    Returns
+    -------
+    PatientTruth
+        The truth of its samples, for :func:`gather_truth`.
+    """
+    patient = simulation.patients.get(patient_id)
+    if patient is None:
+        raise ValueError(
+            f"patient {patient_id!r} is not in the synthetic cohort's design "
+            f"(n_patients={simulation.params.n_patients})"
+        )
+    if patient.tumor_variants:
+        own = simulation.panel[simulation.panel["patient_id"] == patient_id]
+        path = _output(simulation, patient.tumor_variants)
+        cfdna.write_variants_vcf(path, own, simulation.contigs)
+    return PatientTruth(
+        patient_id, [_write_sample(simulation, patient, sample) for sample in patient.samples]
+    )
+
+
+def generate_normal(simulation: Simulation, normal_id: str) -> None:
+    """Write one tumour-free plasma normal over the whole panel (``cfdna_normals/{normal}.bam``).
+
+    Parameters
+    ----------
+    simulation
+        The cohort (:func:`prepare`).
+    normal_id
+        One of the design's normals (:func:`carmscope.synthetic.design.plasma_normals`), e.g.
+        ``PON-001``.
+    """
+    relative = plasma_normal_path(normal_id)
+    if relative not in plasma_normals(simulation.params):
+        raise ValueError(
+            f"plasma normal {normal_id!r} is not in the synthetic cohort's design "
+            f"(n_plasma_normals={simulation.params.n_plasma_normals})"
+        )
+    cfdna.write_normal_plasma_bam(
+        _output(simulation, relative),
+        normal_id,
+        simulation.panel,
+        simulation.contigs,
+        simulation.params,
+    )
+
+
+def gather_truth(simulation: Simulation, truths: Iterable[PatientTruth]) -> None:
+    """Write the truth tables (``truth/patients.tsv``, ``samples.tsv``, ``cells.tsv.gz``,
+    ``variants.tsv``, ``inflammatory_genes.txt``) of the patients whose truth is given.
+
+    Patients are written in design order, whatever the order of ``truths``; for the whole
+    design the tables are exactly those :func:`generate_cohort` writes.
+    """
+    order = {patient_id: rank for rank, patient_id in enumerate(simulation.patients)}
+    by_patient = {}
+    for truth in truths:
+        if truth.patient_id not in order:
+            raise ValueError(f"patient {truth.patient_id!r} is not in the synthetic design")
+        by_patient[truth.patient_id] = truth
+    patient_ids = sorted(by_patient, key=order.__getitem__)
+    folder = simulation.data_dir / "truth"
+    folder.mkdir(parents=True, exist_ok=True)
+    patient_rows = [_patient_row(simulation.patients[patient_id]) for patient_id in patient_ids]
+    pd.DataFrame(patient_rows).to_csv(folder / "patients.tsv", sep="\t", index=False)
+    samples = [truth for patient_id in patient_ids for truth in by_patient[patient_id].samples]
+    pd.DataFrame([t.sample for t in samples]).convert_dtypes().to_csv(
+        folder / "samples.tsv", sep="\t", index=False
+    )
+    cells = [t.cells for t in samples if t.cells is not None]
+    _stack(cells).to_csv(
+        folder / "cells.tsv.gz",
+        sep="\t",
+        index=False,
+        compression={"method": "gzip", "mtime": 0},
+    )
+    variants = [t.variants for t in samples if t.variants is not None]
+    _stack(variants).to_csv(folder / "variants.tsv", sep="\t", index=False)
+    (folder / "inflammatory_genes.txt").write_text(
+        "".join(f"{gene}\n" for gene in sorted(simulation.inflammatory_genes))
+    )
+
+
+def _patient_row(patient: PatientDesign) -> dict:
+    row = {k: v for k, v in asdict(patient).items() if k not in ("samples", "index")}
+    row["cd8_fraction_delta"] = patient.cd8_fraction_post - patient.cd8_fraction_baseline
+    row.update({f"ctdna_{name}": value for name, value in patient.ctdna_truth().items()})
+    return row
+
+
+def _stack(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+# --- a patient's truth as a file (between a patient's job and the truth tables' job) -----------
+
+
+def write_patient_truth(path: str | os.PathLike, truth: PatientTruth) -> None:
+    """Write a patient's truth as gzipped JSON that :func:`read_patient_truth` reads back
+    exactly (values and column types), so gathered tables equal those written in one go."""
+    document = {
+        "patient_id": truth.patient_id,
+        "samples": [
+            {
+                "sample": sample.sample,
+                "cells": _frame_to_json(sample.cells),
+                "variants": _frame_to_json(sample.variants),
+            }
+            for sample in truth.samples
+        ],
+    }
+    text = json.dumps(document, default=_json_scalar, separators=(",", ":"))
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(gzip.compress(text.encode(), mtime=0))
+
+
+def read_patient_truth(path: str | os.PathLike) -> PatientTruth:
+    """A patient's truth written by :func:`write_patient_truth`."""
+    document = json.loads(gzip.decompress(Path(path).read_bytes()))
+    return PatientTruth(
+        document["patient_id"],
+        [
+            SampleTruth(
+                sample=sample["sample"],
+                cells=_frame_from_json(sample["cells"]),
+                variants=_frame_from_json(sample["variants"]),
+            )
+            for sample in document["samples"]
+        ],
+    )
+
+
+def _json_scalar(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as JSON")
+
+
+def _frame_to_json(frame: pd.DataFrame | None) -> dict | None:
+    if frame is None:
+        return None
+    return {
+        "dtypes": {column: str(dtype) for column, dtype in frame.dtypes.items()},
+        **frame.to_dict(orient="split", index=False),
+    }
+
+
+def _frame_from_json(document: dict | None) -> pd.DataFrame | None:
+    if document is None:
+        return None
+    frame = pd.DataFrame(document["data"], columns=document["columns"])
+    return frame.astype(document["dtypes"])
+
+
+# --- one sample's files ---------------------------------------------------------------------
+
+
+def _output(simulation: Simulation, relative: str) -> Path:
+    path = simulation.data_dir / relative
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def _write_sample(shared: _Shared, patient: PatientDesign, sample: SampleDesign) -> _SampleTruth:
+def _write_sample(
+    simulation: Simulation, patient: PatientDesign, sample: SampleDesign
+) -> SampleTruth:
     writer = {"scrna": _write_scrna, "bulk_rna": _write_bulk, "cfdna": _write_plasma}
-    truth = writer[sample.assay](shared, patient, sample)
+    truth = writer[sample.assay](simulation, patient, sample)
     truth.sample = {
         "sample_id": sample.sample_id,
         "patient_id": sample.patient_id,
@@ -192,17 +404,19 @@ def _write_sample(shared: _Shared, patient: PatientDesign, sample: SampleDesign)
     return truth
 
 
-def _write_scrna(shared: _Shared, patient: PatientDesign, sample: SampleDesign) -> _SampleTruth:
-    params = shared.params
+def _write_scrna(
+    simulation: Simulation, patient: PatientDesign, sample: SampleDesign
+) -> SampleTruth:
+    params = simulation.params
     biopsy = expression.simulate_biopsy(
-        sample, patient, params, shared.genes, shared.inflammatory_genes
+        sample, patient, params, simulation.genes, simulation.inflammatory_genes
     )
     cells = biopsy.cells
     extra = (
         [tenx.car_feature(cells["car_umis"].to_numpy())] if params.car_feature_in_matrix else None
     )
     tenx.write_tenx_h5(
-        _output(shared, sample.counts),
+        _output(simulation, sample.counts),
         biopsy.matrix,
         biopsy.barcodes,
         biopsy.genes,
@@ -210,10 +424,10 @@ def _write_scrna(shared: _Shared, patient: PatientDesign, sample: SampleDesign) 
         library_id=sample.sample_id,
     )
     car_reads = reads.write_tenx_bam(
-        _output(shared, sample.reads),
+        _output(simulation, sample.reads),
         cells,
-        shared.construct,
-        shared.hosts,
+        simulation.construct,
+        simulation.hosts,
         params,
         rng_for(params.seed, sample.sample_id, "tenx_bam"),
         sample_id=sample.sample_id,
@@ -239,24 +453,26 @@ def _write_scrna(shared: _Shared, patient: PatientDesign, sample: SampleDesign) 
         **{column: int(cells[column].sum()) for column in CAR_READ_TRUTH},
     }
     columns = ["sample_id", "barcode", "cell_type", "low_quality", "car_umis", *CAR_READ_TRUTH]
-    return _SampleTruth(sample=summary, cells=cells[columns].reset_index(drop=True))
+    return SampleTruth(sample=summary, cells=cells[columns].reset_index(drop=True))
 
 
-def _write_bulk(shared: _Shared, patient: PatientDesign, sample: SampleDesign) -> _SampleTruth:
-    params = shared.params
+def _write_bulk(
+    simulation: Simulation, patient: PatientDesign, sample: SampleDesign
+) -> SampleTruth:
+    params = simulation.params
     table = expression.simulate_bulk_counts(
-        sample, patient, params, shared.genes, shared.inflammatory_genes
+        sample, patient, params, simulation.genes, simulation.inflammatory_genes
     )
-    expression.write_bulk_counts(_output(shared, sample.counts), table)
+    expression.write_bulk_counts(_output(simulation, sample.counts), table)
     car_reads = reads.write_bulk_fastq(
-        _output(shared, sample.reads),
+        _output(simulation, sample.reads),
         sample.car_present,
-        shared.construct,
-        shared.hosts,
+        simulation.construct,
+        simulation.hosts,
         params,
         rng_for(params.seed, sample.sample_id, "bulk_reads"),
     )
-    return _SampleTruth(
+    return SampleTruth(
         sample={
             "car_reads": car_reads,
             "car_reads_per_million": car_reads * 1e6 / params.bulk_reads,
@@ -264,12 +480,19 @@ def _write_bulk(shared: _Shared, patient: PatientDesign, sample: SampleDesign) -
     )
 
 
-def _write_plasma(shared: _Shared, patient: PatientDesign, sample: SampleDesign) -> _SampleTruth:
+def _write_plasma(
+    simulation: Simulation, patient: PatientDesign, sample: SampleDesign
+) -> SampleTruth:
     variants = cfdna.write_plasma_bam(
-        _output(shared, sample.reads), sample, patient, shared.panel, shared.contigs, shared.params
+        _output(simulation, sample.reads),
+        sample,
+        patient,
+        plasma_sites(simulation, patient.patient_id),
+        simulation.contigs,
+        simulation.params,
     )
     mean_vaf = patient.ctdna_baseline_vaf * (sample.ctdna_fold or 0.0)
-    return _SampleTruth(
+    return SampleTruth(
         sample={
             "ctdna_fold": sample.ctdna_fold,
             "ctdna_mean_vaf": mean_vaf,
@@ -280,37 +503,14 @@ def _write_plasma(shared: _Shared, patient: PatientDesign, sample: SampleDesign)
     )
 
 
-def _write_normal(shared: _Shared, relative: str) -> None:
-    """A tumour-free plasma normal over the whole panel (``cfdna_normals/{normal}.bam``)."""
-    normal_id = Path(relative).name.removesuffix(".bam")
-    cfdna.write_normal_plasma_bam(
-        _output(shared, relative), normal_id, shared.panel, shared.contigs, shared.params
-    )
+def plasma_sites(simulation: Simulation, patient_id: str) -> pd.DataFrame:
+    """The variants whose sites a patient's plasma BAMs cover (``params.plasma_panel``).
 
-
-def _write_truth(patients: list[PatientDesign], truths: list[_SampleTruth], data_dir: Path) -> None:
-    folder = data_dir / "truth"
-    folder.mkdir(parents=True, exist_ok=True)
-    patient_rows = []
-    for patient in patients:
-        row = {k: v for k, v in asdict(patient).items() if k not in ("samples", "index")}
-        row["cd8_fraction_delta"] = patient.cd8_fraction_post - patient.cd8_fraction_baseline
-        row.update({f"ctdna_{name}": value for name, value in patient.ctdna_truth().items()})
-        patient_rows.append(row)
-    pd.DataFrame(patient_rows).to_csv(folder / "patients.tsv", sep="\t", index=False)
-    pd.DataFrame([t.sample for t in truths]).convert_dtypes().to_csv(
-        folder / "samples.tsv", sep="\t", index=False
-    )
-    cells = [t.cells for t in truths if t.cells is not None]
-    _stack(cells).to_csv(
-        folder / "cells.tsv.gz",
-        sep="\t",
-        index=False,
-        compression={"method": "gzip", "mtime": 0},
-    )
-    variants = [t.variants for t in truths if t.variants is not None]
-    _stack(variants).to_csv(folder / "variants.tsv", sep="\t", index=False)
-
-
-def _stack(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    ``cohort``: the whole cohort's panel; ``patient``: the patient's own variants only. Reads
+    at a site come from streams keyed by sample and site, so a ``patient`` BAM holds exactly
+    the reads of the ``cohort`` BAM at the patient's own sites.
+    """
+    panel = simulation.panel
+    if simulation.params.plasma_panel == "patient":
+        return panel[panel["patient_id"] == patient_id]
+    return panel

@@ -17,6 +17,7 @@ Nothing here writes files; :mod:`carmscope.synthetic.cohort` turns a design into
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -172,6 +173,9 @@ def ctdna_flags(baseline: float, post: list[float]) -> dict[str, bool]:
 
 # --- parameters -------------------------------------------------------------------------------
 
+PLASMA_PANELS = ("cohort", "patient")
+"""Values of ``CohortParams.plasma_panel``: the sites a patient's plasma BAMs cover."""
+
 
 @dataclass(frozen=True)
 class CohortParams:
@@ -224,6 +228,12 @@ class CohortParams:
     n_plasma_normals: int = 0
     """Tumour-free plasma BAMs (a panel of normals) over the whole panel, written to
     ``cfdna_normals/PON-001.bam``...: same depth, duplicates and error model, no tumour alleles."""
+    plasma_panel: str = "cohort"
+    """Sites a patient's plasma BAMs cover: ``cohort``, every site of the whole cohort's panel
+    (other patients' sites give per-site background, for ``ctdna.background: cohort``); or
+    ``patient``, only the patient's own variant sites (a tumour-informed assay, for
+    ``ctdna.background: normals``; plasma data then grow with patients, not patients x sites).
+    Plasma normals cover the whole panel either way."""
 
     def template_of(self, index: int) -> int:
         """Template of patient ``index`` (0-based)."""
@@ -238,6 +248,11 @@ class CohortParams:
             raise ValueError("templates must name one template per patient")
         if self.n_plasma_normals < 0:
             raise ValueError("n_plasma_normals must not be negative")
+        if self.plasma_panel not in PLASMA_PANELS:
+            raise ValueError(
+                f"plasma_panel must be one of {', '.join(map(repr, PLASMA_PANELS))}, "
+                f"not {self.plasma_panel!r}"
+            )
 
 
 PRESETS: dict[str, CohortParams] = {
@@ -491,9 +506,54 @@ def plasma_normals(params: CohortParams) -> list[str]:
     come from streams keyed by its ID, so adding normals (or patients) never changes the reads
     of an existing normal at an existing site.
     """
-    return [f"cfdna_normals/{plasma_normal_id(i)}.bam" for i in range(params.n_plasma_normals)]
+    return [plasma_normal_path(plasma_normal_id(i)) for i in range(params.n_plasma_normals)]
+
+
+def plasma_normal_path(normal_id: str) -> str:
+    """BAM of a plasma normal, relative to the cohort folder: ``cfdna_normals/{normal_id}.bam``."""
+    return f"cfdna_normals/{normal_id}.bam"
 
 
 def design_cohort(params: CohortParams) -> list[PatientDesign]:
     """Every patient of the cohort, in patient order."""
     return [design_patient(index, params) for index in range(params.n_patients)]
+
+
+# --- job sizes --------------------------------------------------------------------------------
+
+BYTES_PER_PLASMA_READ = 1000
+"""Memory per plasma read while a BAM is built (arrays of every read, then sorted copies)."""
+SECONDS_PER_PLASMA_READ = 6e-6
+"""Time to simulate and write one plasma read (measured: ~6 us on one core)."""
+
+
+def plasma_reads(
+    params: CohortParams, patients: list[PatientDesign], *, whole_panel: bool = False
+) -> int:
+    """Expected reads (both mates, duplicates included) of one plasma BAM.
+
+    A patient's plasma covers every site of the panel (``plasma_panel`` ``cohort``: about
+    ``variants_per_patient`` sites per patient with ctDNA) or only the patient's own
+    (``patient``); a plasma normal (``whole_panel``) every site. Each site has ``cfdna_depth``
+    unique fragments and their duplicates.
+    """
+    with_ctdna = sum(1 for patient in patients if patient.tumor_variants)
+    sites_per_patient = params.variants_per_patient + 1  # + a multi-allelic record at most
+    covered = with_ctdna if whole_panel or params.plasma_panel == "cohort" else 1
+    copies = 1 + 1.5 * params.cfdna_duplicate_rate
+    return math.ceil(2 * sites_per_patient * covered * params.cfdna_depth * copies)
+
+
+def synthetic_job_resources(reads_per_bam: int, n_bams: int) -> dict[str, int]:
+    """Memory (``mem_mb``) and time (``runtime``, minutes) of a job writing ``n_bams`` plasma
+    BAMs of ``reads_per_bam`` reads (:func:`plasma_reads`) besides a patient's other files.
+
+    Plasma dominates as cohorts grow: with ``plasma_panel`` ``cohort`` every plasma BAM covers
+    the whole cohort's panel, so a patient's job grows with the cohort. Generous: a workflow
+    multiplies both by the attempt on a retry.
+    """
+    seconds = n_bams * reads_per_bam * SECONDS_PER_PLASMA_READ
+    return {
+        "mem_mb": math.ceil(1000 + reads_per_bam * BYTES_PER_PLASMA_READ / 1e6),
+        "runtime": math.ceil(5 + 2 * seconds / 60),
+    }

@@ -8,7 +8,9 @@ cohort's data files are (or will be) written to.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +87,21 @@ def with_index_files(path: str) -> list[str]:
     ]
 
 
+PATIENT_TRUTH = "truth/per_patient/{patient}.json.gz"
+"""A patient's truth, written by the patient's job and gathered into ``TRUTH_FILES`` (a
+workflow's intermediate: :func:`carmscope.synthetic.cohort.generate_cohort` does not write it)."""
+ASSAY_LABELS = {"scrna": "scrna", "bulk_rna": "bulk", "cfdna": "cfdna"}
+
+
+def patient_files(patient: PatientDesign) -> list[str]:
+    """The data files the generator writes for one patient (VCF and samples' files, with their
+    indexes), relative to the data folder."""
+    named = [patient.tumor_variants] + [
+        path for sample in patient.samples for path in (sample.counts, sample.reads)
+    ]
+    return [file for path in named if path for file in with_index_files(path)]
+
+
 def data_files(patients: list[PatientDesign], normals: Sequence[str] = ()) -> list[str]:
     """Every file the generator writes for these patients, relative to the data folder.
 
@@ -95,11 +112,7 @@ def data_files(patients: list[PatientDesign], normals: Sequence[str] = ()) -> li
     for path in normals:
         files.extend(with_index_files(path))
     for patient in patients:
-        named = [patient.tumor_variants] + [
-            path for sample in patient.samples for path in (sample.counts, sample.reads)
-        ]
-        for path in filter(None, named):
-            files.extend(with_index_files(path))
+        files.extend(patient_files(patient))
     return files
 
 
@@ -108,11 +121,123 @@ def _is_under(path: str, folder: str) -> bool:
     return os.path.commonpath([path, folder]) == folder
 
 
-def generated_files(sheets, data_dir: str, normals: Sequence[str] = ()) -> list[str]:
-    """Files under ``data_dir`` that validated tables use, with their index and truth files.
+def data_dir_of(path: str, relative: str) -> str:
+    """The cohort folder holding ``path``, a file that is ``relative`` inside it.
 
-    These are the outputs the synthetic-cohort rule must write; empty when the tables use no
-    file under ``data_dir`` (real data).
+    E.g. ``data_dir_of("cohort/truth/patients.tsv", "truth/patients.tsv") == "cohort"``: how a
+    job finds the folder from its output (which need not be where the workflow started).
+    """
+    depth = len(Path(relative).parts)
+    return str(Path(path).parents[depth - 1])
+
+
+def _spelled_as_in_tables(path: str) -> str:
+    """``path`` as validated tables spell it: relative to the working directory when under it,
+    else absolute (:mod:`carmscope.sheets`), so that a rule's output is the file a table names."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path) if _is_under(path, os.getcwd()) else path
+
+
+@dataclass(frozen=True)
+class PatientShape:
+    """Patients whose files differ only by their ID: one rule of the workflow writes them all."""
+
+    name: str
+    """Rule name: ``synthetic_patient_`` and the samples per assay, e.g.
+    ``synthetic_patient_scrna2_cfdna4``."""
+    outputs: tuple[str, ...]
+    """The files a patient's job writes (data files, then its truth), with ``{patient}``."""
+    patients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GeneratedFiles:
+    """The files of a synthetic cohort that a workflow must write, by job.
+
+    Paths are spelled as the tables spell them (relative to the working directory when under
+    it). False when the tables use nothing of the cohort (real data).
+    """
+
+    data_dir: str
+    patients: dict[str, tuple[str, ...]]
+    """Patient ID to the data files its job writes (all of the patient's files, relative to
+    ``data_dir``), for the patients whose files the tables use, in design order."""
+    normals: dict[str, tuple[str, ...]]
+    """Plasma-normal ID to its BAM and index (relative to ``data_dir``), for those used."""
+    labels: dict[str, str] = field(default_factory=dict)
+    """Patient ID to its samples per assay (``scrna2_cfdna4``), which names its rule."""
+
+    def __bool__(self) -> bool:
+        return bool(self.patients or self.normals)
+
+    def path(self, relative: str) -> str:
+        """A file of the cohort folder (``relative`` to it), spelled as the tables spell it."""
+        return _spelled_as_in_tables(os.path.join(self.data_dir, relative))
+
+    @property
+    def reference(self) -> list[str]:
+        """The shared references (one job)."""
+        return [self.path(file) for file in REFERENCE_FILES]
+
+    @property
+    def truth(self) -> list[str]:
+        """The truth tables (one job, gathering the patients' truths)."""
+        return [self.path(file) for file in TRUTH_FILES]
+
+    def patient_truth(self, patient_id: str) -> str:
+        """A patient's truth file, written by the patient's job."""
+        return self.path(PATIENT_TRUTH.format(patient=patient_id))
+
+    def files(self) -> list[str]:
+        """Every file the workflow writes for the cohort."""
+        files = [*self.reference, *self.truth]
+        for patient_id, patient_files in self.patients.items():
+            files += [self.path(file) for file in patient_files]
+            files.append(self.patient_truth(patient_id))
+        for normal_files in self.normals.values():
+            files += [self.path(file) for file in normal_files]
+        return files
+
+    def patient_shapes(self) -> list[PatientShape]:
+        """The patients grouped by the files their jobs write, with ``{patient}`` for the ID.
+
+        A workflow rule's outputs are fixed patterns, and patients differ in their samples
+        (bulk RNA or not, 0, 3 or 4 plasma samples): one rule per shape, each for its patients.
+        """
+        shapes: dict[tuple[str, ...], list[str]] = {}
+        for patient_id, patient_files in self.patients.items():
+            relative = [file.replace(patient_id, "{patient}") for file in patient_files]
+            relative.append(PATIENT_TRUTH)
+            outputs = tuple(self.path(file) for file in relative)
+            shapes.setdefault(outputs, []).append(patient_id)
+        result: list[PatientShape] = []
+        for outputs, patients in shapes.items():
+            base = name = f"synthetic_patient_{self.labels.get(patients[0], 'samples')}"
+            while name in {shape.name for shape in result}:  # same samples, other files
+                name = f"{base}_{len(result) + 1}"
+            result.append(PatientShape(name, outputs, tuple(patients)))
+        return result
+
+
+def _assay_label(patient: PatientDesign) -> str:
+    counts = Counter(sample.assay for sample in patient.samples)
+    return "_".join(
+        f"{ASSAY_LABELS[assay]}{counts[assay]}" for assay in ASSAY_LABELS if counts[assay]
+    )
+
+
+def generated_files(
+    sheets,
+    data_dir: str,
+    patients: list[PatientDesign],
+    normals: Sequence[str] = (),
+) -> GeneratedFiles:
+    """The files under ``data_dir`` that a workflow must write for validated tables.
+
+    A patient gets a job when the tables use one of its files under ``data_dir`` (its VCF or a
+    sample's files); the job writes all of the patient's files and its truth. A plasma normal
+    gets a job when ``normals`` names its BAM under ``data_dir``. With any job, the shared
+    references and the truth tables (of the patients with a job) are written too.
 
     Parameters
     ----------
@@ -120,23 +245,34 @@ def generated_files(sheets, data_dir: str, normals: Sequence[str] = ()) -> list[
         Validated tables (:class:`carmscope.sheets.Sheets`); paths already resolved.
     data_dir
         The synthetic cohort's data folder (relative to the working directory).
+    patients
+        The cohort's design (:func:`carmscope.synthetic.design.design_cohort`). Table rows of
+        patients outside it get no job (:func:`design_mismatches` reports them).
     normals
         Panel-of-normals BAMs the workflow uses (config ``ctdna.panel_of_normals``, relative to
-        the working directory); those under ``data_dir`` are generated too.
+        the working directory).
     """
-    named = [
-        *sheets.patients["tumor_variants"],
-        *sheets.samples["counts"],
-        *sheets.samples["reads"],
-        *normals,
-    ]
-    used = [path for path in named if path and _is_under(path, data_dir)]
-    if not used:
-        return []
-    files = [os.path.join(data_dir, path) for path in (*REFERENCE_FILES, *TRUTH_FILES)]
-    for path in used:
-        files.extend(with_index_files(path))
-    return [os.path.normpath(path) for path in dict.fromkeys(files)]
+    used = {
+        patient_id
+        for patient_id, path in sheets.patients["tumor_variants"].items()
+        if path and _is_under(path, data_dir)
+    }
+    for _, row in sheets.samples.iterrows():
+        if any(row[column] and _is_under(row[column], data_dir) for column in ("counts", "reads")):
+            used.add(row["patient_id"])
+    jobs = [patient for patient in patients if patient.patient_id in used]
+    return GeneratedFiles(
+        data_dir=os.path.normpath(data_dir),
+        patients={patient.patient_id: tuple(patient_files(patient)) for patient in jobs},
+        normals={
+            Path(path).name.removesuffix(".bam"): tuple(
+                with_index_files(os.path.relpath(os.path.abspath(path), os.path.abspath(data_dir)))
+            )
+            for path in normals
+            if _is_under(path, data_dir)
+        },
+        labels={patient.patient_id: _assay_label(patient) for patient in jobs},
+    )
 
 
 def design_mismatches(
