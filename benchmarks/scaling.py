@@ -7,8 +7,8 @@ it times, each in a fresh Snakemake process:
 * ``dry run``: ``snakemake --dry-run`` (parse + DAG build + planning), in two layouts:
 
   - *synthetic*: the tables point into the synthetic cohort folder, so the DAG has the
-    ``synthetic_cohort`` job that writes every input file (the bundled cohort, the scaling
-    runs);
+    ``synthetic_*`` jobs (one per patient) that write the input files (the bundled cohort,
+    the scaling runs);
   - *existing data*: the tables point at input files that already exist (empty placeholders
     here), as with a real trial: no synthetic job;
 
@@ -23,8 +23,13 @@ it times, each in a fresh Snakemake process:
 Per-sample sizes are the tiny preset's (300 cells per biopsy, cfDNA depth 200, 20,000 bulk
 reads, ...) on the default preset's design, so a run measures the workflow's per-job cost, not
 the analyses on large files; the reference genome grows with the cohort (the cfDNA panel needs
-about 1 kb of genome per variant site). Every timing is wall clock and CPU (user + system of the
-Snakemake process and its children), the median of ``--repeats`` for dry runs.
+about 1 kb of genome per variant site). ctDNA runs with the panel-of-normals background
+(``ctdna.background: normals``, three synthetic normals) on tumour-informed per-patient plasma
+panels (``plasma_panel: patient``): with the cohort background every plasma sample is counted
+at every patient's sites, a cost that grows as patients x patients by design (docs/ctdna.md).
+
+Every timing is wall clock and CPU (user + system of the Snakemake process and its children),
+the median of ``--repeats`` for dry runs.
 
 Prints a Markdown table; with ``--docs`` writes it into docs/cluster.md between the
 ``<!-- scaling:begin -->`` and ``<!-- scaling:end -->`` markers (appended if absent).
@@ -57,6 +62,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from carmscope.synthetic.design import params_from_config, plasma_normals
 from carmscope.workflow_files import local_rules, localised_config, rule_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +78,8 @@ SMALL_SAMPLES = {
     "host_reads_per_cell": 10,
     "bulk_reads": 20_000,
     "cfdna_depth": 200,
+    "n_plasma_normals": 3,
+    "plasma_panel": "patient",
 }
 VARIANTS_PER_PATIENT = 8  # default preset
 CONTIG_LENGTH = 60_000  # default preset
@@ -95,7 +103,7 @@ def synthetic_overrides(n_patients: int) -> dict[str, int]:
 def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
     """Tables and config for one cohort in ``workdir``.
 
-    layout "synthetic": data under cohort/, written by the synthetic_cohort rule;
+    layout "synthetic": data under cohort/, written by the synthetic_* rules;
     layout "existing": data under data/, as empty placeholder files that already exist.
     """
     workdir.mkdir(parents=True, exist_ok=True)
@@ -114,14 +122,16 @@ def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
     )
     config = yaml.safe_load((REPO / "config/config.yaml").read_text())
     config = localised_config(config, REPO, data_dir)
+    normals = [f"{data_dir}/{path}" for path in plasma_normals(params_from_config(overrides))]
     config.update(
         patients="tables/patients.tsv",
         samples="tables/samples.tsv",
         synthetic={"outdir": "cohort", "preset": "default", **overrides},
     )
+    config["ctdna"].update(background="normals", panel_of_normals=normals)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     if layout == "existing":
-        placeholders = [config.get("ctdna", {}).get("reference")]
+        placeholders = [config["ctdna"].get("reference"), *normals]
         for table, columns in (
             ("samples", ("counts", "reads")),
             ("patients", ("tumor_variants",)),
@@ -272,7 +282,8 @@ def measure(args) -> dict:
             row["run_rules"] = rule_seconds(run_log)
         results["sizes"][n] = row
         print(json.dumps(row), file=sys.stderr, flush=True)
-    (folder / "scaling.json").write_text(json.dumps(results, indent=1))
+        # after every size: a long run cut short keeps the sizes it finished (--from-json)
+        (folder / "scaling.json").write_text(json.dumps(results, indent=1))
     return results
 
 
