@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 RULE = re.compile(r"^(?P<indent>[ \t]*)(?:local)?rule (?P<name>\w+)(?: as \w+)?:", re.MULTILINE)
+LOOP_RULE = re.compile(r"^(?P<indent>[ \t]*)rule:\n\s*name:\s*\n\s*(?P<name>.+)$", re.MULTILINE)
+"""An anonymous ``rule:`` whose ``name:`` is an expression (rules made in a loop)."""
 USE_RULE = re.compile(r"^[ \t]*use rule (?P<base>\w+) as (?P<name>\w+)", re.MULTILINE)
 
 
@@ -20,24 +22,35 @@ def rule_files(repo: Path) -> list[Path]:
 
 
 def rule_blocks(files: Iterable[Path]) -> dict[str, str]:
-    """{rule name: source text of its block} (``use rule A as B`` blocks are A's block)."""
+    """{rule name: source text of its block} (``use rule A as B`` blocks are A's block).
+
+    Rules made in a loop (``rule:`` then ``name: <expression>``) are named ``<expression>``,
+    e.g. ``<_shape.name>``: one block stands for every rule the loop makes.
+    """
     files = list(files)
     blocks = {}
     for path in files:
         text = path.read_text()
-        for match in RULE.finditer(text):
-            indent = len(match.group("indent"))
-            body = []
-            for line in text[match.end() :].splitlines()[1:]:
-                code = line.strip() and not line.lstrip().startswith("#")
-                if code and len(line) - len(line.lstrip()) <= indent:
-                    break
-                body.append(line)
-            blocks[match.group("name")] = "\n".join(body)
+        for pattern, name in ((RULE, "{}"), (LOOP_RULE, "<{}>")):
+            for match in pattern.finditer(text):
+                body = _block(text[match.end() :], len(match.group("indent")))
+                blocks[name.format(match.group("name").strip())] = body
     for path in files:
         for match in USE_RULE.finditer(path.read_text()):
             blocks.setdefault(match.group("name"), blocks.get(match.group("base"), ""))
     return blocks
+
+
+def _block(text: str, indent: int) -> str:
+    """The lines after a rule's first line that are indented deeper than the rule (comments
+    and blank lines included)."""
+    body = []
+    for line in text.splitlines()[1:]:
+        code = line.strip() and not line.lstrip().startswith("#")
+        if code and len(line) - len(line.lstrip()) <= indent:
+            break
+        body.append(line)
+    return "\n".join(body)
 
 
 def local_rules(files: Iterable[Path]) -> set[str]:

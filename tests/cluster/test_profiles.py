@@ -37,29 +37,8 @@ EXPECTED_GROUPS = {
 }
 
 
-# Rules made in a loop (`rule:` with a `name:` directive), e.g. one synthetic_patient_<...>
-# rule per set of sample files: named here by their `name:` expression.
-LOOP_RULE = re.compile(r"^(?P<indent>[ \t]*)rule:\n\s*name:\s*\n\s*(?P<name>.+)$", re.M)
-
-
-def loop_rule_blocks():
-    """{`name:` expression: source text of the block} of the rules made in a loop."""
-    blocks = {}
-    for path in RULE_FILES:
-        text = path.read_text()
-        for match in LOOP_RULE.finditer(text):
-            body = []
-            for line in text[match.end() :].splitlines()[1:]:
-                code = line.strip() and not line.lstrip().startswith("#")
-                if code and len(line) - len(line.lstrip()) <= len(match.group("indent")):
-                    break
-                body.append(line)
-            blocks[f"<{match.group('name').strip()}>"] = "\n".join(body)
-    return blocks
-
-
 def rule_blocks():
-    return {**workflow_files.rule_blocks(RULE_FILES), **loop_rule_blocks()}
+    return workflow_files.rule_blocks(RULE_FILES)
 
 
 def local_rules():
@@ -97,13 +76,11 @@ def test_cohort_level_rules_are_local_rules():
     # the heavy single jobs and every per-sample (or per-patient) rule run in SLURM
     for name in ("synthetic_normal", "car_index", "ctdna_calls", *EXPECTED_GROUPS):
         assert name not in local, f"{name} should be a SLURM job"
-    for name, block in loop_rule_blocks().items():
-        assert not re.search(r"^\s*localrule:", block, re.M), f"{name} should be a SLURM job"
+    assert "<_shape.name>" not in local, "the synthetic patients' rules should be SLURM jobs"
 
 
 def test_the_per_patient_synthetic_rules_are_found():
     """The synthetic patients' rules are made in a loop; the checks above must see them."""
-    assert "<_shape.name>" in loop_rule_blocks()
     assert "threads: 1" in rule_blocks()["<_shape.name>"]
 
 
