@@ -32,6 +32,7 @@ EXPECTED_GROUPS = {
     "inspect_inputs": "inspect",
     "expression_bulk": "bulk_scores",
     "expression_car_cells": "car_cell_types",
+    "ctdna_patient_panel": "ctdna_counts",
     "ctdna_count_alleles": "ctdna_counts",
     "ctdna_count_normals": "ctdna_counts",
 }

@@ -93,6 +93,9 @@ rule ctdna_patient_panel:
             else ""
         )
         or "(?!)",
+    # on SLURM with its patient's allele counts: one connected component of the group
+    group:
+        "ctdna_counts"
     conda:
         "../../envs/ctdna.yaml"
     threads: 1
