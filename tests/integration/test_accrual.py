@@ -9,6 +9,7 @@ is not called.
 """
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -130,9 +131,9 @@ def test_adding_a_patient_plans_only_its_jobs_and_the_aggregates(accrual):
     assert not others, others
     counted = [path for rule, path in jobs if rule == "ctdna_count_alleles"]
     assert len(counted) == 4  # CARM-003's four plasma samples
+    # one job counts every normal at the new patient's panel
     normals = [path for rule, path in jobs if rule == "ctdna_count_normals"]
-    assert len(normals) == len(NORMALS)
-    assert all(path.startswith(f"results/ctdna/normals/{LATE}/") for path in normals)
+    assert len(normals) == 1 and normals[0].startswith(f"results/ctdna/normals/{LATE}/")
 
 
 @pytest.mark.parametrize("name", RESULT_TABLES)
@@ -209,3 +210,25 @@ def test_normals_mode_without_normals_stops_before_any_job(tmp_path, repo, tool)
     output = result.stdout + result.stderr
     assert "ctdna.background is 'normals' but ctdna.panel_of_normals lists no BAM" in output
     assert not (tmp_path / "results").exists() and not (tmp_path / "cohort").exists()
+
+
+def test_cohort_mode_counts_every_normal_in_one_job(tmp_path, repo, tool):
+    """With the cohort background, normals are counted at the cohort panel: one job writes
+    every normal's table (in normals mode it is one job per patient, see above)."""
+    write_tiny_tables(tmp_path, tool)
+    write_config(
+        tmp_path,
+        repo,
+        ctdna={"panel_of_normals": NORMALS, "reference": "cohort/reference/genome.fa"},
+    )
+    result = snakemake(repo, tool, tmp_path, "--dry-run", *TARGETS)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    blocks = re.findall(r"rule ctdna_count_normals:\n((?:[ \t]+\S.*\n)+)", output)
+    assert len(blocks) == 1, output[-4000:]
+    outputs = re.search(r"output: (.+)", blocks[0]).group(1).split(", ")
+    assert sorted(outputs) == [
+        f"results/ctdna/normals/{number}_{Path(path).stem}.tsv"
+        for number, path in enumerate(NORMALS, start=1)
+    ]
+    assert "input: " in blocks[0] and "results/ctdna/panel.tsv" in blocks[0]

@@ -46,8 +46,11 @@ def test_cohort_mode_paths_are_todays():
     assert rules.tumour_variant_files("cohort", ["P1", "P2"]) == [
         "results/ctdna/tumour_variants.tsv"
     ]
-    assert rules.normal_counts_pattern("cohort") == "results/ctdna/normals/{normal}.tsv"
-    assert rules.normal_counts_log("cohort") == "logs/ctdna_count_normals/{normal}.log"
+    # one job counts every normal at the cohort panel
+    assert rules.normal_counts_outputs("cohort", ["1_a", "2_b"]) == rules.normal_counts(
+        "cohort", ["1_a", "2_b"], ["P1", "P2"]
+    )
+    assert rules.normal_counts_log("cohort") == "logs/ctdna_count_normals/cohort.log"
 
 
 def test_normals_mode_paths_are_per_patient():
@@ -71,9 +74,14 @@ def test_normals_mode_paths_are_per_patient():
         "results/ctdna/panels/P1.tsv",
         "results/ctdna/panels/P2.tsv",
     ]
-    pattern = rules.normal_counts_pattern("normals")
-    assert pattern.format(patient="P1", normal="1_a") == files[0]
-    assert rules.normal_counts_log("normals") == "logs/ctdna_count_normals/{patient}/{normal}.log"
+    # one job per patient counts every normal at the patient's panel
+    outputs = rules.normal_counts_outputs("normals", ["1_a", "2_b"])
+    assert outputs == [
+        "results/ctdna/normals/{patient}/1_a.tsv",
+        "results/ctdna/normals/{patient}/2_b.tsv",
+    ]
+    assert [output.format(patient="P2") for output in outputs] == files[2:]
+    assert rules.normal_counts_log("normals") == "logs/ctdna_count_normals/{patient}.log"
     assert rules.normal_sample("1_a")["sample_id"] == "panel_of_normals/1_a"
 
 

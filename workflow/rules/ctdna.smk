@@ -12,8 +12,9 @@
 #                         against ctdna.reference when set) and each patient's own variants
 #   ctdna_patient_panel   (normals) per patient with plasma: its VCF -> its own panel
 #   ctdna_count_alleles   per plasma sample: BAM (or vendor VAF table) -> counts at the panel
-#   ctdna_count_normals   per panel-of-normals BAM (config ctdna.panel_of_normals; in normals
-#                         mode per patient panel too) -> counts
+#   ctdna_count_normals   every panel-of-normals BAM (config ctdna.panel_of_normals) at one
+#                         panel -> counts per normal: one job (cohort) or one per patient
+#                         (normals)
 #   ctdna_calls           all counts -> background per site, calls per variant and sample,
 #                         change from baseline per timepoint, flags per patient
 #   ctdna_plots           spider and waterfall plots of the change from baseline
@@ -150,30 +151,32 @@ rule ctdna_count_alleles:
         "../scripts/ctdna_count_alleles.py"
 
 
-rule ctdna_count_normals:
-    input:
-        bam=lambda wildcards: CTDNA_NORMALS[wildcards.normal],
-        # cohort mode: the cohort panel; normals mode: each patient's panel ({patient})
-        panel=lambda wildcards: ctdna_rules.panel_of(CTDNA_MODE, wildcards.get("patient")),
-    output:
-        ctdna_rules.normal_counts_pattern(CTDNA_MODE),
-    log:
-        ctdna_rules.normal_counts_log(CTDNA_MODE),
-    wildcard_constraints:
-        normal="|".join(n.replace(".", r"\.") for n in CTDNA_NORMALS) or "(?!)",
-    group:
-        "ctdna_counts"
-    conda:
-        "../../envs/ctdna.yaml"
-    threads: 1
-    resources:
-        mem_mb=scaled(1000, per_mb=0.05),
-        runtime=scaled(10, per_mb=0.005),
-    params:
-        sample=lambda wildcards: ctdna_rules.normal_sample(wildcards.normal),
-        filters=CTDNA["filters"],
-    script:
-        "../scripts/ctdna_count_alleles.py"
+if CTDNA_NORMALS:
+
+    rule ctdna_count_normals:
+        input:
+            bams=list(CTDNA_NORMALS.values()),
+            # cohort mode: the cohort panel (one job); normals mode: each patient's panel
+            panel=lambda wildcards: ctdna_rules.panel_of(CTDNA_MODE, wildcards.get("patient")),
+        output:
+            ctdna_rules.normal_counts_outputs(CTDNA_MODE, CTDNA_NORMALS),
+        log:
+            ctdna_rules.normal_counts_log(CTDNA_MODE),
+        wildcard_constraints:
+            patient="|".join(p.replace(".", r"\.") for p in CTDNA_PANEL_PATIENTS) or "(?!)",
+        group:
+            "ctdna_counts"
+        conda:
+            "../../envs/ctdna.yaml"
+        threads: 1
+        resources:
+            mem_mb=scaled(1000, per_mb=0.05),
+            runtime=scaled(10, per_mb=0.005),
+        params:
+            samples=[ctdna_rules.normal_sample(normal) for normal in CTDNA_NORMALS],
+            filters=CTDNA["filters"],
+        script:
+            "../scripts/ctdna_count_normals.py"
 
 
 rule ctdna_calls:

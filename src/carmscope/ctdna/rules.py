@@ -81,21 +81,19 @@ def panel_of(mode: str, patient: str | None) -> str:
     return COHORT_PANEL if mode == "cohort" else PATIENT_PANEL.format(patient=patient)
 
 
-def normal_counts_pattern(mode: str) -> str:
-    """Output pattern of the panel-of-normals counts (wildcards ``normal``, and ``patient``
-    in ``normals`` mode)."""
-    return COHORT_NORMAL_COUNTS if mode == "cohort" else PATIENT_NORMAL_COUNTS
+def normal_counts_outputs(mode: str, normals: Sequence[str]) -> list[str]:
+    """Outputs of one ``ctdna_count_normals`` job: every normal counted at one panel.
+
+    ``cohort``: one job, at the cohort panel; ``normals``: one job per patient (wildcard
+    ``patient``), at that patient's panel, so a patient's normals cost one job, not one each.
+    """
+    pattern = COHORT_NORMAL_COUNTS if mode == "cohort" else PATIENT_NORMAL_COUNTS
+    return [pattern.format(patient="{patient}", normal=normal) for normal in normals]
 
 
 def normal_counts_log(mode: str) -> str:
-    """Log pattern of the panel-of-normals counts (the wildcards of
-    :func:`normal_counts_pattern`)."""
-    return (
-        normal_counts_pattern(mode).replace(RESULTS + "/normals/", "logs/ctdna_count_normals/")[
-            : -len(".tsv")
-        ]
-        + ".log"
-    )
+    """Log of a ``ctdna_count_normals`` job (wildcard ``patient`` in ``normals`` mode)."""
+    return "logs/ctdna_count_normals/" + ("cohort" if mode == "cohort" else "{patient}") + ".log"
 
 
 def normal_counts(mode: str, normals: Sequence[str], patients: Sequence[str]) -> list[str]:
