@@ -350,6 +350,13 @@ def write_docs(table: str) -> None:
     DOCS.write_text(text)
 
 
+def merged(paths: list[Path]) -> dict:
+    """Earlier results, for example a long size measured on its own: the last file's header
+    (machine, date, settings), every file's sizes."""
+    results = [json.loads(path.read_text()) for path in paths]
+    return {**results[-1], "sizes": {n: row for r in results for n, row in r["sizes"].items()}}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[14, 100, 500])
@@ -362,9 +369,14 @@ def main(argv: list[str] | None = None) -> None:
         "--folder", type=Path, default=Path(tempfile.gettempdir()) / "carmscope-scaling"
     )
     parser.add_argument("--docs", action="store_true", help="write the table to docs/cluster.md")
-    parser.add_argument("--from-json", type=Path, help="only format an earlier scaling.json")
+    parser.add_argument(
+        "--from-json",
+        type=Path,
+        nargs="+",
+        help="only format earlier scaling.json files (sizes merged; a later file wins a size)",
+    )
     args = parser.parse_args(argv)
-    results = json.loads(args.from_json.read_text()) if args.from_json else measure(args)
+    results = merged(args.from_json) if args.from_json else measure(args)
     table = markdown(results)
     print(table)
     if args.docs:
