@@ -69,6 +69,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOCS = REPO / "docs/cluster.md"
 BEGIN, END = "<!-- scaling:begin -->", "<!-- scaling:end -->"
+PROGRESS_SECONDS = 30.0
 
 # Per-sample sizes of the tiny preset, on the default preset's design.
 SMALL_SAMPLES = {
@@ -148,17 +149,45 @@ def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
     return workdir
 
 
-def timed(command: list[str], log: Path, timeout: float) -> dict[str, float | int]:
-    """Run a command with output to ``log``: wall and CPU seconds, exit status."""
+def process_cpu(pid: int) -> float | None:
+    """CPU seconds of a running process and of the children it has reaped (and theirs):
+    utime + stime + cutime + cstime from /proc; None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2 :].split()  # from field 3 (state) on
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(
+    command: list[str], log: Path, timeout: float, progress: Path | None = None
+) -> dict[str, float | int]:
+    """Run a command with output to ``log``: wall and CPU seconds, exit status.
+
+    A command over ``timeout`` gets SIGTERM (Snakemake then stops its jobs and exits, so
+    their CPU is counted) and status -1. With ``progress``, wall and CPU so far are written
+    there every ``PROGRESS_SECONDS``: what is left of a run killed from outside.
+    """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     with open(log, "w") as handle:
-        try:
-            status = subprocess.run(
-                command, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout
-            ).returncode
-        except subprocess.TimeoutExpired:
-            status = -1
+        process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT)
+        while True:
+            left = timeout - (time.perf_counter() - t0)
+            try:
+                status = process.wait(timeout=min(left, PROGRESS_SECONDS) if progress else left)
+                break
+            except subprocess.TimeoutExpired:
+                if time.perf_counter() - t0 >= timeout:
+                    process.terminate()
+                    process.wait()
+                    status = -1
+                    break
+                cpu = process_cpu(process.pid)
+                if progress and cpu is not None:
+                    wall = time.perf_counter() - t0
+                    progress.write_text(json.dumps({"wall": wall, "cpu": cpu, "complete": False}))
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -205,9 +234,18 @@ def median_timing(command, log, repeats, timeout):
     }
 
 
-def rule_seconds(log: Path) -> dict[str, tuple[int, float]]:
-    """(jobs, wall seconds per job) by rule, from a local run's log (1 s resolution)."""
-    starts, per_rule = {}, {}
+def rule_seconds(logs: list[Path]) -> dict[str, tuple[int, float]]:
+    """(jobs, wall seconds per job) by rule, from a local run's logs (1 s resolution; jobs
+    a cut-short run did not finish are left out)."""
+    per_rule = {}
+    for log in logs:
+        job_seconds(log, per_rule)
+    return {name: (len(v), sum(v) / len(v)) for name, v in per_rule.items()}
+
+
+def job_seconds(log: Path, per_rule: dict[str, list[float]]) -> None:
+    """Add the wall seconds of every job finished in ``log`` to ``per_rule``."""
+    starts = {}
     stamp = rule = None
     for line in log.read_text().splitlines():
         if match := re.fullmatch(r"\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]", line.strip()):
@@ -219,7 +257,59 @@ def rule_seconds(log: Path) -> dict[str, tuple[int, float]]:
         elif (match := re.match(r"Finished jobid: (\d+)", line)) and match.group(1) in starts:
             start, name = starts.pop(match.group(1))
             per_rule.setdefault(name, []).append((stamp - start).total_seconds())
-    return {name: (len(v), sum(v) / len(v)) for name, v in per_rule.items()}
+
+
+def local_run(folder: Path, workdir: Path, n: int, args) -> dict:
+    """Run the cohort end to end; with ``args.resume``, continue a run cut short.
+
+    A run may take longer than the machine stays up (500 patients on 2 cores: hours). Each
+    start is a segment with its own log; ``n{n}.run_segments.json`` keeps the finished and
+    cut-short segments (a segment killed from outside as of its last progress record, at
+    most ``PROGRESS_SECONDS`` old) and the run's cost is their sum. That includes the jobs
+    killed mid-way and redone and one DAG build per segment: a segmented run slightly
+    overstates the cost of an uninterrupted one.
+    """
+    segments_file = folder / f"n{n}.run_segments.json"
+    progress = folder / f"n{n}.run_progress.json"
+    segments = []
+    if args.resume and segments_file.exists():
+        segments = json.loads(segments_file.read_text())
+    if args.resume and progress.exists():
+        cut_short = json.loads(progress.read_text())
+        segments.append({**cut_short, "log": f"n{n}.run.{len(segments)}.log"})
+    progress.unlink(missing_ok=True)
+    if not segments or not segments[-1]["complete"]:
+        if segments:  # a run killed from outside leaves its lock behind
+            subprocess.run(snakemake(workdir, "--unlock"), check=True, capture_output=True)
+        log = folder / f"n{n}.run.{len(segments)}.log"
+        segments_file.write_text(json.dumps(segments, indent=1))
+        run = timed(
+            snakemake(
+                workdir,
+                "--cores",
+                str(args.cores),
+                "--rerun-incomplete" if segments else "--forceall",
+            ),
+            log,
+            args.run_timeout,
+            progress=progress,
+        )
+        progress.unlink(missing_ok=True)
+        segments.append({**run, "complete": run["status"] == 0, "log": log.name})
+        segments_file.write_text(json.dumps(segments, indent=1))
+        if run["status"] != 0:
+            tail = log.read_text()[-3000:]
+            raise RuntimeError(
+                f"local run of {n} patients failed or timed out (--resume continues it):\n{tail}"
+            )
+    return {
+        "run": {
+            "wall": sum(segment["wall"] for segment in segments),
+            "cpu": sum(segment["cpu"] for segment in segments),
+            "segments": len(segments),
+        },
+        "run_rules": rule_seconds([folder / segment["log"] for segment in segments]),
+    }
 
 
 def measure(args) -> dict:
@@ -235,51 +325,45 @@ def measure(args) -> dict:
     }
     for n in args.sizes:
         row: dict = {"patients": n, "reference_contigs": reference_contigs(n)}
-        synthetic = write_workdir(folder / f"n{n}", n, "synthetic")
-        existing = write_workdir(folder / f"n{n}_existing", n, "existing")
+        synthetic = folder / f"n{n}"
+        if not (args.resume and (synthetic / "config.yaml").exists()):
+            # rewriting the tables of a run to be resumed would make Snakemake redo it
+            write_workdir(synthetic, n, "synthetic")
         samples = pd.read_csv(synthetic / "tables/samples.tsv", sep="\t")
         row["samples"] = len(samples)
-        log = folder / f"n{n}.dryrun.log"
-        print(f"[scaling] {n} patients: parse and dry runs", file=sys.stderr, flush=True)
-        row["parse"] = median_timing(
-            snakemake(synthetic, "--list-rules"), folder / f"n{n}.parse.log", args.repeats, 600
-        )
-        row["dry_synthetic"] = median_timing(
-            snakemake(synthetic, "--dry-run"), log, args.repeats, args.timeout
-        )
-        row["jobs"] = job_count(log)
-        row["dry_synthetic_notemp"] = median_timing(
-            snakemake(synthetic, "--dry-run", "--notemp"),
-            folder / f"n{n}.dryrun_notemp.log",
-            args.repeats,
-            args.timeout,
-        )
-        existing_log = folder / f"n{n}.dryrun_existing.log"
-        row["dry_existing"] = median_timing(
-            snakemake(existing, "--dry-run"), existing_log, args.repeats, args.timeout
-        )
-        row["jobs_existing"] = job_count(existing_log)
-        slurm_log = folder / f"n{n}.dryrun_slurm.log"
-        row["dry_slurm"] = median_timing(
-            snakemake(existing, "--profile", str(REPO / "profiles/slurm"), "--dry-run"),
-            slurm_log,
-            1,
-            args.timeout,
-        )
-        row["slurm_jobs"] = slurm_submissions(slurm_log)
+        if not args.no_dry_runs:
+            log = folder / f"n{n}.dryrun.log"
+            print(f"[scaling] {n} patients: parse and dry runs", file=sys.stderr, flush=True)
+            row["parse"] = median_timing(
+                snakemake(synthetic, "--list-rules"), folder / f"n{n}.parse.log", args.repeats, 600
+            )
+            row["dry_synthetic"] = median_timing(
+                snakemake(synthetic, "--dry-run"), log, args.repeats, args.timeout
+            )
+            row["jobs"] = job_count(log)
+            row["dry_synthetic_notemp"] = median_timing(
+                snakemake(synthetic, "--dry-run", "--notemp"),
+                folder / f"n{n}.dryrun_notemp.log",
+                args.repeats,
+                args.timeout,
+            )
+            existing = write_workdir(folder / f"n{n}_existing", n, "existing")
+            existing_log = folder / f"n{n}.dryrun_existing.log"
+            row["dry_existing"] = median_timing(
+                snakemake(existing, "--dry-run"), existing_log, args.repeats, args.timeout
+            )
+            row["jobs_existing"] = job_count(existing_log)
+            slurm_log = folder / f"n{n}.dryrun_slurm.log"
+            row["dry_slurm"] = median_timing(
+                snakemake(existing, "--profile", str(REPO / "profiles/slurm"), "--dry-run"),
+                slurm_log,
+                1,
+                args.timeout,
+            )
+            row["slurm_jobs"] = slurm_submissions(slurm_log)
         if n in args.run:
             print(f"[scaling] {n} patients: local run", file=sys.stderr, flush=True)
-            run_log = folder / f"n{n}.run.log"
-            run = timed(
-                snakemake(synthetic, "--cores", str(args.cores), "--forceall"),
-                run_log,
-                args.run_timeout,
-            )
-            if run["status"] != 0:
-                tail = run_log.read_text()[-3000:]
-                raise RuntimeError(f"local run of {n} patients failed or timed out:\n{tail}")
-            row["run"] = {"wall": run["wall"], "cpu": run["cpu"]}
-            row["run_rules"] = rule_seconds(run_log)
+            row.update(local_run(folder, synthetic, n, args))
         results["sizes"][n] = row
         print(json.dumps(row), file=sys.stderr, flush=True)
         # after every size: a long run cut short keeps the sizes it finished (--from-json)
@@ -308,17 +392,20 @@ def markdown(results: dict) -> str:
     ]
     for n, row in sorted(sizes.items(), key=lambda item: int(item[0])):
         n = int(n)
-        run = row.get("run")
+
+        def seconds(key: str, clock: str, missing: str = "not run") -> str:
+            return per_patient(row[key][clock], n) if key in row else missing  # noqa: B023
+
         lines.append(
-            f"| {n} | {row['samples']} | {row['jobs']} / {row['jobs_existing']} "
+            f"| {n} | {row['samples']} | {row.get('jobs', '')} / {row.get('jobs_existing', '')} "
             f"| {row.get('slurm_jobs', '')} "
-            f"| {per_patient(row['parse']['cpu'], n)} "
-            f"| {per_patient(row['dry_synthetic']['cpu'], n)} "
-            f"| {per_patient(row['dry_synthetic_notemp']['cpu'], n)} "
-            f"| {per_patient(row['dry_existing']['cpu'], n)} "
-            f"| {per_patient(row['dry_existing']['wall'], n)} "
-            f"| {per_patient(run['cpu'], n) if run else 'not run'} "
-            f"| {per_patient(run['wall'], n) if run else 'not run'} |"
+            f"| {seconds('parse', 'cpu')} "
+            f"| {seconds('dry_synthetic', 'cpu')} "
+            f"| {seconds('dry_synthetic_notemp', 'cpu')} "
+            f"| {seconds('dry_existing', 'cpu')} "
+            f"| {seconds('dry_existing', 'wall')} "
+            f"| {seconds('run', 'cpu')} "
+            f"| {seconds('run', 'wall')} |"
         )
     runs = {int(n): row["run_rules"] for n, row in sizes.items() if row.get("run_rules")}
     if runs:
@@ -354,7 +441,11 @@ def merged(paths: list[Path]) -> dict:
     """Earlier results, for example a long size measured on its own: the last file's header
     (machine, date, settings), every file's sizes."""
     results = [json.loads(path.read_text()) for path in paths]
-    return {**results[-1], "sizes": {n: row for r in results for n, row in r["sizes"].items()}}
+    sizes: dict[str, dict] = {}
+    for result in results:
+        for n, row in result["sizes"].items():
+            sizes.setdefault(n, {}).update(row)
+    return {**results[-1], "sizes": sizes}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -368,12 +459,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--folder", type=Path, default=Path(tempfile.gettempdir()) / "carmscope-scaling"
     )
+    parser.add_argument(
+        "--no-dry-runs", action="store_true", help="only the local runs (--run sizes)"
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue local runs cut short, in the same --folder (see local_run)",
+    )
     parser.add_argument("--docs", action="store_true", help="write the table to docs/cluster.md")
     parser.add_argument(
         "--from-json",
         type=Path,
         nargs="+",
-        help="only format earlier scaling.json files (sizes merged; a later file wins a size)",
+        help="only format earlier scaling.json files (a later file's values win for a size)",
     )
     args = parser.parse_args(argv)
     results = merged(args.from_json) if args.from_json else measure(args)
