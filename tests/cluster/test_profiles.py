@@ -149,3 +149,16 @@ def test_slurm_tests_skip_with_a_reason_where_the_machine_cannot_host_the_cluste
     monkeypatch.setattr(test_slurm.os, "geteuid", lambda: 0)
     monkeypatch.setattr(test_slurm.shutil, "which", lambda name: None)
     assert "needs Debian" in test_slurm.why_no_slurm()
+
+
+def test_scheduler_subsample_still_fills_the_slurm_queue(monkeypatch):
+    """profiles/default bounds the ready jobs the scheduler looks at per round (a cold run of
+    hundreds of patients has thousands ready); on a cluster that bound must not be what keeps
+    the queue below the SLURM profile's `jobs` limit."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(REPO)
+    profile = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
+    _, args = parse_args(["--snakefile", str(REPO / "Snakefile"), "--profile", str(SLURM_PROFILE)])
+    assert args.scheduler_subsample is not None, "profiles/default sets no scheduler-subsample"
+    assert args.scheduler_subsample >= profile["jobs"], (args.scheduler_subsample, profile["jobs"])
