@@ -63,7 +63,7 @@ import pandas as pd
 import yaml
 
 from carmscope.synthetic.design import params_from_config, plasma_normals
-from carmscope.workflow_files import local_rules, localised_config, rule_files
+from carmscope.workflow_files import local_rules, rule_files, synthetic_workdir_config
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -110,25 +110,8 @@ def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = "cohort" if layout == "synthetic" else "data"
     overrides = synthetic_overrides(n_patients)
-    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
-    subprocess.run(
-        [
-            str(BIN / "carmscope-synthetic"),
-            *("tables", "--preset", "default", *sets, "--data-dir", data_dir, "--out", "tables"),
-        ],
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-        timeout=600,
-    )
-    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
-    config = localised_config(config, REPO, data_dir)
+    config = synthetic_workdir_config(workdir, REPO, "config/config.yaml", overrides, data_dir)
     normals = [f"{data_dir}/{path}" for path in plasma_normals(params_from_config(overrides))]
-    config.update(
-        patients="tables/patients.tsv",
-        samples="tables/samples.tsv",
-        synthetic={"outdir": "cohort", "preset": "default", **overrides},
-    )
     config["ctdna"].update(background="normals", panel_of_normals=normals)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     if layout == "existing":

@@ -1,7 +1,8 @@
 """The workflow's own files, read by its tests and benchmarks (never by the rules).
 
 :func:`rule_blocks` and :func:`local_rules` read the rule files as text (which rules run on the
-submit host); :func:`localised_config` turns a bundled config into one for a work folder.
+submit host); :func:`localised_config` turns a bundled config into one for a work folder, and
+:func:`synthetic_workdir_config` also writes a synthetic cohort's tables there.
 """
 
 from __future__ import annotations
@@ -93,3 +94,34 @@ def localised_config(config: dict, repo: Path, data_dir: str) -> dict:
         return value
 
     return localise(config)
+
+
+def synthetic_workdir_config(
+    workdir: Path,
+    repo: Path,
+    config_file: str,
+    overrides: dict | None = None,
+    data_dir: str = "cohort",
+) -> dict:
+    """Tables of a synthetic cohort in ``workdir/tables`` and a config for them (returned, for
+    the caller to adjust and write as ``workdir/config.yaml``).
+
+    The cohort is the bundled config's ``synthetic`` section (preset) with ``overrides``; its
+    tables point at data files under ``data_dir``, which the workflow's ``synthetic_*`` rules
+    write when ``data_dir`` is ``"cohort"`` (the config's ``synthetic.outdir``) and which must
+    exist otherwise. The rest of the config is :func:`localised_config`: keys that other stages
+    add later are carried along.
+    """
+    import yaml
+
+    from carmscope.synthetic.design import design_cohort, params_from_config
+    from carmscope.synthetic.tables import write_tables
+
+    config = yaml.safe_load((repo / config_file).read_text())
+    config = localised_config(config, repo, data_dir)
+    synthetic = {**config["synthetic"], **(overrides or {}), "outdir": "cohort"}
+    write_tables(
+        design_cohort(params_from_config(synthetic)), workdir / "tables", workdir / data_dir
+    )
+    config.update(patients="tables/patients.tsv", samples="tables/samples.tsv", synthetic=synthetic)
+    return config

@@ -126,7 +126,7 @@ def test_workflow_profile_does_not_override_the_slurm_profile(monkeypatch):
 def test_slurm_profile_dry_run(tmp_path, tool):
     """The profile parses with the installed plugin and plans the tiny cohort (no SLURM
     needed): the light per-sample rules are planned as group jobs."""
-    workdir = write_workdir(tmp_path, tool)
+    workdir = write_workdir(tmp_path)
     result = subprocess.run(
         snakemake_command(tool, workdir, "--profile", str(SLURM_PROFILE), "--dry-run"),
         capture_output=True,

@@ -35,7 +35,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from carmscope.workflow_files import localised_config
+from carmscope.workflow_files import synthetic_workdir_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.slurm]
 
@@ -198,32 +198,11 @@ def sacct_records(run_id, since):
 # ------------------------------------------------------------------------------- the runs
 
 
-def write_workdir(workdir, tool, data_dir="cohort"):
-    """Tables of the tiny cohort (data under data_dir) and a config for them, in workdir.
-
-    The config is config/test/config.yaml with its paths made absolute (repository resources)
-    or moved into data_dir (files of the synthetic cohort), so new config keys that other
-    stages add are carried along. Data under "cohort" are written by the synthetic_* rules;
-    under any other folder they must exist.
-    """
+def write_workdir(workdir, data_dir="cohort"):
+    """Tables of the tiny cohort (data under data_dir) and a config for them, in workdir:
+    config/test/config.yaml made local to it (workflow_files.synthetic_workdir_config)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [
-            tool("carmscope-synthetic"),
-            *("tables", "--preset", "tiny", "--data-dir", data_dir, "--out", "tables"),
-        ],
-        cwd=workdir,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    config = yaml.safe_load((REPO / "config/test/config.yaml").read_text())
-    config = localised_config(config, REPO, data_dir)
-    config.update(
-        patients="tables/patients.tsv",
-        samples="tables/samples.tsv",
-        synthetic={**config["synthetic"], "outdir": "cohort"},
-    )
+    config = synthetic_workdir_config(workdir, REPO, "config/test/config.yaml", data_dir=data_dir)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))
     return workdir
 
@@ -309,8 +288,8 @@ def runs(request, slurm_cluster, tmp_path_factory, tool):
     """The tiny cohort run locally and through SLURM, at the same time (the SLURM run spends
     much of its time waiting on the scheduler)."""
     base = tmp_path_factory.mktemp("slurm_workflow")
-    local_dir = write_workdir(base / "local", tool)
-    slurm_dir = write_workdir(base / "slurm", tool)
+    local_dir = write_workdir(base / "local")
+    slurm_dir = write_workdir(base / "slurm")
     local = Snakemake(
         snakemake_command(tool, local_dir, "--cores", "2"), local_dir, base / "local.log"
     )
@@ -443,7 +422,7 @@ def test_failing_job_fails_the_run_with_its_log(request, runs, slurm_cluster, to
     bounded time, after a retry, and show the rule's log."""
     _, slurm = runs
     workdir = slurm.workdir.parent / "failing"
-    write_workdir(workdir, tool, data_dir="data")
+    write_workdir(workdir, data_dir="data")
     shutil.copytree(slurm.workdir / "cohort", workdir / "data")
     samples = pd.read_csv(workdir / "tables/samples.tsv", sep="\t", keep_default_na=False)
     sample = samples[(samples["assay"] == "scrna") & (samples["reads"] != "")].iloc[0]

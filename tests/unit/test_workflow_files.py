@@ -1,6 +1,16 @@
 """Reading the workflow's own files for tests and benchmarks."""
 
-from carmscope.workflow_files import local_rules, localised_config, rule_blocks, rule_files
+import subprocess
+
+import pandas as pd
+
+from carmscope.workflow_files import (
+    local_rules,
+    localised_config,
+    rule_blocks,
+    rule_files,
+    synthetic_workdir_config,
+)
 
 
 def test_localised_config_moves_cohort_paths_and_anchors_repository_paths(repo):
@@ -35,3 +45,34 @@ def test_rule_blocks_name_rules_made_in_a_loop(tmp_path):
     assert set(blocks) == {"plain", "<shape.name>", "after"}
     assert "threads: 1" in blocks["<shape.name>"] and "after" not in blocks["<shape.name>"]
     assert local_rules([path]) == {"<shape.name>"}
+
+
+def test_synthetic_workdir_config_writes_the_tables_the_cli_writes(repo, tool, tmp_path):
+    """Tables as `carmscope-synthetic tables` writes them for the same cohort, data under
+    data_dir of the work folder, and a config that points at them and keeps the overrides."""
+    overrides = {"seed": 9, "cfdna_depth": 150}
+    workdir = tmp_path / "work"
+    config = synthetic_workdir_config(workdir, repo, "config/test/config.yaml", overrides, "data")
+    expected = tmp_path / "cli"
+    expected.mkdir()
+    subprocess.run(
+        [
+            *(tool("carmscope-synthetic"), "tables", "--preset", "tiny"),
+            *("--set", "seed=9", "--set", "cfdna_depth=150"),
+            *("--data-dir", "data", "--out", "tables"),
+        ],
+        cwd=expected,
+        check=True,
+        capture_output=True,
+    )
+    for name in ("patients.tsv", "samples.tsv"):
+        assert (workdir / "tables" / name).read_text() == (expected / "tables" / name).read_text()
+    samples = pd.read_csv(workdir / "tables/samples.tsv", sep="\t", keep_default_na=False)
+    assert samples["patient_id"].nunique() == 4  # the tiny preset
+    first = next(path for path in samples["reads"] if path)
+    assert (workdir / "tables" / first).resolve().is_relative_to(workdir / "data")
+    assert config["patients"] == "tables/patients.tsv"
+    assert config["samples"] == "tables/samples.tsv"
+    assert config["synthetic"] == {"outdir": "cohort", "preset": "tiny", **overrides}
+    assert config["ctdna"]["reference"] == "data/reference/genome.fa"
+    assert config["car"]["construct"] == str(repo / "resources/car/anti_her2_car.fa")
