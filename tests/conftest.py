@@ -26,18 +26,18 @@ def tool():
 
 def generate_tiny_cohort(out: Path, threads: int = 1, **overrides) -> Path:
     """Write the tiny synthetic cohort (optionally with parameter overrides) into ``out``."""
-    from carmscope.synthetic.cohort import generate_cohort
+    from carmscope.synthetic.cohort import generate_cohort, prepare
     from carmscope.synthetic.design import params_from_config
 
-    generate_cohort(
+    simulation = prepare(
         params_from_config({"preset": "tiny", **overrides}),
         out,
         construct_fasta=REPO / "resources/car/anti_her2_car.fa",
         segments_tsv=REPO / "resources/car/anti_her2_car.segments.tsv",
         gmt_paths=[REPO / "resources/genesets/hallmark_inflammation.v7.0.gmt"],
         signatures_tsv=REPO / "resources/genesets/immune_signatures.tsv",
-        threads=threads,
     )
+    generate_cohort(simulation, threads=threads)
     return out
 
 

@@ -192,3 +192,19 @@ def test_data_dir_of_an_output():
     assert data_dir_of("cohort/truth/patients.tsv", "truth/patients.tsv") == "cohort"
     assert data_dir_of("/a/b/truth/per_patient/X.json.gz", PATIENT_TRUTH) == "/a/b"
     assert data_dir_of("reference/genome.fa", "reference/genome.fa") == "."
+
+
+def test_cli_generate_writes_the_tiny_cohort(tiny_cohort, tmp_path):
+    """`carmscope-synthetic generate` writes the same files as the library (the session's
+    tiny cohort): tables, truth and a data file of each kind, byte for byte."""
+    out = tmp_path / "tiny"
+    cli(["generate", "--preset", "tiny", "--out", str(out)])
+    written = sorted(path.relative_to(out) for path in out.rglob("*") if path.is_file())
+    assert written == sorted(
+        path.relative_to(tiny_cohort) for path in tiny_cohort.rglob("*") if path.is_file()
+    )
+    for relative in ("samples.tsv", "truth/patients.tsv", "truth/samples.tsv"):
+        assert (out / relative).read_bytes() == (tiny_cohort / relative).read_bytes(), relative
+    for relative in written:
+        if relative.suffix in {".h5", ".bam", ".tsv", ".vcf"}:
+            assert (out / relative).read_bytes() == (tiny_cohort / relative).read_bytes()

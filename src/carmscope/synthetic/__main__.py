@@ -79,17 +79,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "tables":
         write_tables(design_cohort(params), args.out, args.data_dir)
         return 0
-    from carmscope.synthetic.cohort import generate_cohort
+    from carmscope.synthetic.cohort import generate_cohort, prepare
 
-    generate_cohort(
+    simulation = prepare(
         params,
         args.out,
         construct_fasta=args.construct,
         segments_tsv=args.segments,
         gmt_paths=[args.gmt],
         signatures_tsv=args.signatures,
-        threads=args.threads,
     )
+    generate_cohort(simulation, threads=args.threads)
     return 0
 
 

@@ -95,32 +95,16 @@ class PatientTruth:
     samples: list[SampleTruth] = field(default_factory=list)
 
 
-def generate_cohort(
-    params: CohortParams,
-    data_dir: str | os.PathLike,
-    *,
-    construct_fasta: str | os.PathLike,
-    segments_tsv: str | os.PathLike,
-    gmt_paths: list[str | os.PathLike],
-    signatures_tsv: str | os.PathLike,
-    threads: int = 1,
-) -> list[PatientDesign]:
-    """Write every file of the cohort described by ``params`` into ``data_dir``.
+def generate_cohort(simulation: Simulation, threads: int = 1) -> list[PatientDesign]:
+    """Write every file of a prepared cohort (:func:`prepare`) into its ``data_dir``.
 
     The parts (:func:`generate_reference`, :func:`generate_patient` for every patient,
     :func:`generate_normal` for every plasma normal, :func:`gather_truth`) and the input tables.
 
     Parameters
     ----------
-    params
-        Cohort parameters (a preset plus overrides).
-    data_dir
-        Output folder; created if needed.
-    construct_fasta, segments_tsv
-        The CAR construct whose transcripts CAR-M cells carry (the first construct is used).
-    gmt_paths, signatures_tsv
-        Gene sets: their genes join the gene universe, and the GMT sets' genes form the
-        inflammatory programme that rises after infusion.
+    simulation
+        The cohort, from :func:`prepare`.
     threads
         Worker processes for the patients and normals.
 
@@ -129,16 +113,8 @@ def generate_cohort(
     list of PatientDesign
         The design the files were written from.
     """
-    simulation = prepare(
-        params,
-        data_dir,
-        construct_fasta=construct_fasta,
-        segments_tsv=segments_tsv,
-        gmt_paths=gmt_paths,
-        signatures_tsv=signatures_tsv,
-    )
     patients = list(simulation.patients)
-    normals = [plasma_normal_id(index) for index in range(params.n_plasma_normals)]
+    normals = [plasma_normal_id(index) for index in range(simulation.params.n_plasma_normals)]
     _log(
         f"writing {len(patients)} patients and {len(normals)} plasma normal(s) with {threads} "
         "process(es)"
@@ -179,8 +155,15 @@ def prepare(
 
     Parameters
     ----------
-    params, data_dir, construct_fasta, segments_tsv, gmt_paths, signatures_tsv
-        As for :func:`generate_cohort`.
+    params
+        Cohort parameters (a preset plus overrides).
+    data_dir
+        Output folder of the parts; created when they are written.
+    construct_fasta, segments_tsv
+        The CAR construct whose transcripts CAR-M cells carry (the first construct is used).
+    gmt_paths, signatures_tsv
+        Gene sets: their genes join the gene universe, and the GMT sets' genes form the
+        inflammatory programme that rises after infusion.
     """
     gmt_sets: dict[str, list[str]] = {}
     for path in gmt_paths:
