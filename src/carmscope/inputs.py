@@ -10,14 +10,17 @@ that the input inventory (``results/qc/inputs.tsv``) reports.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
-import h5py
-import pandas as pd
 import pysam
+
+# h5py and pandas are imported by the checks that need them: this module runs once per
+# sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
+# job's start-up.
 
 CELL_BARCODE_TAG = "CB"
 READS_TO_PEEK = 20_000
@@ -56,6 +59,15 @@ def inspect_sample(
     return row
 
 
+def write_inventory_row(row: dict[str, object], path: str | os.PathLike) -> None:
+    """One sample's row of the input inventory as a TSV (header and row; None as empty),
+    as ``pandas.DataFrame([row]).to_csv(path, sep="\t", index=False)`` writes it."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
+        writer.writerow(row)
+        writer.writerow(row.values())
+
+
 def inspect_counts(path: str, assay: str) -> dict[str, object]:
     """Shape and totals of a count input (10x HDF5, 10x MTX folder, h5ad, bulk TSV, or a
     cfDNA vendor VAF table)."""
@@ -71,6 +83,8 @@ def inspect_counts(path: str, assay: str) -> dict[str, object]:
 
 
 def _inspect_tenx_h5(path: str) -> dict[str, object]:
+    import h5py
+
     try:
         with h5py.File(path, "r") as handle:
             if "matrix" not in handle:
@@ -126,6 +140,8 @@ def _inspect_mtx(path: str) -> dict[str, object]:
 
 
 def _inspect_bulk_counts(path: str) -> dict[str, object]:
+    import pandas as pd
+
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:

@@ -14,6 +14,7 @@ from carmscope.inputs import (
     inspect_reads,
     inspect_sample,
     inspect_variants,
+    write_inventory_row,
 )
 
 HEADER = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": 1000}]}
@@ -184,3 +185,28 @@ def test_cfdna_vendor_table_instead_of_bam(tmp_path):
     table.write_text("chrom\tpos\tref\talt\tdepth\nchr1\t100\tA\tC\t500\n")
     with pytest.raises(InputContentError, match=r"vaf\.tsv: line 1: missing column\(s\)"):
         inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"))
+
+
+def test_inventory_row_is_written_as_pandas_writes_it(tiny_cohort, tmp_path):
+    """The per-sample inventory row (strings, counts, fractions, booleans, empty values) is
+    written without pandas, exactly as pandas.DataFrame([row]).to_csv writes it."""
+    import pandas as pd
+
+    samples = pd.read_csv(tiny_cohort / "samples.tsv", sep="\t", keep_default_na=False)
+    patients = pd.read_csv(tiny_cohort / "patients.tsv", sep="\t", keep_default_na=False)
+    variants = patients.set_index("patient_id")["tumor_variants"]
+    assays = set()
+    for sample in samples.drop_duplicates("assay").itertuples():
+        row = inspect_sample(
+            sample.sample_id,
+            sample.assay,
+            str(tiny_cohort / sample.counts) if sample.counts else "",
+            str(tiny_cohort / sample.reads) if sample.reads else "",
+            str(tiny_cohort / variants[sample.patient_id]) if sample.assay == "cfdna" else "",
+        )
+        row["note"] = None
+        write_inventory_row(row, tmp_path / "ours.tsv")
+        pd.DataFrame([row]).to_csv(tmp_path / "pandas.tsv", sep="\t", index=False)
+        assert (tmp_path / "ours.tsv").read_text() == (tmp_path / "pandas.tsv").read_text()
+        assays.add(sample.assay)
+    assert assays == {"scrna", "bulk_rna", "cfdna"}

@@ -2,9 +2,7 @@
 
 import sys
 
-import pandas as pd
-
-from carmscope.inputs import inspect_sample
+from carmscope.inputs import inspect_sample, write_inventory_row
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -15,4 +13,4 @@ row = inspect_sample(
     reads=snakemake.input.get("reads", ""),
     tumor_variants=snakemake.input.get("tumor_variants", ""),
 )
-pd.DataFrame([row]).to_csv(snakemake.output[0], sep="\t", index=False)
+write_inventory_row(row, snakemake.output[0])
