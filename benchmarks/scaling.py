@@ -167,10 +167,9 @@ def timed(
                     process.wait()
                     status = -1
                     break
-                cpu = process_cpu(process.pid)
-                if progress and cpu is not None:
+                if progress and (cpu := process_cpu(process.pid)) is not None:
                     wall = time.perf_counter() - t0
-                    progress.write_text(json.dumps({"wall": wall, "cpu": cpu, "complete": False}))
+                    progress.write_text(json.dumps({"wall": wall, "cpu": cpu}))
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -259,9 +258,9 @@ def local_run(folder: Path, workdir: Path, n: int, args) -> dict:
         segments = json.loads(segments_file.read_text())
     if args.resume and progress.exists():
         cut_short = json.loads(progress.read_text())
-        segments.append({**cut_short, "log": f"n{n}.run.{len(segments)}.log"})
+        segments.append({**cut_short, "status": "killed", "log": f"n{n}.run.{len(segments)}.log"})
     progress.unlink(missing_ok=True)
-    if not segments or not segments[-1]["complete"]:
+    if not segments or segments[-1]["status"] != 0:
         if segments:  # a run killed from outside leaves its lock behind
             subprocess.run(snakemake(workdir, "--unlock"), check=True, capture_output=True)
         log = folder / f"n{n}.run.{len(segments)}.log"
@@ -278,7 +277,7 @@ def local_run(folder: Path, workdir: Path, n: int, args) -> dict:
             progress=progress,
         )
         progress.unlink(missing_ok=True)
-        segments.append({**run, "complete": run["status"] == 0, "log": log.name})
+        segments.append({**run, "log": log.name})
         segments_file.write_text(json.dumps(segments, indent=1))
         if run["status"] != 0:
             tail = log.read_text()[-3000:]
@@ -358,6 +357,12 @@ def per_patient(value: float, n: int) -> str:
     return f"{value:.1f} ({value / n:.3f})"
 
 
+def timing_cell(row: dict, n: int, key: str, clock: str) -> str:
+    """Seconds (per patient) of one timing of a size, or "not run" (sizes measured in parts,
+    e.g. a local run without dry runs)."""
+    return per_patient(row[key][clock], n) if key in row else "not run"
+
+
 def markdown(results: dict) -> str:
     sizes = results["sizes"]
     lines = [
@@ -375,20 +380,21 @@ def markdown(results: dict) -> str:
     ]
     for n, row in sorted(sizes.items(), key=lambda item: int(item[0])):
         n = int(n)
-
-        def seconds(key: str, clock: str, missing: str = "not run") -> str:
-            return per_patient(row[key][clock], n) if key in row else missing  # noqa: B023
-
+        timings = [
+            timing_cell(row, n, key, clock)
+            for key, clock in (
+                ("parse", "cpu"),
+                ("dry_synthetic", "cpu"),
+                ("dry_synthetic_notemp", "cpu"),
+                ("dry_existing", "cpu"),
+                ("dry_existing", "wall"),
+                ("run", "cpu"),
+                ("run", "wall"),
+            )
+        ]
         lines.append(
             f"| {n} | {row['samples']} | {row.get('jobs', '')} / {row.get('jobs_existing', '')} "
-            f"| {row.get('slurm_jobs', '')} "
-            f"| {seconds('parse', 'cpu')} "
-            f"| {seconds('dry_synthetic', 'cpu')} "
-            f"| {seconds('dry_synthetic_notemp', 'cpu')} "
-            f"| {seconds('dry_existing', 'cpu')} "
-            f"| {seconds('dry_existing', 'wall')} "
-            f"| {seconds('run', 'cpu')} "
-            f"| {seconds('run', 'wall')} |"
+            f"| {row.get('slurm_jobs', '')} | " + " | ".join(timings) + " |"
         )
     runs = {int(n): row["run_rules"] for n, row in sizes.items() if row.get("run_rules")}
     if runs:
