@@ -61,6 +61,17 @@ ID_RULE = (
     "or leading dot or dash)"
 )
 
+
+def one_of_ids(ids: Iterable[str]) -> str:
+    """A regular expression matching exactly one of ``ids``, or nothing when there are none.
+
+    For a rule's ``wildcard_constraints`` (``sample=one_of_ids(CTDNA_SAMPLES)``): the rule then
+    makes only those IDs' files. IDs are escaped, so the '.' an ID may contain matches only
+    itself.
+    """
+    return "|".join(re.escape(value) for value in ids) or "(?!)"
+
+
 MTX_PARTS: tuple[tuple[str, ...], ...] = (
     ("matrix.mtx", "matrix.mtx.gz"),
     ("barcodes.tsv", "barcodes.tsv.gz"),

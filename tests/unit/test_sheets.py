@@ -3,6 +3,7 @@
 import gzip
 import os
 import pickle
+import re
 from pathlib import Path
 
 import pytest
@@ -708,3 +709,18 @@ def test_generated_paths_are_still_type_checked(cohort, tmp_path, monkeypatch):
         problem = only_problem(problems, cohort.samples_path, cohort.line_of(sample_id), column)
         assert "wrong extension" in problem.message
     assert len(problems) == 2
+
+
+def test_one_of_ids_matches_exactly_the_ids_given():
+    pattern = re.compile(sheets_module.one_of_ids(["CARM-001", "CARM-001.b", "P_2"]))
+    for value in ("CARM-001", "CARM-001.b", "P_2"):
+        assert pattern.fullmatch(value)
+    # an escaped '.' matches only itself; no partial or neighbouring IDs
+    for value in ("CARM-001xb", "CARM-00", "CARM-001.b.c", "P_3", ""):
+        assert not pattern.fullmatch(value)
+
+
+def test_one_of_no_ids_matches_nothing():
+    pattern = re.compile(sheets_module.one_of_ids([]))
+    for value in ("", "CARM-001", "(?!)"):
+        assert not pattern.fullmatch(value)

@@ -1,7 +1,6 @@
 # Everything that is not a rule: config and table validation, wildcard constraints, input
 # functions. The domain code lives in the `carmscope` package under src/.
 import os
-import re
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ if SRC_DIR not in sys.path:
     sys.path.insert(0, SRC_DIR)
 
 from carmscope.resources import scaled  # noqa: E402
-from carmscope.sheets import SheetError, load_sheets  # noqa: E402
+from carmscope.sheets import ID_PATTERN, SheetError, load_sheets, one_of_ids  # noqa: E402
 from carmscope.synthetic.design import (  # noqa: E402
     design_cohort,
     params_from_config,
@@ -68,8 +67,8 @@ if SYNTHETIC:
 
 
 wildcard_constraints:
-    sample=r"[A-Za-z0-9][A-Za-z0-9._-]*",
-    patient=r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    sample=ID_PATTERN.pattern,
+    patient=ID_PATTERN.pattern,
 
 
 def samples_of_assay(assay):

@@ -88,12 +88,7 @@ rule ctdna_patient_panel:
         "logs/ctdna_patient_panel/{patient}.log",
     wildcard_constraints:
         # normals mode only: each patient with plasma samples
-        patient=(
-            "|".join(p.replace(".", r"\.") for p in CTDNA_PANEL_PATIENTS)
-            if CTDNA_MODE == "normals"
-            else ""
-        )
-        or "(?!)",
+        patient=one_of_ids(CTDNA_PANEL_PATIENTS if CTDNA_MODE == "normals" else []),
     # on SLURM with its patient's allele counts: one connected component of the group
     group:
         "ctdna_counts"
@@ -130,7 +125,7 @@ rule ctdna_count_alleles:
     log:
         "logs/ctdna_count_alleles/{sample}.log",
     wildcard_constraints:
-        sample="|".join(s.replace(".", r"\.") for s in CTDNA_SAMPLES) or "(?!)",
+        sample=one_of_ids(CTDNA_SAMPLES),
     group:
         "ctdna_counts"
     conda:
@@ -163,7 +158,7 @@ if CTDNA_NORMALS:
         log:
             ctdna_rules.normal_counts_log(CTDNA_MODE),
         wildcard_constraints:
-            patient="|".join(p.replace(".", r"\.") for p in CTDNA_PANEL_PATIENTS) or "(?!)",
+            patient=one_of_ids(CTDNA_PANEL_PATIENTS),
         group:
             "ctdna_counts"
         conda:

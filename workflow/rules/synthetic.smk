@@ -80,7 +80,7 @@ if SYNTHETIC:
             log:
                 "logs/synthetic/patients/{patient}.log",
             wildcard_constraints:
-                patient="|".join(re.escape(patient) for patient in _shape.patients),
+                patient=one_of_ids(_shape.patients),
             conda:
                 "../../envs/synthetic.yaml"
             threads: 1
@@ -103,7 +103,7 @@ if SYNTHETIC:
         log:
             "logs/synthetic/normals/{normal}.log",
         wildcard_constraints:
-            normal="|".join(re.escape(normal) for normal in SYNTHETIC.normals) or "(?!)",
+            normal=one_of_ids(SYNTHETIC.normals),
         conda:
             "../../envs/synthetic.yaml"
         threads: 1
