@@ -53,3 +53,18 @@ def test_scan_inputs(sheets, tiny_cohort):
         == "t.fa"
     )
     assert rules.scan_runtime(5000, 2) == 30
+
+
+def test_kernels_are_built_in_this_checkout():
+    assert rules.kernels_not_built() is None
+
+
+def test_missing_kernels_are_named_with_the_fix(monkeypatch):
+    real_find_spec = rules.importlib.util.find_spec
+
+    def find_spec(name, *args):
+        return None if name == "carmscope.car._native" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(rules.importlib.util, "find_spec", find_spec)
+    message = rules.kernels_not_built()
+    assert "carmscope.car._native" in message and "make setup" in message

@@ -9,6 +9,8 @@
 from carmscope.car import rules as car_rules
 
 CAR = car_rules.settings(config)
+if _not_built := car_rules.kernels_not_built():
+    raise WorkflowError(_not_built)
 
 
 # The cohort's calls run on the submit host on a cluster (docs/cluster.md).

@@ -6,6 +6,7 @@ these can be tested. Paths follow ``docs/car_detection.md``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Mapping
 
@@ -36,6 +37,22 @@ DEFAULTS: dict[str, object] = {
     "targeted": {"enabled": False, "bed": None, "construct_contigs": []},
 }
 """The ``car`` config section's defaults (the schema fills the same ones in)."""
+
+
+def kernels_not_built() -> str | None:
+    """Why the compiled CAR kernels cannot be loaded (a message for the user), or None.
+
+    ``carmscope.car._native`` is compiled from ``_native.c`` by ``pip install -e .`` (``make
+    setup``); a checkout used without that step (only ``src/`` on the path) has no kernels, and
+    every CAR job would fail on import. The workflow checks this at parse time, before any job.
+    """
+    if importlib.util.find_spec("carmscope.car._native") is not None:
+        return None
+    return (
+        "carmscope's compiled CAR kernels (carmscope.car._native, from _native.c) are not "
+        f"built in {os.path.dirname(__file__)}: run `make setup` (or `.venv/bin/pip install "
+        "-e .`) in the repository, which compiles them."
+    )
 
 
 def settings(config: Mapping) -> dict:
