@@ -428,13 +428,20 @@ def write_docs(table: str) -> None:
 
 def merged(paths: list[Path]) -> dict:
     """Earlier results, for example a long size measured on its own: the last file's header
-    (machine, date, settings), every file's sizes."""
+    (machine, date, settings), every file's sizes (a later file's figures win). ``repeats``
+    comes from the last file with dry runs: a file of local runs only has none to repeat."""
     results = [json.loads(path.read_text()) for path in paths]
     sizes: dict[str, dict] = {}
     for result in results:
         for n, row in result["sizes"].items():
             sizes.setdefault(n, {}).update(row)
-    return {**results[-1], "sizes": sizes}
+    with_dry_runs = [
+        result
+        for result in results
+        if any("dry_existing" in row for row in result["sizes"].values())
+    ]
+    repeats = (with_dry_runs or results)[-1]["repeats"]
+    return {**results[-1], "repeats": repeats, "sizes": sizes}
 
 
 def main(argv: list[str] | None = None) -> None:
