@@ -111,7 +111,9 @@ def write_workdir(workdir: Path, n_patients: int, layout: str) -> Path:
     data_dir = "cohort" if layout == "synthetic" else "data"
     overrides = synthetic_overrides(n_patients)
     config = synthetic_workdir_config(workdir, REPO, "config/config.yaml", overrides, data_dir)
-    normals = [f"{data_dir}/{path}" for path in plasma_normals(params_from_config(overrides))]
+    # the normals of the cohort the tables were written from (the config's preset + overrides)
+    cohort = params_from_config(config["synthetic"])
+    normals = [f"{data_dir}/{path}" for path in plasma_normals(cohort)]
     config["ctdna"].update(background="normals", panel_of_normals=normals)
     (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     if layout == "existing":
