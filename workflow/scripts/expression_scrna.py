@@ -4,7 +4,12 @@ import sys
 
 import pandas as pd
 
-from carmscope.expression.annotation import annotate_cells, read_markers
+from carmscope.expression.annotation import (
+    MarkerCoverageError,
+    annotate_cells,
+    check_marker_coverage,
+    read_markers,
+)
 from carmscope.expression.composition import cell_type_table, composition_metrics
 from carmscope.expression.io import read_counts
 from carmscope.expression.qc import QCThresholds, filter_cells, normalize_log1p
@@ -13,7 +18,14 @@ from carmscope.expression.scoring import load_collections, score_scrna_sample, s
 sys.stderr = open(snakemake.log[0], "w")
 
 sample_id = snakemake.wildcards.sample
-adata = read_counts(snakemake.input.counts)
+adata = read_counts(snakemake.input.counts, genome=snakemake.params.genome)
+markers = read_markers(snakemake.input.markers)
+try:
+    check_marker_coverage(
+        markers, adata.var_names, sample_id=sample_id, counts_file=snakemake.input.counts
+    )
+except MarkerCoverageError as error:
+    sys.exit(str(error))  # one line in the job's log, no traceback
 # copy=False: the QC-passed cells are compacted in place and take over the count matrix; only
 # the per-cell QC table (obs) of the unfiltered cells is kept, for cells.tsv.gz
 cells, summary = filter_cells(
@@ -23,7 +35,7 @@ qc_table = adata.obs
 del adata
 print(f"QC: {summary}", file=sys.stderr)
 normalize_log1p(cells)
-annotate_cells(cells, read_markers(snakemake.input.markers), **snakemake.params.annotation)
+annotate_cells(cells, markers, **snakemake.params.annotation)
 print(cells.obs["cell_type"].value_counts().to_string(), file=sys.stderr)
 
 collections = load_collections(list(snakemake.input.gmt), [snakemake.input.signatures])

@@ -67,6 +67,7 @@ def analyse_sample(
     counts: str | os.PathLike | None = None,
     matrix_features: Sequence[str] = (),
     min_umis: int = 1,
+    genome: str | None = None,
 ) -> SampleAnalysis:
     """Scan one sample and build its CAR tables.
 
@@ -86,13 +87,19 @@ def analyse_sample(
         IDs or names of the CAR feature in the count matrix.
     min_umis
         CAR UMIs for a cell to be CAR+.
+    genome
+        Genome of a multi-genome Cell Ranger 1.2/2 count matrix.
     """
     if assay not in ASSAYS:
         raise ValueError(f"CAR detection runs on {' and '.join(ASSAYS)} samples, not {assay!r}")
     single_cell = assay == SCRNA
     settings = replace(settings, per_cell=single_cell)
     result = scan_reads(reads, index, settings)
-    matrix = read_matrix_cells(counts, matrix_features) if single_cell and counts else None
+    matrix = (
+        read_matrix_cells(counts, matrix_features, genome=genome)
+        if single_cell and counts
+        else None
+    )
     accumulators = {
         name: tally.coverage
         for name, tally in zip(result.construct_names, result.tally.constructs, strict=True)

@@ -33,6 +33,7 @@ import pandas as pd
 from scipy import sparse
 
 from carmscope.celltypes import CELL_TYPES, UNASSIGNED
+from carmscope.io.tenx import gene_name_type
 
 MARKER_COLUMNS = ("cell_type", "gene")
 """Required columns of a marker table; ``weight`` (default 1) and ``source`` are optional."""
@@ -41,6 +42,11 @@ MIN_SCORE = 0.10
 MIN_MARGIN = 0.05
 CHUNK_CELLS = 4096
 """Cells ranked at once (bounds the working memory to one chunk's non-zero entries)."""
+
+
+class MarkerCoverageError(ValueError):
+    """A count matrix in which some cell type has none of its marker genes: the sample's
+    annotation is not evaluable (see :func:`check_marker_coverage`)."""
 
 
 class MarkerTableError(ValueError):
@@ -152,6 +158,55 @@ def _weights(
     return columns, weights, types, coverage
 
 
+def _names_look_like(var_names: Sequence[str]) -> str:
+    examples = ", ".join(repr(str(name)) for name in list(var_names)[:3])
+    return f"its feature names look like {gene_name_type(var_names) or 'nothing'}: {examples}"
+
+
+def check_marker_coverage(
+    markers: pd.DataFrame, var_names: Sequence[str], *, sample_id: str = "", counts_file: str = ""
+) -> pd.DataFrame:
+    """Check that every cell type of the marker table has a marker gene in the matrix.
+
+    A real matrix can hold a subset of genes, Ensembl IDs or probe IDs as names, or another
+    species' genes; marker scores would then compare types scored on different evidence.
+
+    Parameters
+    ----------
+    markers
+        Marker table (:func:`read_markers`).
+    var_names
+        The matrix's feature names.
+    sample_id, counts_file
+        Named in the error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per cell type ``n_markers``, ``n_found`` and the ``missing`` genes.
+
+    Raises
+    ------
+    MarkerCoverageError
+        One line naming the sample and file, the marker genes found per cell type and the
+        way on (gene symbols as the features file's second column).
+    """
+    _, _, _, coverage = _weights(markers, pd.Index(var_names))
+    lacking = coverage.loc[coverage["n_found"] == 0, "cell_type"].tolist()
+    if lacking:
+        found = ", ".join(
+            f"{row.cell_type} {row.n_found}/{row.n_markers}" for row in coverage.itertuples()
+        )
+        raise MarkerCoverageError(
+            f"sample {sample_id} ({counts_file}): cell-type annotation not evaluable: no marker "
+            f"gene of {', '.join(lacking)} in the matrix ({_names_look_like(var_names)}); "
+            f"marker genes found per cell type: {found}; give human gene symbols as the "
+            "features file's second column (map gene IDs to symbols) or a marker table "
+            "(expression.markers) of the matrix's genes"
+        )
+    return coverage
+
+
 def _rank_contributions(
     block: sparse.csr_matrix, columns: np.ndarray, max_rank: int
 ) -> sparse.csr_matrix:
@@ -211,7 +266,9 @@ def marker_scores(
     """
     columns, weights, types, coverage = _weights(markers, adata.var_names)
     if len(columns) == 0:
-        raise ValueError("none of the marker genes is in the matrix (are var_names gene symbols?)")
+        raise MarkerCoverageError(
+            f"none of the marker genes is in the matrix ({_names_look_like(adata.var_names)})"
+        )
     matrix = adata.X if layer is None else adata.layers[layer]
     if not sparse.issparse(matrix):
         matrix = sparse.csr_matrix(matrix)

@@ -226,6 +226,21 @@ COLUMNS: tuple[Column, ...] = (
         S, "input.reads_with_cell_barcode", "fraction 0-1", "Sampled reads with a CB tag (10x)."
     ),
     Column(S, "input.n_variants", "count", "Tumour-variant records of the patient's VCF."),
+    Column(S, "input.counts_version", "text", "10x HDF5 v3 or legacy (1.2/2), MTX v3 or v2."),
+    Column(S, "input.genome", "text", "Genome(s) of the matrix's features, where it says."),
+    Column(
+        S,
+        "input.gene_name_type",
+        "text",
+        "Feature names: symbol, mixed_case_symbol (mouse-style), ensembl_id or probe_id.",
+    ),
+    Column(S, "input.raw_counts", _BOOL, "Every value a non-negative integer (empty: not read)."),
+    Column(
+        S,
+        "input.barcode_overlap",
+        "fraction 0-1",
+        "Sampled CB-tagged reads whose barcode is a cell of the matrix (10x).",
+    ),
     Column(S, "qc.cells_before", "count", "Cells of the matrix before QC (scRNA).", _EXPR),
     Column(S, "qc.cells_after", "count", "Cells passing QC.", _EXPR),
     Column(S, "qc.cells_removed", "count", "Cells removed by QC.", _EXPR),
