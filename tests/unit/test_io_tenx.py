@@ -107,7 +107,7 @@ def test_multi_genome_legacy_file_names_the_config_key():
     with pytest.raises(InputContentError) as error:
         inspect_sample("S1", "scrna", str(TWO_GENOMES), "")
     assert str(error.value) == message
-    with pytest.raises(ExpressionInputError, match="config key expression.genome"):
+    with pytest.raises(ExpressionInputError, match=r"config key expression\.genome"):
         read_counts(TWO_GENOMES)
     row = inspect_sample("S1", "scrna", str(TWO_GENOMES), "", genome="hg19_chr21")
     assert (row["genome"], row["n_cells"], row["total_counts"]) == ("hg19_chr21", 12, 12)
