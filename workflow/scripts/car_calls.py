@@ -5,13 +5,11 @@ import sys
 import pandas as pd
 
 from carmscope.car.calls import CallSettings, cohort_summary
+from carmscope.io.tables import read_stage_table
 
 sys.stderr = open(snakemake.log[0], "w")
 
-tables = [
-    pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]) for path in snakemake.input
-]
-evidence = pd.concat(tables, ignore_index=True)
+evidence = pd.concat([read_stage_table(path) for path in snakemake.input], ignore_index=True)
 samples = pd.DataFrame.from_dict(snakemake.params.samples, orient="index")
 settings = CallSettings(
     alpha=snakemake.params.alpha,

@@ -21,6 +21,7 @@ from carmscope.car.kmers import KMER_TABLE_COLUMNS, SpecificKmerIndex, build_ind
 from carmscope.car.matrix_feature import read_matrix_cells
 from carmscope.car.scan import ScanSettings, scan_reads
 from carmscope.construct import Construct, read_constructs
+from carmscope.io.tables import read_stage_table
 
 SCRNA = "scrna"
 BULK = "bulk_rna"
@@ -48,7 +49,7 @@ def load_index(
     constructs: list[Construct] = read_constructs(construct_fasta, segments_tsv)
     if kmer_table is None:
         return build_index(constructs, k, host_fasta) if k else build_index(constructs)
-    table = pd.read_csv(kmer_table, sep="\t", dtype={"kmer": str})
+    table = read_stage_table(kmer_table, ("kmer",))
     lengths = table["kmer"].str.len().unique() if len(table) else []
     if len(lengths) != 1 or list(table.columns[: len(KMER_TABLE_COLUMNS)]) != list(
         KMER_TABLE_COLUMNS

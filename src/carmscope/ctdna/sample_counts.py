@@ -17,16 +17,16 @@ import pandas as pd
 import pysam
 
 from carmscope.ctdna.alleles import AlleleFilters, count_alleles, ensure_index
+from carmscope.io.tables import read_stage_table
 
 PANEL_TEXT_COLUMNS = ("chrom", "ref", "alt", "kind", "reason", "patients")
 SAMPLE_COLUMNS = ("sample_id", "patient_id", "timepoint", "day")
 
 
 def read_panel(path: str | os.PathLike) -> pd.DataFrame:
-    """A panel table as written by the panel rules (text columns kept as text)."""
-    return pd.read_csv(
-        path, sep="\t", dtype=dict.fromkeys(PANEL_TEXT_COLUMNS, str), keep_default_na=False
-    )
+    """A panel table as written by the panel rules (text columns kept as text;
+    :func:`carmscope.io.tables.read_stage_table`)."""
+    return read_stage_table(path, PANEL_TEXT_COLUMNS)
 
 
 def _indexed(bam_path: str, folder: str) -> str:
