@@ -268,3 +268,83 @@ def test_h5_without_any_matrix_layout_names_both(tmp_path):
         f"{path}: not a 10x (Cell Ranger) HDF5 matrix: no 'matrix' group (Cell Ranger 3+) and "
         "no genome group with barcodes, data, indices, indptr and shape (Cell Ranger 1.2/2)"
     )
+
+
+def test_sample_without_the_markers_is_not_evaluable_for_annotation():
+    from carmscope.expression.annotation import annotate_if_evaluable
+    from carmscope.expression.composition import cell_type_table
+
+    adata = read_counts(ENSEMBL_NAMES)
+    reason = annotate_if_evaluable(
+        adata, read_markers(MARKERS), sample_id="S1", counts_file=str(ENSEMBL_NAMES)
+    )
+    assert reason.startswith(f"sample S1 ({ENSEMBL_NAMES}): cell-type annotation not evaluable")
+    assert set(adata.obs["cell_type"]) == {""} and adata.obs["cell_type_score"].isna().all()
+    table = cell_type_table(adata.obs.iloc[:0])
+    assert (table["n_cells"] == 0).all() and table["fraction_of_cells"].isna().all()
+    full = read_counts(FULL_V3)[:200].copy()
+    assert annotate_if_evaluable(full, read_markers(MARKERS), max_rank=1500) == ""
+    assert full.obs["cell_type"].astype(str).ne("").all()
+
+
+def test_expression_job_on_ensembl_names_writes_not_evaluable_outputs(tmp_path, monkeypatch):
+    """The scRNA job's script on a real matrix without symbols: outputs, no traceback."""
+    import runpy
+    import sys
+    from types import SimpleNamespace
+
+    class Files(list):
+        def __getattr__(self, name):
+            return self._names[name]
+
+    def files(**named):
+        listed = Files(named.values())
+        listed._names = named
+        return listed
+
+    genesets = REPO / "resources" / "genesets"
+    out = {
+        name: str(tmp_path / file)
+        for name, file in {
+            "h5ad": "cells.h5ad",
+            "cells": "cells.tsv.gz",
+            "qc": "qc.tsv",
+            "composition": "composition.tsv",
+            "scores": "scores.tsv",
+            "metrics": "metrics.tsv",
+        }.items()
+    }
+    snakemake = SimpleNamespace(
+        input=files(
+            counts=str(ENSEMBL_NAMES),
+            markers=str(MARKERS),
+            gmt=[str(genesets / "hallmark_inflammation.v7.0.gmt")],
+            signatures=str(genesets / "immune_signatures.tsv"),
+        ),
+        output=files(**out),
+        log=[str(tmp_path / "job.log")],
+        wildcards=SimpleNamespace(sample="S1"),
+        params=SimpleNamespace(
+            qc={"min_genes": 1, "min_counts": 1, "max_mito_fraction": 1.0},
+            annotation={},
+            min_cells=10,
+            genome=None,
+        ),
+    )
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    runpy.run_path(
+        str(REPO / "workflow/scripts/expression_scrna.py"), init_globals={"snakemake": snakemake}
+    )
+    sys.stderr.close()
+    qc = pd.read_csv(out["qc"], sep="\t")
+    assert (
+        qc["annotation_reason"]
+        .iloc[0]
+        .startswith(f"sample S1 ({ENSEMBL_NAMES}): cell-type annotation not evaluable")
+    )
+    assert qc["scores_reason"].iloc[0].endswith("are both gene symbols of the same species?")
+    metrics = pd.read_csv(out["metrics"], sep="\t")
+    assert not metrics["metric"].str.startswith("fraction_of").any()
+    assert pd.read_csv(out["composition"], sep="\t")["fraction_of_cells"].isna().all()
+    log = Path(snakemake.log[0]).read_text()
+    assert "Traceback" not in log and "not evaluable" in log

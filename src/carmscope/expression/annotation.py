@@ -381,3 +381,47 @@ def annotate_cells(
         "coverage": {column: coverage[column].tolist() for column in coverage},
     }
     return scores
+
+
+def annotate_if_evaluable(
+    adata: anndata.AnnData,
+    markers: pd.DataFrame,
+    *,
+    sample_id: str = "",
+    counts_file: str = "",
+    key: str = "cell_type",
+    **settings,
+) -> str:
+    """Annotate cells (:func:`annotate_cells`) when every cell type has a marker gene in the
+    matrix; otherwise leave them unlabelled and say why.
+
+    Parameters
+    ----------
+    adata
+        QC-passed cells.
+    markers
+        Marker table (:func:`read_markers`).
+    sample_id, counts_file
+        Named in the reason.
+    key
+        ``obs`` column for the labels.
+    **settings
+        ``layer``, ``min_score``, ``min_margin``, ``max_rank`` of :func:`annotate_cells`.
+
+    Returns
+    -------
+    str
+        '' when annotated; else the one-line reason of :func:`check_marker_coverage`, with
+        ``obs[key]`` '' and its score and confidence NaN for every cell.
+    """
+    try:
+        check_marker_coverage(
+            markers, adata.var_names, sample_id=sample_id, counts_file=counts_file
+        )
+    except MarkerCoverageError as error:
+        adata.obs[key] = ""
+        adata.obs[f"{key}_score"] = np.nan
+        adata.obs[f"{key}_confidence"] = np.nan
+        return str(error)
+    annotate_cells(adata, markers, key=key, **settings)
+    return ""
