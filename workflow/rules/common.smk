@@ -27,7 +27,12 @@ validate(config, schema="../../config/schemas/config.schema.yaml", set_default=T
 SYNTHETIC_DIR = os.path.normpath(config["synthetic"]["outdir"])
 
 try:
-    SHEETS = load_sheets(config["patients"], config["samples"], generated_dirs=[SYNTHETIC_DIR])
+    SHEETS = load_sheets(
+        config["patients"],
+        config["samples"],
+        generated_dirs=[SYNTHETIC_DIR],
+        strict=config["strict"],
+    )
 except SheetError as error:
     raise WorkflowError(str(error)) from None
 

@@ -35,6 +35,7 @@ from difflib import get_close_matches
 import numpy as np
 import pandas as pd
 
+from carmscope import vocabulary
 from carmscope.expression.paired import baseline_post_pairs
 from carmscope.tables.steps import StepOutputs, as_bool, as_float, as_int, as_text
 
@@ -142,9 +143,9 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
     car = outputs.car
     samples = outputs.samples
     mine = samples[
-        (samples["patient_id"] == patient) & samples["assay"].isin(["scrna", "bulk_rna"])
+        (samples["patient_id"] == patient) & samples["assay"].isin(vocabulary.RNA_ASSAYS)
     ]
-    post_biopsies = [str(s) for s in mine.index[mine["day"] > 0]]
+    post_biopsies = vocabulary.post_infusion(mine)
     scanned = car[car["sample_id"].isin(post_biopsies)]
     detected = scanned["car_detected"].map(as_bool)
     block: dict[str, object] = {
@@ -264,6 +265,13 @@ def _inflammation_block(
     return block
 
 
+NO_TUMOR_VARIANTS = (
+    "no tumor_variants VCF in the patients sheet (tumour not sequenced): the plasma samples "
+    "cannot be tracked"
+)
+"""ctDNA reason of a patient with plasma samples but no tumour variants to track."""
+
+
 def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
     table = outputs.ctdna_patients
     rows = table[table["patient_id"] == patient]
@@ -278,9 +286,15 @@ def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
     } | dict.fromkeys(flags, pd.NA)
     if not len(rows):
         has_plasma = (
-            (outputs.samples["patient_id"] == patient) & (outputs.samples["assay"] == "cfdna")
+            (outputs.samples["patient_id"] == patient)
+            & (outputs.samples["assay"] == vocabulary.CFDNA)
         ).any()
-        return block | {"ctdna_reason": "not tracked" if has_plasma else "no plasma samples"}
+        if not has_plasma:
+            return block | {"ctdna_reason": "no plasma samples"}
+        variants = outputs.patients.get("tumor_variants")
+        if variants is not None and not as_text(variants.get(patient, "")):
+            return block | {"ctdna_reason": NO_TUMOR_VARIANTS}
+        return block | {"ctdna_reason": "not tracked"}
     row = rows.iloc[0]
     block |= {
         "ctdna_baseline_mean_vaf": as_float(row["baseline_vaf"]),
