@@ -4,14 +4,11 @@ import sys
 
 import pandas as pd
 
-from carmscope.car.calls import CallSettings, cohort_summary
+from carmscope.car.calls import CallSettings, cohort_summary, read_evidence
 
 sys.stderr = open(snakemake.log[0], "w")
 
-tables = [
-    pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]) for path in snakemake.input
-]
-evidence = pd.concat(tables, ignore_index=True)
+evidence = read_evidence(list(snakemake.input))
 samples = pd.DataFrame.from_dict(snakemake.params.samples, orient="index")
 settings = CallSettings(
     alpha=snakemake.params.alpha,

@@ -21,7 +21,7 @@ pre-infusion biopsy of the assay, are tested against the floor alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -275,6 +275,19 @@ def call_samples(
 
 SAMPLE_COLUMNS = ("patient_id", "timepoint", "day")
 """Columns of the sample table copied into the summary, after ``sample_id``."""
+
+
+def read_evidence(paths: Sequence[str]) -> pd.DataFrame:
+    """The evidence tables of every scanned sample, one after the other.
+
+    A cohort whose biopsies all come as count matrices without reads has no scanned sample:
+    the result is then an empty table with :data:`EVIDENCE_COLUMNS`, and the summary has no
+    rows (the tables then report CAR detection not evaluable for want of reads).
+    """
+    tables = [pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]) for path in paths]
+    if not tables:
+        return pd.DataFrame(columns=list(EVIDENCE_COLUMNS))
+    return pd.concat(tables, ignore_index=True)
 
 
 def cohort_summary(

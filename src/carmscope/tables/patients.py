@@ -349,6 +349,10 @@ def _qc_flags(
     return ";".join(flags)
 
 
+SINGLE_CELL_METRIC_PREFIX = "fraction_of_cells/"
+"""Expression metrics that only single-cell samples have (cell-type fractions)."""
+
+
 def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
     """Every configured metric name is one the expression stage wrote, when it wrote any.
 
@@ -360,6 +364,9 @@ def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
         written |= set(outputs.metrics(assay)["metric"])
     if not written:
         return
+    # per-cell metrics come from single-cell samples only: a bulk-only cohort has none, and
+    # its CD8 fraction is then not evaluable (not a misspelt key)
+    single_cell = vocabulary.SCRNA in outputs.expression_metrics
     wanted = {
         "tables.cd8_fraction_metric": settings.cd8_fraction_metric,
         "tables.cd8_score_metric": settings.cd8_score_metric,
@@ -369,6 +376,8 @@ def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
     }
     problems = []
     for key, metric in wanted.items():
+        if metric.startswith(SINGLE_CELL_METRIC_PREFIX) and not single_cell:
+            continue
         if metric not in written:
             close = get_close_matches(metric, sorted(written), 1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
