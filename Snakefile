@@ -23,3 +23,12 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+# The end of a run says which per-patient figures are not evaluable, and why (README).
+onsuccess:
+    from carmscope.tables.run_summary import run_summary
+
+    summary = run_summary("results/tables/patients.tsv")
+    if summary:
+        print(summary, file=sys.stderr)

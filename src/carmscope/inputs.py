@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pysam
 
+from carmscope.messages import found_columns, quoted
+
 # h5py and pandas are imported by the checks that need them: this module runs once per
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
 # job's start-up.
@@ -149,21 +151,19 @@ def _inspect_bulk_counts(path: str) -> dict[str, object]:
     missing = {"gene", "count"} - set(table.columns)
     if missing:
         raise InputContentError(
-            path, f"missing column(s) {sorted(missing)}; found {list(table.columns)}"
+            path, f"missing column(s) {sorted(missing)}; {found_columns(list(table.columns))}"
         )
     counts = pd.to_numeric(table["count"], errors="coerce")
     bad = counts.isna() | (counts < 0)
     if bad.any():
         line = int(bad.idxmax()) + 2
-        raise InputContentError(
-            path, f"line {line}, column 'count': {table['count'].iloc[line - 2]!r} is not a count"
-        )
+        value = quoted(table["count"].iloc[line - 2])
+        raise InputContentError(path, f"line {line}, column 'count': {value} is not a count")
     duplicated = table["gene"].duplicated()
     if duplicated.any():
         line = int(duplicated.idxmax()) + 2
-        raise InputContentError(
-            path, f"line {line}, column 'gene': {table['gene'].iloc[line - 2]!r} is duplicated"
-        )
+        value = quoted(table["gene"].iloc[line - 2])
+        raise InputContentError(path, f"line {line}, column 'gene': {value} is duplicated")
     return _count_figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
 
 

@@ -2,7 +2,7 @@
 # per scRNA sample QC, annotation, signature scores and composition; per bulk sample scores;
 # per assay the baseline-vs-post pairs and the cohort's Wilcoxon signed-rank tests.
 #
-# Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay), sample_field(wildcards,
+# Needs from common.smk: SAMPLES, PATIENTS, expression_samples(assay), sample_field(wildcards,
 # column) and car_cells_table(wildcards) (the per-cell CAR table of a scRNA sample: TSV with
 # columns barcode, car_umis). Settings come from the config's `expression` section.
 # On a cluster (docs/cluster.md): bulk scores and CAR-by-cell-type tables run many samples to
@@ -91,7 +91,7 @@ rule expression_paired:
         metrics=lambda wildcards: expand(
             "results/expression/{assay}/{sample}/metrics.tsv",
             assay=wildcards.assay,
-            sample=samples_of_assay(wildcards.assay),
+            sample=expression_samples(wildcards.assay),
         ),
     output:
         metrics="results/expression/{assay}/metrics.tsv",
@@ -109,7 +109,7 @@ rule expression_paired:
         runtime=scaled(5, per_mb=0.01),
     params:
         samples=lambda wildcards: (
-            SAMPLES.loc[samples_of_assay(wildcards.assay), ["patient_id", "day", "assay"]]
+            SAMPLES.loc[expression_samples(wildcards.assay), ["patient_id", "day", "assay"]]
             .reset_index()
             .to_dict("records")
         ),

@@ -284,17 +284,14 @@ def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
         "ctdna_latest_day": pd.NA,
         "ctdna_latest_change_pct": np.nan,
     } | dict.fromkeys(flags, pd.NA)
+    has_plasma = (
+        (outputs.samples["patient_id"] == patient) & (outputs.samples["assay"] == vocabulary.CFDNA)
+    ).any()
+    variants = outputs.patients.get("tumor_variants")
+    if has_plasma and variants is not None and not as_text(variants.get(patient, "")):
+        return block | {"ctdna_reason": NO_TUMOR_VARIANTS}
     if not len(rows):
-        has_plasma = (
-            (outputs.samples["patient_id"] == patient)
-            & (outputs.samples["assay"] == vocabulary.CFDNA)
-        ).any()
-        if not has_plasma:
-            return block | {"ctdna_reason": "no plasma samples"}
-        variants = outputs.patients.get("tumor_variants")
-        if variants is not None and not as_text(variants.get(patient, "")):
-            return block | {"ctdna_reason": NO_TUMOR_VARIANTS}
-        return block | {"ctdna_reason": "not tracked"}
+        return block | {"ctdna_reason": "not tracked" if has_plasma else "no plasma samples"}
     row = rows.iloc[0]
     block |= {
         "ctdna_baseline_mean_vaf": as_float(row["baseline_vaf"]),
