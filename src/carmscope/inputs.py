@@ -37,8 +37,18 @@ class InputContentError(ValueError):
         self.path = str(path)
 
 
+VERDICT_COLUMNS = ("usable", "problem")
+"""The inspection's verdict, the last columns of every inventory row: whether the analyses
+use the sample, and if not, the one-line problem (file and what is wrong)."""
+
+
 def inspect_sample(
-    sample_id: str, assay: str, counts: str, reads: str, tumor_variants: str = ""
+    sample_id: str,
+    assay: str,
+    counts: str,
+    reads: str,
+    tumor_variants: str = "",
+    strict: bool = False,
 ) -> dict[str, object]:
     """One row of the input inventory: every figure of the sample's files, checked.
 
@@ -50,15 +60,40 @@ def inspect_sample(
         Paths from the samples table ('' when absent).
     tumor_variants
         For cfDNA samples, the patient's variants VCF, checked against this sample's BAM.
+    strict
+        Raise :class:`InputContentError` on the first unusable file instead of recording it.
+
+    Returns
+    -------
+    dict
+        The figures, then :data:`VERDICT_COLUMNS`: ``usable`` True, or False with the
+        ``problem`` (an unusable file leaves the whole sample out of the analyses; the result
+        tables then say which samples were left out and why).
     """
     row: dict[str, object] = {"sample_id": sample_id, "assay": assay}
-    if counts:
-        row.update(inspect_counts(counts, assay))
-    if reads:
-        row.update(inspect_reads(reads, assay))
-    if assay == "cfdna" and tumor_variants:
-        row.update(inspect_variants(tumor_variants, [reads] if reads else []))
-    return row
+    try:
+        if counts:
+            row.update(inspect_counts(counts, assay))
+        if reads:
+            row.update(inspect_reads(reads, assay))
+        if assay == "cfdna" and tumor_variants:
+            row.update(inspect_variants(tumor_variants, [reads] if reads else []))
+    except InputContentError as error:
+        if strict:
+            raise
+        return {"sample_id": sample_id, "assay": assay, "usable": False, "problem": str(error)}
+    return row | {"usable": True, "problem": ""}
+
+
+def usable_samples(inventory: str | os.PathLike) -> set[str]:
+    """IDs of the samples that the input inventory (``results/qc/inputs.tsv``) found usable.
+
+    A row whose ``usable`` is ``False`` is left out; an inventory written before the verdict
+    columns existed (no ``usable`` column) counts every sample as usable.
+    """
+    with open(inventory, newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        return {row["sample_id"] for row in rows if row.get("usable", "True") != "False"}
 
 
 def write_inventory_row(row: dict[str, object], path: str | os.PathLike) -> None:

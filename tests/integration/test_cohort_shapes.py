@@ -136,7 +136,7 @@ def test_mixed_cohort_marks_each_unevaluable_figure_with_its_reason(mixed):
     # one pre-infusion biopsy with reads only: nothing to compare
     assert mixed.loc["CARM-004", "cd8_fraction_delta"] == ""
     assert mixed.loc["CARM-004", "cd8_reason"] != ""
-    assert mixed.loc["CARM-004", "ctdna_reason"] == "no plasma samples"
+    assert mixed.loc["CARM-004", "ctdna_reason"].startswith("no plasma samples")
 
 
 @pytest.mark.parametrize(

@@ -35,3 +35,16 @@ def test_summary_text(tmp_path):
     assert "  ctdna: 2 of 3 with a reason" in text
     assert "... and 1 more (see the table)" in text
     assert run_summary(tmp_path / "absent.tsv") == ""
+
+
+def test_a_failed_run_marks_the_tables_stale_until_one_succeeds(tmp_path):
+    from carmscope.tables.run_summary import clear_stale, mark_stale
+
+    note = tmp_path / "tables" / "STALE.txt"
+    mark_stale(note)
+    assert not note.exists()  # no tables folder yet: nothing to mark
+    note.parent.mkdir()
+    mark_stale(note, when="2026-12-07")
+    assert "failed" in note.read_text() and "2026-12-07" in note.read_text()
+    clear_stale(note)
+    assert not note.exists()

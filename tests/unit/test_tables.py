@@ -308,3 +308,12 @@ def test_plasma_without_tumour_variants_is_not_evaluable_with_the_reason(table):
     no_vcf = outputs(patients=patients, ctdna_patients=outputs().ctdna_patients.iloc[:1])
     reason = patient_table(no_vcf, SETTINGS).set_index("patient_id").loc["P2", "ctdna_reason"]
     assert reason.startswith("no tumor_variants VCF in the patients sheet")
+
+
+def test_samples_left_out_by_inspection_are_flagged():
+    inventory = pd.DataFrame(
+        {"sample_id": ["P1_c8", "P2_c0"], "usable": [False, True], "problem": ["x.bam: bad", ""]}
+    )
+    table = patient_table(outputs(input_qc=inventory), SETTINGS).set_index("patient_id")
+    assert "unusable_input:P1_c8" in table.loc["P1", "qc_flags"]
+    assert "unusable_input" not in table.loc["P2", "qc_flags"]

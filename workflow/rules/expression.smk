@@ -16,6 +16,8 @@ localrules:
 rule expression_scrna:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
+        # inspection runs first; an unusable input stops here with its message
+        verdict="results/qc/inputs/{sample}.tsv",
         markers=config["expression"]["markers"],
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
@@ -45,6 +47,8 @@ rule expression_scrna:
 rule expression_bulk:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
+        # inspection runs first; an unusable input stops here with its message
+        verdict="results/qc/inputs/{sample}.tsv",
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:

@@ -9,8 +9,10 @@ from carmscope.expression.composition import cell_type_table, composition_metric
 from carmscope.expression.io import read_counts
 from carmscope.expression.qc import QCThresholds, filter_cells, normalize_log1p
 from carmscope.expression.scoring import load_collections, score_scrna_sample, scores_to_metrics
+from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
+require_usable(snakemake.input.verdict)
 
 sample_id = snakemake.wildcards.sample
 adata = read_counts(snakemake.input.counts)

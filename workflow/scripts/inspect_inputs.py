@@ -12,5 +12,6 @@ row = inspect_sample(
     counts=snakemake.input.get("counts", ""),
     reads=snakemake.input.get("reads", ""),
     tumor_variants=snakemake.input.get("tumor_variants", ""),
+    strict=snakemake.params.strict,
 )
 write_inventory_row(row, snakemake.output[0])

@@ -325,7 +325,8 @@ def _qc_flags(
     biopsy; ``half_cells_failed_qc:<sample>`` QC removed more than half of its cells;
     ``car_call_without_baseline:<sample>`` the post-infusion CAR call had no pre-infusion
     biopsy to estimate background from (floor only); ``ctdna_<status>:<sample>`` a plasma
-    sample without coverage or evaluable variants. ``qc`` and ``car`` are the step tables
+    sample without coverage or evaluable variants; ``unusable_input:<sample>`` input inspection
+    found a file of the sample unusable, so it was left out. ``qc`` and ``car`` are the step tables
     indexed by sample.
     """
     flags = []
@@ -343,7 +344,19 @@ def _qc_flags(
     for row in ctdna[ctdna["patient_id"] == patient].itertuples(index=False):
         if row.call_status in ("no_coverage", "no_evaluable_variants"):
             flags.append(f"ctdna_{row.call_status}:{row.sample_id}")
+    flags += [f"unusable_input:{sample}" for sample in _unusable_samples(outputs, patient)]
     return ";".join(flags)
+
+
+def _unusable_samples(outputs: StepOutputs, patient: str) -> list[str]:
+    """The patient's samples whose input files inspection found unusable (left out of the
+    analyses; the samples table has the problem in ``input_problem``)."""
+    inventory = outputs.input_qc
+    if "usable" not in inventory.columns:
+        return []
+    mine = set(outputs.samples.index[outputs.samples["patient_id"] == patient])
+    unusable = inventory[inventory["usable"].map(as_text) == "False"]
+    return [str(s) for s in unusable["sample_id"] if s in mine]
 
 
 SINGLE_CELL_METRIC_PREFIX = "fraction_of_cells/"

@@ -64,3 +64,27 @@ def run_summary(patients_table: str | os.PathLike[str], max_listed: int = 10) ->
         if len(reasons) > max_listed:
             lines.append(f"    ... and {len(reasons) - max_listed} more (see the table)")
     return "\n".join(lines)
+
+
+STALE_NOTE = "results/tables/STALE.txt"
+"""Written when a run fails, removed when one succeeds: tables beside it may predate the run."""
+
+
+def mark_stale(note: str | os.PathLike[str] = STALE_NOTE, when: str = "") -> None:
+    """Say, beside the result tables, that the last run failed, so tables left from an earlier
+    run are not taken for this one's (a ``--keep-going`` run with failures keeps them)."""
+    folder = os.path.dirname(os.fspath(note))
+    if folder and not os.path.isdir(folder):
+        return  # no tables yet: nothing to mark
+    with open(note, "w") as handle:
+        handle.write(
+            f"The last run of the workflow{f' ({when})' if when else ''} failed: the tables in "
+            "this folder may come from an earlier run and miss samples or patients. See the "
+            "run's log; this note goes away when a run succeeds.\n"
+        )
+
+
+def clear_stale(note: str | os.PathLike[str] = STALE_NOTE) -> None:
+    """Remove the note of :func:`mark_stale` after a successful run."""
+    if os.path.exists(note):
+        os.remove(note)
