@@ -23,3 +23,20 @@ rule all:
     default_target: True
     input:
         final_outputs(),
+
+
+# The end of a run says which per-patient figures are not evaluable, and why (README); a
+# failed run leaves a note beside the result tables that they may be from an earlier run.
+onsuccess:
+    from carmscope.tables.run_summary import clear_stale, run_summary
+
+    clear_stale()
+    summary = run_summary("results/tables/patients.tsv")
+    if summary:
+        print(summary, file=sys.stderr)
+
+
+onerror:
+    from carmscope.tables.run_summary import mark_stale
+
+    mark_stale()

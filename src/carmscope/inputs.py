@@ -24,6 +24,7 @@ from carmscope.io.tenx import (
     check_unique_barcodes,
     describe_matrix,
 )
+from carmscope.messages import found_columns, quoted
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
@@ -44,12 +45,18 @@ class InputContentError(ValueError):
         self.path = str(path)
 
 
+VERDICT_COLUMNS = ("usable", "problem")
+"""The inspection's verdict, the last columns of every inventory row: whether the analyses
+use the sample, and if not, the one-line problem (file and what is wrong)."""
+
+
 def inspect_sample(
     sample_id: str,
     assay: str,
     counts: str,
     reads: str,
     tumor_variants: str = "",
+    strict: bool = False,
     genome: str | None = None,
 ) -> dict[str, object]:
     """One row of the input inventory: every figure of the sample's files, checked.
@@ -62,32 +69,52 @@ def inspect_sample(
         Paths from the samples table ('' when absent).
     tumor_variants
         For cfDNA samples, the patient's variants VCF, checked against this sample's BAM.
+    strict
+        Raise :class:`InputContentError` on the first unusable file instead of recording it.
     genome
         Genome of multi-genome 10x count matrices (config key ``expression.genome``).
 
     Returns
     -------
     dict
-        Column to value; a single-cell matrix adds, after the other figures, the columns of
-        :func:`matrix_content` and, with a 10x BAM, ``barcode_overlap``
-        (:func:`barcode_overlap`).
+        The figures, then :data:`VERDICT_COLUMNS`: ``usable`` True, or False with the
+        ``problem`` (an unusable file leaves the whole sample out of the analyses; the result
+        tables then say which samples were left out and why). A single-cell matrix adds, after
+        the other figures, the columns of :func:`matrix_content` and, with a 10x BAM,
+        ``barcode_overlap`` (:func:`barcode_overlap`).
     """
     row: dict[str, object] = {"sample_id": sample_id, "assay": assay}
-    summary = None
-    if counts and assay == "scrna":
-        summary = inspect_matrix(counts, genome)
-        row.update(_count_figures(counts, summary))
-    elif counts:
-        row.update(inspect_counts(counts, assay))
-    if reads:
-        row.update(inspect_reads(reads, assay))
-    if assay == "cfdna" and tumor_variants:
-        row.update(inspect_variants(tumor_variants, [reads] if reads else []))
-    if summary is not None:
-        row.update(matrix_content(summary))
-        if reads and not _is_fastq(reads):
-            row["barcode_overlap"] = barcode_overlap(reads, counts, summary.barcodes)
-    return row
+    try:
+        summary = None
+        if counts and assay == "scrna":
+            summary = inspect_matrix(counts, genome)
+            row.update(_count_figures(counts, summary))
+        elif counts:
+            row.update(inspect_counts(counts, assay))
+        if reads:
+            row.update(inspect_reads(reads, assay))
+        if assay == "cfdna" and tumor_variants:
+            row.update(inspect_variants(tumor_variants, [reads] if reads else []))
+        if summary is not None:
+            row.update(matrix_content(summary))
+            if reads and not _is_fastq(reads):
+                row["barcode_overlap"] = barcode_overlap(reads, counts, summary.barcodes)
+    except InputContentError as error:
+        if strict:
+            raise
+        return {"sample_id": sample_id, "assay": assay, "usable": False, "problem": str(error)}
+    return row | {"usable": True, "problem": ""}
+
+
+def usable_samples(inventory: str | os.PathLike) -> set[str]:
+    """IDs of the samples that the input inventory (``results/qc/inputs.tsv``) found usable.
+
+    A row whose ``usable`` is ``False`` is left out; an inventory written before the verdict
+    columns existed (no ``usable`` column) counts every sample as usable.
+    """
+    with open(inventory, newline="") as handle:
+        rows = csv.DictReader(handle, delimiter="\t")
+        return {row["sample_id"] for row in rows if row.get("usable", "True") != "False"}
 
 
 def write_inventory_row(row: dict[str, object], path: str | os.PathLike) -> None:
@@ -181,8 +208,8 @@ def barcode_overlap(reads: str, counts: str, cells: list[str]) -> float:
         raise InputContentError(
             reads,
             f"none of the {len(barcodes)} cell barcodes in its first {READS_TO_PEEK} reads is a "
-            f"cell of the count matrix {counts} (read barcode {barcodes[0]!r}, matrix barcode "
-            f"{cells[0]!r}): give the BAM and the matrix of the same Cell Ranger run",
+            f"cell of the count matrix {counts} (read barcode {quoted(barcodes[0])}, matrix "
+            f"barcode {quoted(cells[0])}): give the BAM and the matrix of the same Cell Ranger run",
         )
     return round(matched / len(barcodes), 4)
 
@@ -204,21 +231,19 @@ def _inspect_bulk_counts(path: str) -> dict[str, object]:
     missing = {"gene", "count"} - set(table.columns)
     if missing:
         raise InputContentError(
-            path, f"missing column(s) {sorted(missing)}; found {list(table.columns)}"
+            path, f"missing column(s) {sorted(missing)}; {found_columns(list(table.columns))}"
         )
     counts = pd.to_numeric(table["count"], errors="coerce")
     bad = counts.isna() | (counts < 0)
     if bad.any():
         line = int(bad.idxmax()) + 2
-        raise InputContentError(
-            path, f"line {line}, column 'count': {table['count'].iloc[line - 2]!r} is not a count"
-        )
+        value = quoted(table["count"].iloc[line - 2])
+        raise InputContentError(path, f"line {line}, column 'count': {value} is not a count")
     duplicated = table["gene"].duplicated()
     if duplicated.any():
         line = int(duplicated.idxmax()) + 2
-        raise InputContentError(
-            path, f"line {line}, column 'gene': {table['gene'].iloc[line - 2]!r} is duplicated"
-        )
+        value = quoted(table["gene"].iloc[line - 2])
+        raise InputContentError(path, f"line {line}, column 'gene': {value} is duplicated")
     return _figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
 
 

@@ -19,6 +19,21 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from carmscope.vocabulary import (
+    ASSAYS,
+    BIOPSY_ASSAYS,
+    BLOOD_MEASURE_ASSAYS,
+    CFDNA,
+    DEFAULT_TISSUE,
+    HOURS_PER_DAY,
+    MAX_HOURS_DAY_DISAGREEMENT,
+    SCRNA,
+    TCR,
+    TISSUES,
+)
+from carmscope.vocabulary import baseline as _baseline
+from carmscope.vocabulary import post_infusion as _post_infusion
+
 PATIENT_COLUMNS: tuple[str, ...] = (
     "patient_id",
     "indication",
@@ -46,11 +61,14 @@ HER2_IHC_SCORES: tuple[str, ...] = ("0", "1+", "2+", "3+")
 BEST_RESPONSES: tuple[str, ...] = ("CR", "PR", "SD", "PD", "NE")
 """Allowed RECIST best overall responses; the cell may also be empty (not yet assessed)."""
 
-ASSAYS: tuple[str, ...] = ("scrna", "bulk_rna", "cfdna")
-"""Allowed sample assays."""
+CRS_GRADES: tuple[str, ...] = ("0", "1", "2", "3", "4", "5")
+"""Allowed ASTCT cytokine release syndrome grades (``crs_grade``; empty when not assessed)."""
 
-BIOPSY_ASSAYS: frozenset[str] = frozenset({"scrna", "bulk_rna"})
-"""Assays run on tumour biopsies (as opposed to plasma)."""
+OPTIONAL_PATIENT_COLUMNS: tuple[str, ...] = ("crs_grade",)
+"""Optional columns of ``patients.tsv`` that are checked when present."""
+
+OPTIONAL_SAMPLE_COLUMNS: tuple[str, ...] = ("tissue", "hours", "vdj")
+"""Optional columns of ``samples.tsv``: checked when present, filled in when absent."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 """What patient and sample IDs must match in full."""
@@ -90,6 +108,7 @@ READ_FILE_SUFFIXES: tuple[str, ...] = (
     ".fq.gz",
 )
 VARIANTS_SUFFIXES: tuple[str, ...] = (".vcf", ".vcf.gz", ".bcf")
+TABLE_SUFFIXES: tuple[str, ...] = (".tsv", ".tsv.gz", ".txt", ".csv", ".csv.gz")
 
 
 # --- public types -----------------------------------------------------------------------------
@@ -350,18 +369,24 @@ class _PathRule:
 
 
 VARIANTS_RULE = _PathRule(VARIANTS_SUFFIXES)
+VDJ_RULE = _PathRule(TABLE_SUFFIXES)
+"""What ``vdj`` may point to: a 10x contig annotation CSV or an AIRR TSV."""
 COUNTS_RULES: dict[str, _PathRule] = {
     "scrna": _PathRule((".h5", ".h5ad"), mtx_directory=True),
     "bulk_rna": _PathRule((".tsv", ".tsv.gz", ".txt")),
     "cfdna": _PathRule((".tsv", ".txt")),
+    "tcr": _PathRule(TABLE_SUFFIXES),
+    "car_pcr": _PathRule((".tsv", ".tsv.gz", ".txt")),
+    "cytokines": _PathRule((".tsv", ".tsv.gz", ".txt")),
 }
-"""What ``counts`` may point to, per assay (cfdna: a vendor VAF table, instead of reads)."""
+"""What ``counts`` may point to, per assay (cfdna: a vendor VAF table, instead of reads; tcr:
+one repertoire file; car_pcr and cytokines: a long table of analyte values)."""
 READS_RULES: dict[str, _PathRule] = {
     "scrna": _PathRule(ALIGNMENT_SUFFIXES),
     "bulk_rna": _PathRule(READ_FILE_SUFFIXES),
     "cfdna": _PathRule(ALIGNMENT_SUFFIXES),
 }
-"""What ``reads`` may point to, per assay."""
+"""What ``reads`` may point to, per assay (the others take none)."""
 
 
 def _is_under(path: str, folder: str) -> bool:
@@ -501,9 +526,59 @@ def _sample_data_findings(cells: dict[str, str], places: _Places) -> Iterator[Fi
             yield "reads", f"is required for cfdna samples: {either}"
     elif assay in BIOPSY_ASSAYS and not (cells["counts"] or cells["reads"]):
         yield "counts", f"a {assay} sample needs counts, reads or both; both are empty"
+    elif assay == TCR or assay in BLOOD_MEASURE_ASSAYS:
+        what = "one repertoire file" if assay == TCR else "a table of analyte values"
+        if not cells["counts"]:
+            yield "counts", f"is required for {assay} samples: {what}"
+        if cells["reads"]:
+            yield "reads", f"must be empty for {assay} samples (counts holds {what})"
     for column, rules in (("counts", COUNTS_RULES), ("reads", READS_RULES)):
         if assay in rules:
             yield from _path_findings(cells, column, rules[assay], f"{assay} {column}", places)
+
+
+def _parse_hours(value: str) -> float | None:
+    """``value`` as a finite decimal number of hours (``-2``, ``0``, ``6.5``), or None."""
+    if not re.fullmatch(r"[+-]?([0-9]+([.][0-9]*)?|[.][0-9]+)", value):
+        return None
+    return float(value)
+
+
+def _hours_findings(cells: dict[str, str]) -> Iterator[Finding]:
+    """The optional ``hours``: a decimal that agrees with ``day`` to within a day."""
+    value = cells.get("hours", "")
+    if not value:
+        return
+    hours = _parse_hours(value)
+    if hours is None:
+        yield "hours", f"'{value}' is not a number (hours from the first infusion, e.g. -1, 6.5)"
+        return
+    day = _parse_day(cells["day"])
+    if day is not None and abs(hours - day * HOURS_PER_DAY) > MAX_HOURS_DAY_DISAGREEMENT:
+        yield (
+            "hours",
+            f"{value} h disagrees with day {day} ({day * HOURS_PER_DAY} h) by more "
+            "than a day; correct one of them",
+        )
+
+
+def _tissue_findings(cells: dict[str, str]) -> Iterator[Finding]:
+    """``tissue``: tumour or blood; required for tcr samples, else it defaults by assay."""
+    value = cells.get("tissue", "")
+    if value:
+        yield from _choice_findings(cells, "tissue", TISSUES)
+    elif cells["assay"] == TCR:
+        yield "tissue", f"is required for tcr samples; use {_or_list(TISSUES)}"
+
+
+def _vdj_findings(cells: dict[str, str], places: _Places) -> Iterator[Finding]:
+    """``vdj``: only on scrna rows, a 10x contig annotation CSV or an AIRR TSV."""
+    if not cells.get("vdj"):
+        return
+    if cells["assay"] != SCRNA:
+        yield "vdj", f"is only for scrna samples (the V(D)J of their cells), not {cells['assay']}"
+        return
+    yield from _path_findings(cells, "vdj", VDJ_RULE, "vdj", places)
 
 
 def _patient_findings(cells: dict[str, str], places: _Places) -> Iterator[Finding]:
@@ -512,14 +587,19 @@ def _patient_findings(cells: dict[str, str], places: _Places) -> Iterator[Findin
     yield from _choice_findings(cells, "her2_ihc", HER2_IHC_SCORES)
     yield from _choice_findings(cells, "best_response", BEST_RESPONSES, optional=True)
     yield from _path_findings(cells, "tumor_variants", VARIANTS_RULE, "tumor_variants", places)
+    if "crs_grade" in cells:
+        yield from _choice_findings(cells, "crs_grade", CRS_GRADES, optional=True)
 
 
 def _sample_findings(cells: dict[str, str], places: _Places) -> Iterator[Finding]:
     yield from _id_findings(cells, "sample_id")
     yield from _required_findings(cells, ("patient_id", "timepoint"))
     yield from _day_findings(cells)
+    yield from _hours_findings(cells)
     yield from _choice_findings(cells, "assay", ASSAYS)
+    yield from _tissue_findings(cells)
     yield from _sample_data_findings(cells, places)
+    yield from _vdj_findings(cells, places)
 
 
 RowCheck = Callable[[dict[str, str], _Places], Iterator[Finding]]
@@ -562,10 +642,11 @@ def _unknown_patient_problems(samples: _Table, patients: _Table) -> Iterator[Pro
 
 
 def _missing_variants_problems(patients: _Table, samples: _Table) -> Iterator[Problem]:
-    """Patients with cfdna samples need the tumour-specific variants to track ctDNA."""
+    """Patients with cfdna samples need the tumour-specific variants to track ctDNA (checked
+    only in strict mode; otherwise that patient's ctDNA is not evaluable)."""
     plasma: dict[str, list[str]] = {}
     for row in samples.rows:
-        if row.cells["assay"] == "cfdna":
+        if row.cells["assay"] == CFDNA:
             plasma.setdefault(row.cells["patient_id"], []).append(row.cells["sample_id"])
     for row in patients.rows:
         cfdna_samples = plasma.get(row.cells["patient_id"])
@@ -586,8 +667,30 @@ def _frame(table: _Table, path_columns: Iterable[str], places: _Places) -> pd.Da
     """The table as strings indexed by its ID, with ``path_columns`` resolved."""
     frame = pd.DataFrame([row.cells for row in table.rows], columns=table.columns, dtype=str)
     for column in path_columns:
-        frame[column] = [places.stored(raw) for raw in frame[column]]
+        if column in frame.columns:
+            frame[column] = [places.stored(raw) for raw in frame[column]]
     return frame.set_index(table.id_column)
+
+
+def _sample_frame(samples: _Table, places: _Places) -> pd.DataFrame:
+    """The samples table with ``day`` an integer, ``hours`` a float (``day x 24`` where
+    empty), ``tissue`` filled in by assay where empty and ``vdj`` resolved ('' when absent)."""
+    frame = _frame(samples, ("counts", "reads", "vdj"), places)
+    frame["day"] = frame["day"].map(int).astype("int64")
+    if "tissue" not in frame.columns:
+        frame["tissue"] = ""
+    frame["tissue"] = [
+        tissue or DEFAULT_TISSUE.get(assay, "")
+        for tissue, assay in zip(frame["tissue"], frame["assay"], strict=True)
+    ]
+    hours = frame["hours"] if "hours" in frame.columns else pd.Series("", index=frame.index)
+    frame["hours"] = [
+        float(value) if value else float(day * HOURS_PER_DAY)
+        for value, day in zip(hours, frame["day"], strict=True)
+    ]
+    if "vdj" not in frame.columns:
+        frame["vdj"] = ""
+    return frame
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -597,6 +700,7 @@ def load_sheets(
     patients_path: str | os.PathLike[str],
     samples_path: str | os.PathLike[str],
     generated_dirs: Iterable[str | os.PathLike[str]] = (),
+    strict: bool = False,
 ) -> Sheets:
     """Load and validate ``patients.tsv`` and ``samples.tsv``.
 
@@ -607,6 +711,10 @@ def load_sheets(
     generated_dirs : iterable of str or path-like
         Folders (relative to the cwd, or absolute) whose files a workflow rule produces:
         a missing path under one of them is not an error. Existing ones are still checked.
+    strict : bool
+        Also refuse what is not malformed but leaves a figure not evaluable: a patient with
+        cfdna samples and no ``tumor_variants`` (by default that patient's ctDNA is reported
+        not evaluable and the rest of the cohort runs).
 
     Returns
     -------
@@ -632,47 +740,51 @@ def load_sheets(
         problems += _table_problems(samples, _sample_findings, places["sample"])
     if patients and samples:
         problems += _unknown_patient_problems(samples, patients)
-        problems += _missing_variants_problems(patients, samples)
+        if strict:
+            problems += _missing_variants_problems(patients, samples)
     if problems:
         patients_file = os.fspath(patients_path)
         raise SheetError(sorted(problems, key=lambda p: (p.file != patients_file, p.line or 0)))
     assert patients and samples  # no problems means both tables were read
-    sample_frame = _frame(samples, ("counts", "reads"), places["sample"])
-    sample_frame["day"] = sample_frame["day"].map(int).astype("int64")
-    return Sheets(_frame(patients, ("tumor_variants",), places["patient"]), sample_frame)
+    patient_frame = _frame(patients, ("tumor_variants",), places["patient"])
+    return Sheets(patient_frame, _sample_frame(samples, places["sample"]))
 
 
 # --- per-patient helpers ----------------------------------------------------------------------
 
 
-def _assay_samples(sheets: Sheets, patient_id: str, assay: str) -> pd.DataFrame:
-    """The patient's samples of ``assay``, sorted by day then file order."""
+def _assay_samples(
+    sheets: Sheets, patient_id: str, assay: str, tissue: str | None = None
+) -> pd.DataFrame:
+    """The patient's samples of ``assay`` (and ``tissue``, when given), in file order."""
     if patient_id not in sheets.patients.index:
         raise KeyError(f"unknown patient {patient_id!r}")
     if assay not in ASSAYS:
         raise ValueError(f"unknown assay {assay!r}; use {_or_list(ASSAYS)}")
     samples = sheets.samples
-    chosen = samples[(samples["patient_id"] == patient_id) & (samples["assay"] == assay)]
-    return chosen.sort_values("day", kind="stable")
+    chosen = (samples["patient_id"] == patient_id) & (samples["assay"] == assay)
+    if tissue is not None:
+        chosen &= samples["tissue"] == tissue
+    return samples[chosen]
 
 
-def baseline_sample(sheets: Sheets, patient_id: str, assay: str) -> str | None:
-    """The patient's baseline sample of ``assay``: the last one with day <= 0.
+def baseline_sample(
+    sheets: Sheets, patient_id: str, assay: str, tissue: str | None = None
+) -> str | None:
+    """The patient's baseline sample of ``assay``: the last pre-infusion one
+    (:func:`carmscope.vocabulary.baseline`; ties: the later in the file wins).
 
-    Of samples on the same day the one later in the file wins. None when the patient has
-    no pre-infusion sample of that assay. Raises KeyError for an unknown patient and
-    ValueError for an unknown assay.
+    None when the patient has no pre-infusion sample of that assay. Raises KeyError for an
+    unknown patient and ValueError for an unknown assay.
     """
-    samples = _assay_samples(sheets, patient_id, assay)
-    before = samples[samples["day"] <= 0]
-    return str(before.index[-1]) if len(before) else None
+    return _baseline(_assay_samples(sheets, patient_id, assay, tissue))
 
 
-def post_infusion_samples(sheets: Sheets, patient_id: str, assay: str) -> list[str]:
-    """The patient's samples of ``assay`` with day > 0, sorted by day then file order."""
-    samples = _assay_samples(sheets, patient_id, assay)
-    after = samples[samples["day"] > 0]
-    return [str(sample_id) for sample_id in after.index]
+def post_infusion_samples(
+    sheets: Sheets, patient_id: str, assay: str, tissue: str | None = None
+) -> list[str]:
+    """The patient's post-infusion samples of ``assay``, in time then file order."""
+    return _post_infusion(_assay_samples(sheets, patient_id, assay, tissue))
 
 
 def first_post_infusion_sample(sheets: Sheets, patient_id: str, assay: str) -> str | None:

@@ -219,3 +219,15 @@ def test_sample_outputs_are_written(tmp_path, cohort):
     assert paths["p.png"].read_bytes()[:4] == b"\x89PNG"
     cells = pd.read_csv(paths["x.gz"], sep="\t")
     assert len(cells) >= 300 and cells["car_umis"].sum() > 0
+
+
+def test_a_cohort_without_reads_has_an_empty_summary():
+    # biopsies with count matrices only: no sample is scanned, car_calls still writes its table
+    from carmscope.car.calls import EVIDENCE_COLUMNS, cohort_summary, read_evidence
+
+    evidence = read_evidence([])
+    assert list(evidence.columns) == list(EVIDENCE_COLUMNS)
+    samples = pd.DataFrame(columns=["patient_id", "timepoint", "day"])
+    summary = cohort_summary(evidence, samples, {})
+    assert summary.empty
+    assert {"sample_id", "patient_id", "car_detected", "p_value"} <= set(summary.columns)

@@ -184,7 +184,18 @@ def test_cfdna_vendor_table_instead_of_bam(tmp_path):
     assert row["n_variants"] == 1
     table.write_text("chrom\tpos\tref\talt\tdepth\nchr1\t100\tA\tC\t500\n")
     with pytest.raises(InputContentError, match=r"vaf\.tsv: line 1: missing column\(s\)"):
-        inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"))
+        inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"), strict=True)
+
+
+def test_an_unusable_file_is_a_verdict_not_a_crash(tmp_path):
+    # the sample is left out of the analyses with the problem; the rest of the cohort runs
+    table = tmp_path / "vaf.tsv"
+    table.write_text("chrom\tpos\tref\talt\tdepth\nchr1\t100\tA\tC\t500\n")
+    row = inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"))
+    assert row["usable"] is False
+    assert row["problem"].startswith(f"{table}: line 1: missing column(s)")
+    good = inspect_sample("S2", "cfdna", "", write_bam(tmp_path / "p.bam"), "")
+    assert good["usable"] is True and good["problem"] == ""
 
 
 def test_inventory_row_is_written_as_pandas_writes_it(tiny_cohort, tmp_path):

@@ -21,7 +21,7 @@ from carmscope.expression.annotation import (
     read_markers,
 )
 from carmscope.expression.io import ExpressionInputError, read_counts
-from carmscope.inputs import InputContentError, inspect_sample
+from carmscope.inputs import InputContentError, inspect_sample, write_inventory_row
 from carmscope.io.tenx import describe_matrix, gene_name_type, read_feature_counts
 from carmscope.io.text import open_text
 
@@ -66,6 +66,8 @@ def test_real_matrix_through_inspection(path, fmt, version, genome, cells, genes
         "genome": genome,
         "gene_name_type": names,
         "raw_counts": True,
+        "usable": True,
+        "problem": "",
     }
 
 
@@ -105,15 +107,17 @@ def test_multi_genome_legacy_file_names_the_config_key():
         "['another_genome', 'hg19_chr21']: give the genome (config key expression.genome)"
     )
     with pytest.raises(InputContentError) as error:
-        inspect_sample("S1", "scrna", str(TWO_GENOMES), "")
+        inspect_sample("S1", "scrna", str(TWO_GENOMES), "", strict=True)
     assert str(error.value) == message
+    row = inspect_sample("S1", "scrna", str(TWO_GENOMES), "")
+    assert (row["usable"], row["problem"]) == (False, message)
     with pytest.raises(ExpressionInputError, match=r"config key expression\.genome"):
         read_counts(TWO_GENOMES)
     row = inspect_sample("S1", "scrna", str(TWO_GENOMES), "", genome="hg19_chr21")
     assert (row["genome"], row["n_cells"], row["total_counts"]) == ("hg19_chr21", 12, 12)
     assert read_counts(TWO_GENOMES, genome="another_genome").shape == (12, 343)
     with pytest.raises(InputContentError, match=r"no genome 'mm10'; the file has \['another"):
-        inspect_sample("S1", "scrna", str(TWO_GENOMES), "", genome="mm10")
+        inspect_sample("S1", "scrna", str(TWO_GENOMES), "", genome="mm10", strict=True)
 
 
 def test_genome_key_is_in_the_schema_and_the_config_readme():
@@ -202,7 +206,8 @@ def test_normalised_h5ad_is_refused_by_inspection(tmp_path):
         anndata.AnnData(adata.X, obs=adata.obs, var=adata.var).write_h5ad(path)
     # Before: inspection reported total_counts as a (negative) sum of normalised values.
     with pytest.raises(InputContentError) as error:
-        inspect_sample("S1", "scrna", str(path), "")
+        inspect_sample("S1", "scrna", str(path), "", strict=True)
+    assert inspect_sample("S1", "scrna", str(path), "")["problem"] == str(error.value)
     assert str(error.value) == (
         f"{path}: X holds values that are not raw counts (negative or non-integer: normalised "
         "or log-transformed?); give UMI counts, in X or in a layer 'counts'"
@@ -238,10 +243,12 @@ def test_barcode_overlap_between_bam_and_matrix(tmp_path):
     matching = _tenx_bam(tmp_path / "same.bam", [*cells[:3], "TTTTTTTTTTTTTTTT-1"])
     row = inspect_sample("S1", "scrna", str(V3_H5), matching)
     assert row["barcode_overlap"] == 0.76  # 38 of 50 reads: 3 of every 4 barcodes are cells
-    assert list(row)[-1] == "barcode_overlap" and row["reads_with_cell_barcode"] == 1.0
+    assert list(row)[-3:] == ["barcode_overlap", "usable", "problem"]
+    assert row["reads_with_cell_barcode"] == 1.0
     other = _tenx_bam(tmp_path / "other.bam", ["AAAAAAAAAAAAAAAA-1", "CCCCCCCCCCCCCCCC-1"])
+    assert inspect_sample("S1", "scrna", str(V3_H5), other)["usable"] is False
     with pytest.raises(InputContentError) as error:
-        inspect_sample("S1", "scrna", str(V3_H5), other)
+        inspect_sample("S1", "scrna", str(V3_H5), other, strict=True)
     assert str(error.value) == (
         f"{other}: none of the 50 cell barcodes in its first 20000 reads is a cell of the count "
         f"matrix {V3_H5} (read barcode 'AAAAAAAAAAAAAAAA-1', matrix barcode {cells[0]!r}): give "
@@ -263,7 +270,7 @@ def test_h5_without_any_matrix_layout_names_both(tmp_path):
     with h5py.File(path, "w") as handle:
         handle.create_group("GRCh38")
     with pytest.raises(InputContentError) as error:
-        inspect_sample("S1", "scrna", str(path), "")
+        inspect_sample("S1", "scrna", str(path), "", strict=True)
     assert str(error.value) == (
         f"{path}: not a 10x (Cell Ranger) HDF5 matrix: no 'matrix' group (Cell Ranger 3+) and "
         "no genome group with barcodes, data, indices, indptr and shape (Cell Ranger 1.2/2)"
@@ -314,8 +321,11 @@ def test_expression_job_on_ensembl_names_writes_not_evaluable_outputs(tmp_path, 
             "metrics": "metrics.tsv",
         }.items()
     }
+    verdict = tmp_path / "verdict.tsv"
+    write_inventory_row(inspect_sample("S1", "scrna", str(ENSEMBL_NAMES), ""), verdict)
     snakemake = SimpleNamespace(
         input=files(
+            verdict=str(verdict),
             counts=str(ENSEMBL_NAMES),
             markers=str(MARKERS),
             gmt=[str(genesets / "hallmark_inflammation.v7.0.gmt")],

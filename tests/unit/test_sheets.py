@@ -171,7 +171,8 @@ def test_valid_cohort_round_trip(cohort, tmp_path, monkeypatch):
 
     assert samples.index.name == "sample_id"
     assert list(samples.index) == [values[0] for values in SAMPLES]
-    assert list(samples.columns) == [*SAMPLE_COLUMNS[1:], "batch"]
+    # the optional contract columns are always present once loaded (filled in when absent)
+    assert list(samples.columns) == [*SAMPLE_COLUMNS[1:], "batch", "tissue", "hours", "vdj"]
     assert samples["day"].dtype == "int64"
     assert samples.loc["P01_D8_sc", "day"] == 8
     assert samples.loc["P01_scr_sc", "day"] == -14
@@ -273,7 +274,7 @@ def test_helpers_reject_unknown_patient_and_assay(cohort):
     sheets = cohort.load()
     with pytest.raises(KeyError, match="P99"):
         baseline_sample(sheets, "P99", "scrna")
-    with pytest.raises(ValueError, match="scrna, bulk_rna or cfdna"):
+    with pytest.raises(ValueError, match="scrna, bulk_rna, cfdna, tcr, car_pcr or cytokines"):
         post_infusion_samples(sheets, "P01", "rna")
 
 
@@ -437,7 +438,7 @@ def test_unknown_patient(cohort):
         ("patients", "her2_ihc", "3", "0, 1+, 2+ or 3+"),
         ("patients", "her2_ihc", "", "0, 1+, 2+ or 3+"),
         ("patients", "best_response", "progressive", "CR, PR, SD, PD, NE or leave empty"),
-        ("samples", "assay", "scRNA", "scrna, bulk_rna or cfdna"),
+        ("samples", "assay", "scRNA", "scrna, bulk_rna, cfdna, tcr, car_pcr or cytokines"),
     ],
 )
 def test_values_outside_the_allowed_set(cohort, table, column, value, allowed):
@@ -620,9 +621,16 @@ def test_biopsy_needs_counts_or_reads(cohort, sample_id):
     assert "needs counts, reads or both" in problem.message
 
 
-def test_cfdna_patient_needs_tumor_variants(cohort):
+def test_cfdna_patient_without_tumor_variants_loads_by_default(cohort):
+    # not malformed: that patient's ctDNA is reported not evaluable, the cohort still runs
     cohort.patients[0]["tumor_variants"] = ""
-    problems = cohort.problems()
+    sheets = cohort.load()
+    assert sheets.patients.loc["P01", "tumor_variants"] == ""
+
+
+def test_cfdna_patient_needs_tumor_variants_in_strict_mode(cohort):
+    cohort.patients[0]["tumor_variants"] = ""
+    problems = cohort.problems(strict=True)
     message = only_problem(problems, cohort.patients_path, 2, "tumor_variants").message
     assert "'P01_scr_cf', 'P01_D8_cf'" in message
     assert len(problems) == 1
@@ -637,7 +645,7 @@ def test_every_problem_is_reported_in_file_and_line_order(cohort):
     cohort.sample("P01_scr_sc")["timepoint"] = ""
     cohort.patients[1]["her2_ihc"] = "4+"
     cohort.patients[0]["tumor_variants"] = ""
-    problems = cohort.problems()
+    problems = cohort.problems(strict=True)
     located = [(Path(p.file).name, p.line, p.column) for p in problems]
     assert located == [
         ("patients.tsv", 2, "tumor_variants"),
@@ -647,7 +655,7 @@ def test_every_problem_is_reported_in_file_and_line_order(cohort):
         ("samples.tsv", cohort.line_of("P02_D8_bulk"), "day"),
     ]
     with pytest.raises(SheetError) as caught:
-        cohort.load()
+        cohort.load(strict=True)
     lines = str(caught.value).splitlines()
     assert lines[0] == "5 problems in the input tables:"
     assert lines[1:] == [f"  {problem}" for problem in problems]
@@ -724,3 +732,121 @@ def test_one_of_no_ids_matches_nothing():
     pattern = re.compile(sheets_module.one_of_ids([]))
     for value in ("", "CARM-001", "(?!)"):
         assert not pattern.fullmatch(value)
+
+
+# --- contract additions: tissue, hours, vdj, tcr/car_pcr/cytokines, crs_grade -----------------
+
+
+def add_column(rows: list[dict[str, str]], column: str, value: str = "") -> None:
+    for row in rows:
+        row[column] = value
+
+
+def test_optional_columns_are_filled_in_when_absent(cohort):
+    samples = cohort.load().samples
+    assert samples.loc["P01_scr_sc", "tissue"] == "tumour"
+    assert samples.loc["P01_scr_cf", "tissue"] == "blood"
+    assert samples.loc["P01_D8_sc", "hours"] == 8 * 24.0
+    assert samples.loc["P01_scr_sc", "hours"] == -14 * 24.0
+    assert (samples["vdj"] == "").all()
+
+
+def test_hours_decide_the_time_and_must_agree_with_day(cohort):
+    add_column(cohort.samples, "hours")
+    cohort.sample("P01_D8_sc")["hours"] = "200.5"
+    assert cohort.load().samples.loc["P01_D8_sc", "hours"] == 200.5
+    cohort.sample("P01_D8_sc")["hours"] = "30"
+    line = cohort.line_of("P01_D8_sc")
+    message = only_problem(cohort.problems(), cohort.samples_path, line, "hours").message
+    assert "30 h disagrees with day 8 (192 h) by more than a day" in message
+    cohort.sample("P01_D8_sc")["hours"] = "six"
+    line = cohort.line_of("P01_D8_sc")
+    message = only_problem(cohort.problems(), cohort.samples_path, line, "hours").message
+    assert "'six' is not a number" in message
+
+
+def test_tissue_values_and_tcr_needs_a_tissue(cohort, tmp_path):
+    add_column(cohort.samples, "tissue")
+    cohort.sample("P01_scr_sc")["tissue"] = "plasma"
+    touch(cohort.root / "data" / "P01_trb.tsv")
+    cohort.samples.append(
+        {
+            **sample_row(("P01_trb", "P01", "screening", "-14", "tcr", "../data/P01_trb.tsv", "")),
+            "tissue": "",
+        }
+    )
+    problems = cohort.problems()
+    assert (
+        "'plasma' is not an allowed value; use tumour or blood"
+        in only_problem(
+            problems, cohort.samples_path, cohort.line_of("P01_scr_sc"), "tissue"
+        ).message
+    )
+    assert (
+        "is required for tcr samples; use tumour or blood"
+        in only_problem(problems, cohort.samples_path, cohort.line_of("P01_trb"), "tissue").message
+    )
+    cohort.sample("P01_scr_sc")["tissue"] = "blood"
+    cohort.sample("P01_trb")["tissue"] = "tumour"
+    samples = cohort.load().samples
+    assert samples.loc["P01_scr_sc", "tissue"] == "blood"
+    assert samples.loc["P01_trb", "assay"] == "tcr"
+
+
+@pytest.mark.parametrize("assay", ["tcr", "car_pcr", "cytokines"])
+def test_table_assays_need_counts_and_no_reads(cohort, assay):
+    add_column(cohort.samples, "tissue", "")
+    touch(cohort.root / "data" / "x.tsv")
+    row = sample_row(("P01_x", "P01", "D8", "8", assay, "", "../data/x.tsv"))
+    cohort.samples.append({**row, "tissue": "blood"})
+    problems = cohort.problems()
+    line = cohort.line_of("P01_x")
+    assert (
+        f"is required for {assay} samples"
+        in only_problem(problems, cohort.samples_path, line, "counts").message
+    )
+    assert (
+        f"must be empty for {assay} samples"
+        in only_problem(problems, cohort.samples_path, line, "reads").message
+    )
+
+
+def test_vdj_only_on_scrna_and_must_exist(cohort):
+    add_column(cohort.samples, "vdj")
+    cohort.sample("P01_scr_sc")["vdj"] = "../data/missing_contigs.csv"
+    cohort.sample("P02_D8_bulk")["vdj"] = "../data/P02_D8.txt"
+    problems = cohort.problems()
+    assert (
+        "does not exist"
+        in only_problem(problems, cohort.samples_path, cohort.line_of("P01_scr_sc"), "vdj").message
+    )
+    assert (
+        "is only for scrna samples"
+        in only_problem(problems, cohort.samples_path, cohort.line_of("P02_D8_bulk"), "vdj").message
+    )
+    touch(cohort.root / "data" / "P01_contigs.csv")
+    cohort.sample("P01_scr_sc")["vdj"] = "../data/P01_contigs.csv"
+    cohort.sample("P02_D8_bulk")["vdj"] = ""
+    samples = cohort.load().samples
+    assert samples.loc["P01_scr_sc", "vdj"].endswith("data/P01_contigs.csv")
+
+
+def test_crs_grade_is_checked_when_present(cohort):
+    add_column(cohort.patients, "crs_grade", "1")
+    cohort.patients[1]["crs_grade"] = "G2"
+    message = only_problem(cohort.problems(), cohort.patients_path, 3, "crs_grade").message
+    assert "'G2' is not an allowed value; use 0, 1, 2, 3, 4, 5 or leave empty" in message
+    cohort.patients[1]["crs_grade"] = ""
+    assert list(cohort.load().patients["crs_grade"]) == ["1", ""]
+
+
+def test_baseline_uses_hours_when_given(cohort):
+    # two pre-infusion biopsies on day 0: hours, not file order, decide which is the baseline
+    add_column(cohort.samples, "hours")
+    first, second = cohort.sample("P01_scr_sc"), cohort.sample("P01_pre2_sc")
+    first.update(day="0", hours="-1")
+    second.update(day="0", hours="-5")
+    cohort.sample("P01_pre_sc").update(day="-2")
+    assert baseline_sample(cohort.load(), "P01", "scrna") == first["sample_id"]
+    second["hours"] = "-1"  # a tie: the later in the file wins
+    assert baseline_sample(cohort.load(), "P01", "scrna") == second["sample_id"]

@@ -289,3 +289,31 @@ def test_misspelt_metric_names_stop_with_the_config_key():
 def test_unknown_stratum_column_is_an_error(table):
     with pytest.raises(KeyError, match="arm"):
         cohort_summary(table.reset_index(), TableSettings(inflammation_sets=SETS, strata=["arm"]))
+
+
+def test_bulk_only_cohort_has_no_cd8_fraction_but_builds():
+    # no single-cell sample: the CD8 fraction is not evaluable, not a misspelt config key
+    base = outputs()
+    bulk_only = outputs(expression_metrics={"bulk_rna": base.expression_metrics["bulk_rna"]})
+    table = patient_table(bulk_only, SETTINGS).set_index("patient_id")
+    assert np.isnan(table.loc["P2", "cd8_fraction_delta"])
+    assert table.loc["P2", "cd8_score_delta"] == pytest.approx(-0.5)
+    assert table.loc["P2", "cd8_reason"] == "bulk RNA: no cell fractions"
+
+
+def test_plasma_without_tumour_variants_is_not_evaluable_with_the_reason(table):
+    # P2 has a plasma sample and no ctDNA row; here its VCF is missing from the sheet
+    patients, _ = sheets()
+    patients.loc["P2", "tumor_variants"] = ""
+    no_vcf = outputs(patients=patients, ctdna_patients=outputs().ctdna_patients.iloc[:1])
+    reason = patient_table(no_vcf, SETTINGS).set_index("patient_id").loc["P2", "ctdna_reason"]
+    assert reason.startswith("no tumor_variants VCF in the patients sheet")
+
+
+def test_samples_left_out_by_inspection_are_flagged():
+    inventory = pd.DataFrame(
+        {"sample_id": ["P1_c8", "P2_c0"], "usable": [False, True], "problem": ["x.bam: bad", ""]}
+    )
+    table = patient_table(outputs(input_qc=inventory), SETTINGS).set_index("patient_id")
+    assert "unusable_input:P1_c8" in table.loc["P1", "qc_flags"]
+    assert "unusable_input" not in table.loc["P2", "qc_flags"]

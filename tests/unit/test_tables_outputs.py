@@ -147,3 +147,14 @@ def test_figures_are_drawn_for_every_patient(tables, tmp_path):
     )
     assert sorted(os.listdir(tmp_path / "patients")) == [f"P{i}.png" for i in range(1, 5)]
     assert all(os.path.getsize(path) > 10_000 for path in paths)
+
+
+def test_table_inputs_leave_out_biopsies_without_counts_and_untracked_plasma():
+    _, samples = sheets()
+    samples = samples.assign(counts="x.h5", reads="")
+    reads_only = samples.index[samples["assay"] == "scrna"][0]
+    samples.loc[reads_only, ["counts", "reads"]] = ["", "x.bam"]
+    files = rules.table_inputs(samples, car_scanned=True, ctdna_tracked=False)
+    assert f"results/expression/scrna/{reads_only}/qc.tsv" not in files["expression_qc"]
+    assert len(files["expression_qc"]) == (samples["assay"] == "scrna").sum() - 1
+    assert "ctdna_patients" not in files

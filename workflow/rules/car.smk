@@ -40,6 +40,8 @@ rule car_index:
 rule car_scan_scrna:
     input:
         unpack(lambda wildcards: car_rules.scan_inputs(SAMPLES, wildcards.sample, CAR)),
+        # inspection runs first; an unusable input stops here with its message
+        verdict="results/qc/inputs/{sample}.tsv",
         kmers=car_rules.INDEX,
         construct=CAR["construct"],
         segments=CAR["segments"],

@@ -27,7 +27,12 @@ validate(config, schema="../../config/schemas/config.schema.yaml", set_default=T
 SYNTHETIC_DIR = os.path.normpath(config["synthetic"]["outdir"])
 
 try:
-    SHEETS = load_sheets(config["patients"], config["samples"], generated_dirs=[SYNTHETIC_DIR])
+    SHEETS = load_sheets(
+        config["patients"],
+        config["samples"],
+        generated_dirs=[SYNTHETIC_DIR],
+        strict=config["strict"],
+    )
 except SheetError as error:
     raise WorkflowError(str(error)) from None
 
@@ -76,6 +81,12 @@ def samples_of_assay(assay):
     return list(SAMPLES.index[SAMPLES["assay"] == assay])
 
 
+def expression_samples(assay):
+    """IDs of the biopsies of one assay that have a count matrix (expression runs on them; a
+    biopsy with reads only goes through the CAR scan alone), in table order."""
+    return [sample for sample in samples_of_assay(assay) if SAMPLES.loc[sample, "counts"]]
+
+
 def sample_field(wildcards, column):
     return SAMPLES.loc[wildcards.sample, column]
 
@@ -101,7 +112,7 @@ def final_outputs():
     targets += [
         f"results/expression/{assay}/paired_tests.tsv"
         for assay in ("scrna", "bulk_rna")
-        if samples_of_assay(assay)
+        if expression_samples(assay)
     ]
     targets += CTDNA_OUTPUTS
     targets += car_rules.outputs(SAMPLES)

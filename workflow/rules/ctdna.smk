@@ -39,8 +39,14 @@ try:
     CTDNA_MODE = ctdna_rules.background_mode(CTDNA)
 except ctdna_rules.CtdnaConfigError as error:
     raise WorkflowError(str(error)) from None
-CTDNA_SAMPLES = samples_of_assay("cfdna")
 CTDNA_VARIANT_PATIENTS = [p for p in PATIENTS.index if PATIENTS.loc[p, "tumor_variants"]]
+# plasma samples of patients without tumour variants are not tracked (their ctDNA is reported
+# not evaluable in the result tables; config `strict: true` refuses such a cohort instead)
+CTDNA_SAMPLES = [
+    sample
+    for sample in samples_of_assay("cfdna")
+    if SAMPLES.loc[sample, "patient_id"] in CTDNA_VARIANT_PATIENTS
+]
 # patients with plasma samples: in normals mode each gets its own panel
 CTDNA_PANEL_PATIENTS = ctdna_rules.panel_patients(SAMPLES, CTDNA_SAMPLES)
 # panel-of-normals BAMs by the name of their counts file: number and sanitised basename
@@ -117,6 +123,8 @@ rule ctdna_count_alleles:
             )
         ),
         # cohort mode: the cohort panel; normals mode: the sample's patient's own panel
+        # inspection runs first; an unusable input stops here with its message
+        verdict="results/qc/inputs/{sample}.tsv",
         panel=lambda wildcards: ctdna_rules.panel_of(
             CTDNA_MODE, SAMPLES.loc[wildcards.sample, "patient_id"]
         ),

@@ -2,7 +2,7 @@
 # per scRNA sample QC, annotation, signature scores and composition; per bulk sample scores;
 # per assay the baseline-vs-post pairs and the cohort's Wilcoxon signed-rank tests.
 #
-# Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay), sample_field(wildcards,
+# Needs from common.smk: SAMPLES, PATIENTS, expression_samples(assay), sample_field(wildcards,
 # column) and car_cells_table(wildcards) (the per-cell CAR table of a scRNA sample: TSV with
 # columns barcode, car_umis). Settings come from the config's `expression` section.
 # On a cluster (docs/cluster.md): bulk scores and CAR-by-cell-type tables run many samples to
@@ -16,6 +16,8 @@ localrules:
 rule expression_scrna:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
+        # inspection runs first; an unusable input stops here with its message
+        verdict="results/qc/inputs/{sample}.tsv",
         markers=config["expression"]["markers"],
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
@@ -46,6 +48,8 @@ rule expression_scrna:
 rule expression_bulk:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
+        # inspection runs first; an unusable input stops here with its message
+        verdict="results/qc/inputs/{sample}.tsv",
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
@@ -92,7 +96,7 @@ rule expression_paired:
         metrics=lambda wildcards: expand(
             "results/expression/{assay}/{sample}/metrics.tsv",
             assay=wildcards.assay,
-            sample=samples_of_assay(wildcards.assay),
+            sample=expression_samples(wildcards.assay),
         ),
     output:
         metrics="results/expression/{assay}/metrics.tsv",
@@ -110,7 +114,7 @@ rule expression_paired:
         runtime=scaled(5, per_mb=0.01),
     params:
         samples=lambda wildcards: (
-            SAMPLES.loc[samples_of_assay(wildcards.assay), ["patient_id", "day", "assay"]]
+            SAMPLES.loc[expression_samples(wildcards.assay), ["patient_id", "day", "assay"]]
             .reset_index()
             .to_dict("records")
         ),

@@ -25,6 +25,7 @@ rule inspect_inputs:
     params:
         assay=lambda wildcards: sample_field(wildcards, "assay"),
         genome=config["expression"]["genome"],
+        strict=config["strict"],
     script:
         "../scripts/inspect_inputs.py"
 

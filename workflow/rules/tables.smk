@@ -18,7 +18,9 @@ except (OSError, ValueError) as error:  # TablesConfigError, GMT format errors
 
 rule result_tables:
     input:
-        **tables_rules.table_inputs(SAMPLES, bool(car_rules.all_scanned(SAMPLES))),
+        **tables_rules.table_inputs(
+            SAMPLES, bool(car_rules.all_scanned(SAMPLES)), ctdna_tracked=bool(CTDNA_SAMPLES)
+        ),
     output:
         patients=report(
             tables_rules.TABLE_FILES["patients"],

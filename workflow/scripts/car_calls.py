@@ -4,12 +4,11 @@ import sys
 
 import pandas as pd
 
-from carmscope.car.calls import CallSettings, cohort_summary
-from carmscope.io.tables import read_stage_table
+from carmscope.car.calls import CallSettings, cohort_summary, read_evidence
 
 sys.stderr = open(snakemake.log[0], "w")
 
-evidence = pd.concat([read_stage_table(path) for path in snakemake.input], ignore_index=True)
+evidence = read_evidence(list(snakemake.input))
 samples = pd.DataFrame.from_dict(snakemake.params.samples, orient="index")
 settings = CallSettings(
     alpha=snakemake.params.alpha,

@@ -5,8 +5,10 @@ import sys
 from carmscope.car.evidence import EvidenceSettings
 from carmscope.car.sample import analyse_sample, load_index, write_sample_outputs
 from carmscope.car.scan import ScanSettings
+from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
+require_usable(snakemake.input.verdict)
 
 params = snakemake.params
 index = load_index(snakemake.input.construct, snakemake.input.segments, snakemake.input.kmers)

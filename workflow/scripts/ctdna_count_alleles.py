@@ -5,8 +5,10 @@ import sys
 
 from carmscope.ctdna.sample_counts import bam_counts, label_counts, read_panel
 from carmscope.ctdna.vendor import read_vendor_table
+from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
+require_usable(snakemake.input.verdict)
 
 panel = read_panel(snakemake.input.panel)
 if snakemake.input.get("bam"):

@@ -4,8 +4,10 @@ import sys
 
 from carmscope.expression.io import read_bulk_counts
 from carmscope.expression.scoring import load_collections, score_bulk_sample, scores_to_metrics
+from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
+require_usable(snakemake.input.verdict)
 
 sample_id = snakemake.wildcards.sample
 collections = load_collections(list(snakemake.input.gmt), [snakemake.input.signatures])

@@ -15,8 +15,10 @@ from carmscope.expression.scoring import (
     score_scrna_sample,
     scores_to_metrics,
 )
+from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
+require_usable(snakemake.input.verdict)
 
 sample_id = snakemake.wildcards.sample
 adata = read_counts(snakemake.input.counts, genome=snakemake.params.genome)

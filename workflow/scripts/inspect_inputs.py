@@ -13,5 +13,6 @@ row = inspect_sample(
     reads=snakemake.input.get("reads", ""),
     tumor_variants=snakemake.input.get("tumor_variants", ""),
     genome=snakemake.params.genome,
+    strict=snakemake.params.strict,
 )
 write_inventory_row(row, snakemake.output[0])

@@ -21,7 +21,7 @@ pre-infusion biopsy of the assay, are tested against the floor alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -29,6 +29,7 @@ import pandas as pd
 from carmscope.car.cells import construct_cell_figures
 from carmscope.car.matrix_feature import MatrixCells
 from carmscope.car.scan import ScanResult
+from carmscope.io.tables import read_stage_table
 
 DEFAULT_ALPHA = 0.001
 DEFAULT_FLOOR_PER_MILLION = 1.0
@@ -275,6 +276,19 @@ def call_samples(
 
 SAMPLE_COLUMNS = ("patient_id", "timepoint", "day")
 """Columns of the sample table copied into the summary, after ``sample_id``."""
+
+
+def read_evidence(paths: Sequence[str]) -> pd.DataFrame:
+    """The evidence tables of every scanned sample, one after the other.
+
+    A cohort whose biopsies all come as count matrices without reads has no scanned sample:
+    the result is then an empty table with :data:`EVIDENCE_COLUMNS`, and the summary has no
+    rows (the tables then report CAR detection not evaluable for want of reads).
+    """
+    tables = [read_stage_table(path) for path in paths]
+    if not tables:
+        return pd.DataFrame(columns=list(EVIDENCE_COLUMNS))
+    return pd.concat(tables, ignore_index=True)
 
 
 def cohort_summary(

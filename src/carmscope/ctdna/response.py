@@ -4,7 +4,8 @@ The flags follow the definitions of the synthetic cohort's truth
 (:func:`carmscope.synthetic.design.ctdna_flags`, which uses the same thresholds), applied to
 measured mean VAFs with sampling noise taken into account:
 
-- baseline: the last sample with ``day <= 0`` that has coverage; flags need it detected;
+- baseline: the last pre-infusion sample (:mod:`carmscope.vocabulary`) that has coverage;
+  flags need it detected;
 - a post-infusion sample is a *fall* when its mean VAF is at most ``fall_fraction`` (50%) of
   baseline **and** the fall is real: its pooled ALT fraction is significantly below
   baseline's (one-sided Fisher exact test at ``change_alpha``), or ctDNA is not detected in it
@@ -29,6 +30,8 @@ import math
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from carmscope import vocabulary
 
 FALL_FRACTION = 0.5
 """A post-infusion mean VAF at most this fraction of baseline is a fall (>= 50% decrease)."""
@@ -133,14 +136,15 @@ def _patient_response(
 ) -> tuple[pd.DataFrame, dict[str, object]]:
     status = samples.get("call_status", pd.Series("", index=samples.index))
     covered = samples[~status.isin(_MISSING_STATUSES) & samples["mean_vaf"].notna()]
-    covered = covered.sort_values(["day", "sample_id"], kind="stable").reset_index(drop=True)
+    covered = vocabulary.ordered(covered).reset_index(drop=True)
+    hours = vocabulary.sample_hours(covered)
     points = pd.DataFrame(
         {
             "patient_id": patient_id,
             "sample_id": covered["sample_id"],
             "day": covered["day"].astype(int),
             "is_baseline": False,
-            "post_infusion": covered["day"] > 0,
+            "post_infusion": ~hours.map(vocabulary.is_pre_infusion).astype(bool),
             "mean_vaf": covered["mean_vaf"].astype(float),
             "ctdna_detected": covered["ctdna_detected"].astype(bool),
             "call_status": covered.get("call_status", ""),
@@ -157,12 +161,11 @@ def _patient_response(
     summary: dict[str, object] = dict.fromkeys(PATIENT_COLUMNS)
     summary.update(patient_id=patient_id, n_post=int(points["post_infusion"].sum()))
     summary.update(dict.fromkeys(FLAGS, False))
-    pre = points.index[~points["post_infusion"]]
     if covered.empty:
         return _finish(points, summary, "no plasma sample with coverage")
-    if len(pre) == 0:
+    base = vocabulary.baseline_position(list(hours))
+    if base is None:
         return _finish(points, summary, "no pre-infusion plasma sample with coverage")
-    base = pre[-1]
     points.loc[base, "is_baseline"] = True
     baseline_vaf = float(points.loc[base, "mean_vaf"])
     baseline_detected = bool(points.loc[base, "ctdna_detected"])

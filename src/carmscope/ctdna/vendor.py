@@ -23,6 +23,7 @@ from carmscope.ctdna.alleles import (
     as_variants,
     normalise_alleles,
 )
+from carmscope.messages import found_columns
 
 REQUIRED_COLUMNS = ("chrom", "pos", "ref", "alt")
 COUNT_PAIR = ("alt_count", "depth")
@@ -116,7 +117,7 @@ def read_vendor_table(
     if missing:
         raise CtdnaInputError(
             path,
-            f"missing column(s): {'; '.join(missing)} (found: {', '.join(header)})",
+            f"missing column(s): {'; '.join(missing)} ({found_columns(header)})",
             line=header_line,
         )
     records: dict[tuple, dict[str, object]] = {}

@@ -34,6 +34,7 @@ from scipy import sparse
 
 from carmscope.celltypes import CELL_TYPES, UNASSIGNED
 from carmscope.io.tenx import gene_name_type
+from carmscope.messages import quoted
 
 MARKER_COLUMNS = ("cell_type", "gene")
 """Required columns of a marker table; ``weight`` (default 1) and ``source`` are optional."""
@@ -159,7 +160,7 @@ def _weights(
 
 
 def _names_look_like(var_names: Sequence[str]) -> str:
-    examples = ", ".join(repr(str(name)) for name in list(var_names)[:3])
+    examples = ", ".join(quoted(name) for name in list(var_names)[:3])
     return f"its feature names look like {gene_name_type(var_names) or 'nothing'}: {examples}"
 
 

@@ -1,10 +1,9 @@
 """Baseline versus first post-infusion values per patient, and the cohort's paired tests.
 
 Pairs
-    Per patient and assay, the baseline sample is the last one with ``day <= 0`` (of samples on
-    the same day, the later in the table) and the post-infusion sample the first one with
-    ``day > 0`` (of samples on the same day, the earlier in the table), as in
-    :func:`carmscope.sheets.baseline_sample` / :func:`~carmscope.sheets.first_post_infusion_sample`.
+    Per patient and assay, the baseline sample and the first post-infusion sample as the trial
+    vocabulary defines them (:mod:`carmscope.vocabulary`: the last sample with time <= 0, the
+    later in the table on a tie, and the first with time > 0, the earlier in the table on a tie).
     ``delta = post - baseline``.
 Test (Wilcoxon 1945)
     Two-sided Wilcoxon signed-rank test of the deltas of one metric. Zero deltas are dropped
@@ -29,6 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from carmscope import vocabulary
 
 PAIR_COLUMNS = (
     "patient_id",
@@ -83,20 +84,15 @@ def baseline_post_pairs(samples: pd.DataFrame, assay: str | None = None) -> pd.D
     chosen = samples if assay is None else samples[samples["assay"] == assay]
     rows = []
     for patient_id, group in chosen.groupby("patient_id", sort=False):
-        ordered = group.assign(_order=np.arange(len(group))).sort_values(
-            ["day", "_order"], kind="stable"
-        )
-        before, after = ordered[ordered["day"] <= 0], ordered[ordered["day"] > 0]
-        baseline = before.index[-1] if len(before) else ""
-        post = after.index[0] if len(after) else ""
+        baseline, post = vocabulary.baseline(group), vocabulary.first_post_infusion(group)
         rows.append(
             {
                 "patient_id": patient_id,
-                "baseline_sample": str(baseline),
-                "post_sample": str(post),
-                "baseline_day": int(before["day"].iloc[-1]) if len(before) else pd.NA,
-                "post_day": int(after["day"].iloc[0]) if len(after) else pd.NA,
-                "complete": bool(len(before) and len(after)),
+                "baseline_sample": baseline or "",
+                "post_sample": post or "",
+                "baseline_day": int(group.loc[baseline, "day"]) if baseline else pd.NA,
+                "post_day": int(group.loc[post, "day"]) if post else pd.NA,
+                "complete": bool(baseline and post),
             }
         )
     return pd.DataFrame(

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from carmscope.messages import quoted
+
 # anndata, h5py, pandas and scipy are imported by the functions that need them: input
 # inspection of a plasma sample imports these modules and needs none of them.
 
@@ -118,8 +120,8 @@ def check_unique_barcodes(path: str | os.PathLike, barcodes: Sequence[str]) -> N
         first = int(np.flatnonzero(index[:second] == barcode)[0])
         raise CountMatrixError(
             path,
-            f"{len(index[repeated].unique())} cell barcode(s) occur more than once; {barcode!r} "
-            f"occurs more than once, at cells {first + 1} and {second + 1}",
+            f"{len(index[repeated].unique())} cell barcode(s) occur more than once; "
+            f"{quoted(barcode)} occurs more than once, at cells {first + 1} and {second + 1}",
         )
 
 

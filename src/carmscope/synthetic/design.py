@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from carmscope.celltypes import CELL_TYPES
+from carmscope.vocabulary import CFDNA, baseline_position, post_infusion_positions
 
 # --- CT-0508-like templates (one per patient of the default cohort) --------------------------
 
@@ -362,11 +363,12 @@ class PatientDesign:
 
     def ctdna_truth(self) -> dict[str, bool]:
         """The patient's true ctDNA flags (see :func:`ctdna_flags`)."""
-        plasma = [s for s in self.samples if s.assay == "cfdna"]
+        plasma = [s for s in self.samples if s.assay == CFDNA]
         if not plasma:
             return ctdna_flags(0.0, [])
-        baseline = [s for s in plasma if s.day <= 0][-1]
-        post = [s for s in plasma if s.day > 0]
+        days = [s.day for s in plasma]
+        baseline = plasma[baseline_position(days)]
+        post = [plasma[position] for position in post_infusion_positions(days)]
         return ctdna_flags(
             self.ctdna_baseline_vaf * baseline.ctdna_fold,
             [self.ctdna_baseline_vaf * s.ctdna_fold for s in post],

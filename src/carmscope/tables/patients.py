@@ -35,6 +35,7 @@ from difflib import get_close_matches
 import numpy as np
 import pandas as pd
 
+from carmscope import vocabulary
 from carmscope.expression.paired import baseline_post_pairs
 from carmscope.tables.steps import StepOutputs, as_bool, as_float, as_int, as_text
 
@@ -142,9 +143,9 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
     car = outputs.car
     samples = outputs.samples
     mine = samples[
-        (samples["patient_id"] == patient) & samples["assay"].isin(["scrna", "bulk_rna"])
+        (samples["patient_id"] == patient) & samples["assay"].isin(vocabulary.RNA_ASSAYS)
     ]
-    post_biopsies = [str(s) for s in mine.index[mine["day"] > 0]]
+    post_biopsies = vocabulary.post_infusion(mine)
     scanned = car[car["sample_id"].isin(post_biopsies)]
     detected = scanned["car_detected"].map(as_bool)
     block: dict[str, object] = {
@@ -264,6 +265,13 @@ def _inflammation_block(
     return block
 
 
+NO_TUMOR_VARIANTS = (
+    "no tumor_variants VCF in the patients sheet (tumour not sequenced): the plasma samples "
+    "cannot be tracked"
+)
+"""ctDNA reason of a patient with plasma samples but no tumour variants to track."""
+
+
 def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
     table = outputs.ctdna_patients
     rows = table[table["patient_id"] == patient]
@@ -276,10 +284,13 @@ def _ctdna_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
         "ctdna_latest_day": pd.NA,
         "ctdna_latest_change_pct": np.nan,
     } | dict.fromkeys(flags, pd.NA)
+    has_plasma = (
+        (outputs.samples["patient_id"] == patient) & (outputs.samples["assay"] == vocabulary.CFDNA)
+    ).any()
+    variants = outputs.patients.get("tumor_variants")
+    if has_plasma and variants is not None and not as_text(variants.get(patient, "")):
+        return block | {"ctdna_reason": NO_TUMOR_VARIANTS}
     if not len(rows):
-        has_plasma = (
-            (outputs.samples["patient_id"] == patient) & (outputs.samples["assay"] == "cfdna")
-        ).any()
         return block | {"ctdna_reason": "not tracked" if has_plasma else "no plasma samples"}
     row = rows.iloc[0]
     block |= {
@@ -314,7 +325,8 @@ def _qc_flags(
     biopsy; ``half_cells_failed_qc:<sample>`` QC removed more than half of its cells;
     ``car_call_without_baseline:<sample>`` the post-infusion CAR call had no pre-infusion
     biopsy to estimate background from (floor only); ``ctdna_<status>:<sample>`` a plasma
-    sample without coverage or evaluable variants. ``qc`` and ``car`` are the step tables
+    sample without coverage or evaluable variants; ``unusable_input:<sample>`` input inspection
+    found a file of the sample unusable, so it was left out. ``qc`` and ``car`` are the step tables
     indexed by sample.
     """
     flags = []
@@ -332,7 +344,23 @@ def _qc_flags(
     for row in ctdna[ctdna["patient_id"] == patient].itertuples(index=False):
         if row.call_status in ("no_coverage", "no_evaluable_variants"):
             flags.append(f"ctdna_{row.call_status}:{row.sample_id}")
+    flags += [f"unusable_input:{sample}" for sample in _unusable_samples(outputs, patient)]
     return ";".join(flags)
+
+
+def _unusable_samples(outputs: StepOutputs, patient: str) -> list[str]:
+    """The patient's samples whose input files inspection found unusable (left out of the
+    analyses; the samples table has the problem in ``input_problem``)."""
+    inventory = outputs.input_qc
+    if "usable" not in inventory.columns:
+        return []
+    mine = set(outputs.samples.index[outputs.samples["patient_id"] == patient])
+    unusable = inventory[inventory["usable"].map(as_text) == "False"]
+    return [str(s) for s in unusable["sample_id"] if s in mine]
+
+
+SINGLE_CELL_METRIC_PREFIX = "fraction_of_cells/"
+"""Expression metrics that only single-cell samples have (cell-type fractions)."""
 
 
 def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
@@ -346,6 +374,9 @@ def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
         written |= set(outputs.metrics(assay)["metric"])
     if not written:
         return
+    # per-cell metrics come from single-cell samples only: a bulk-only cohort has none, and
+    # its CD8 fraction is then not evaluable (not a misspelt key)
+    single_cell = vocabulary.SCRNA in outputs.expression_metrics
     wanted = {
         "tables.cd8_fraction_metric": settings.cd8_fraction_metric,
         "tables.cd8_score_metric": settings.cd8_score_metric,
@@ -355,6 +386,8 @@ def check_metrics(outputs: StepOutputs, settings: TableSettings) -> None:
     }
     problems = []
     for key, metric in wanted.items():
+        if metric.startswith(SINGLE_CELL_METRIC_PREFIX) and not single_cell:
+            continue
         if metric not in written:
             close = get_close_matches(metric, sorted(written), 1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

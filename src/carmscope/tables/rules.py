@@ -78,11 +78,19 @@ def settings_params(settings: TableSettings) -> dict:
 
 
 def _assay_samples(samples: pd.DataFrame, assay: str) -> list[str]:
-    return [str(s) for s in samples.index[samples["assay"] == assay]]
+    """Samples of ``assay`` with a count matrix: the ones the expression stage analyses."""
+    chosen = (samples["assay"] == assay) & (samples["counts"] != "")
+    return [str(s) for s in samples.index[chosen]]
 
 
-def table_inputs(samples: pd.DataFrame, car_scanned: bool) -> dict[str, str | list[str]]:
-    """The step outputs the result tables read, by role; stages the cohort lacks left out."""
+def table_inputs(
+    samples: pd.DataFrame, car_scanned: bool, ctdna_tracked: bool | None = None
+) -> dict[str, str | list[str]]:
+    """The step outputs the result tables read, by role; stages the cohort lacks left out.
+
+    ``ctdna_tracked``: whether any plasma sample is tracked (its patient has tumour variants);
+    None: whether the cohort has any plasma sample.
+    """
     files: dict[str, str | list[str]] = {"input_qc": "results/qc/inputs.tsv"}
     for assay in ("scrna", "bulk_rna"):
         if _assay_samples(samples, assay):
@@ -96,7 +104,9 @@ def table_inputs(samples: pd.DataFrame, car_scanned: bool) -> dict[str, str | li
     ]
     if car_scanned:
         files["car"] = "results/car/summary.tsv"
-    if _assay_samples(samples, "cfdna"):
+    if ctdna_tracked is None:
+        ctdna_tracked = bool((samples["assay"] == "cfdna").any())
+    if ctdna_tracked:
         files |= {f"ctdna_{name}": f"results/ctdna/{name}.tsv" for name in CTDNA_TABLES}
     return files
 
