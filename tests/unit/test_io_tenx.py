@@ -358,3 +358,11 @@ def test_expression_job_on_ensembl_names_writes_not_evaluable_outputs(tmp_path, 
     assert pd.read_csv(out["composition"], sep="\t")["fraction_of_cells"].isna().all()
     log = Path(snakemake.log[0]).read_text()
     assert "Traceback" not in log and "not evaluable" in log
+
+
+def test_h5_matrix_group_missing_a_part(tmp_path):
+    path = tmp_path / "partial.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_group("matrix")["shape"] = np.array([3, 2], dtype=np.int32)
+    with pytest.raises(InputContentError, match=r"partial\.h5: cannot be read as a 10x \(Cell"):
+        inspect_sample("S1", "scrna", str(path), "", strict=True)

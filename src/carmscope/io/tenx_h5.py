@@ -131,8 +131,12 @@ def describe_h5(path: str | os.PathLike, genome: str | None) -> MatrixSummary:
             total, raw = _h5_values(group) if n_cells else (0, True)
     except OSError as error:
         raise CountMatrixError(path, f"cannot be read as HDF5 ({error})") from None
-    except (KeyError, ValueError, TypeError, IndexError) as error:
-        raise CountMatrixError(path, str(error).strip("'\"")) from None
+    except ValueError as error:  # no usable genome group, or no single genome
+        raise CountMatrixError(path, str(error)) from None
+    except (KeyError, TypeError, IndexError) as error:  # a layout part missing or malformed
+        raise CountMatrixError(
+            path, f"cannot be read as a 10x (Cell Ranger) HDF5 matrix ({error})"
+        ) from None
     return MatrixSummary(
         TENX_H5,
         version,
