@@ -7,8 +7,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from carmscope.io.counts import (
     COUNTS_LAYER,
     H5AD,
@@ -30,6 +28,7 @@ def _h5ad_counts_source(adata) -> tuple[object, str]:
 def describe_h5ad(path: str | os.PathLike) -> MatrixSummary:
     import anndata
     import h5py
+    import numpy as np
     from scipy import sparse
 
     try:
@@ -100,6 +99,7 @@ def read_h5ad(path: str | os.PathLike, *, layer: str = COUNTS_LAYER):
 
 def h5ad_feature_counts(path: Path, wanted: Sequence[str]):
     import anndata
+    import numpy as np
 
     adata = anndata.read_h5ad(path, backed="r")
     try:

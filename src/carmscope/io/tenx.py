@@ -34,8 +34,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from carmscope.io.counts import (
     GENE_EXPRESSION,
@@ -52,6 +51,9 @@ from carmscope.io.counts import (
 from carmscope.io.h5ad import describe_h5ad, h5ad_feature_counts, read_h5ad
 from carmscope.io.tenx_h5 import describe_h5, h5_feature_counts, read_10x_h5
 from carmscope.io.tenx_mtx import describe_mtx, mtx_feature_counts, read_10x_mtx
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "GENE_EXPRESSION",

@@ -6,12 +6,12 @@ import os
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from carmscope.io.counts import (
     GENE_EXPRESSION,
     GENOME_KEY,
+    NAME_SAMPLE,
     TENX_H5,
     CountMatrixError,
     MatrixSummary,
@@ -20,6 +20,9 @@ from carmscope.io.counts import (
     gene_name_type,
     wanted_rows,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 LEGACY_DATASETS = frozenset({"barcodes", "data", "indices", "indptr", "shape"})
 """What a Cell Ranger 1.2/2 genome group holds (besides ``genes`` and ``gene_names``)."""
@@ -87,6 +90,8 @@ _TENX_SPECIAL_FEATURES = frozenset({"name", "feature_type", "id", "gene_id", "_a
 
 def _v3_genome_mask(var: dict[str, np.ndarray], genome: str | None) -> np.ndarray | None:
     """Features of ``genome`` (None: all); ValueError when the file has no such genome."""
+    import numpy as np
+
     if not genome:
         return None
     genomes = var.get("genome", np.array([], dtype=str))
@@ -107,6 +112,7 @@ def _h5_values(group) -> tuple[int | None, bool]:
 
 def describe_h5(path: str | os.PathLike, genome: str | None) -> MatrixSummary:
     import h5py
+    import numpy as np
 
     try:
         with h5py.File(path, "r") as handle:
@@ -114,13 +120,16 @@ def describe_h5(path: str | os.PathLike, genome: str | None) -> MatrixSummary:
                 group, version = handle["matrix"], "v3"
                 n_features, n_cells = (int(v) for v in group["shape"][()])
                 names, genomes = np.array([], dtype=str), np.array([], dtype=str)
-                if "features" in group:
-                    var = _v3_features(group)
-                    keep = _v3_genome_mask(var, genome)
-                    names = var["name"] if keep is None else var["name"][keep]
-                    genomes = var.get("genome", genomes)
-                    genomes = genomes if keep is None else genomes[keep]
-                    n_features = n_features if keep is None else int(keep.sum())
+                if "features" in group:  # only the names and genomes: inspection runs per sample
+                    features = group["features"]
+                    if "genome" in features:
+                        genomes = _strings(features["genome"])
+                    keep = _v3_genome_mask({"genome": genomes}, genome)
+                    if keep is None:
+                        names = features["name"][:NAME_SAMPLE].astype(str)
+                    else:
+                        names = _strings(features["name"])[keep][:NAME_SAMPLE]
+                        genomes, n_features = genomes[keep], int(keep.sum())
                 genome_names = tuple(dict.fromkeys(genomes.tolist()))
             else:
                 group, chosen = _legacy_group(handle, genome)
@@ -157,6 +166,7 @@ def _tenx_counts(group, keep: np.ndarray | None = None):
     Counts are converted to ``float32`` while HDF5 reads them, so no integer copy is held;
     ``keep`` (a boolean mask over features) drops the other features' columns.
     """
+    import numpy as np
     from scipy import sparse
 
     n_features, n_cells = (int(n) for n in group["shape"][()])
@@ -245,6 +255,7 @@ def read_10x_h5(path: str | os.PathLike, *, genome: str | None = None):
 
 def h5_feature_counts(path: Path, wanted: Sequence[str], genome: str | None):
     import h5py
+    import numpy as np
 
     with h5py.File(path, "r") as handle:
         if "matrix" in handle:

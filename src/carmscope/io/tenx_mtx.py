@@ -7,8 +7,6 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from carmscope.io.counts import (
     GENE_EXPRESSION,
     TENX_MTX,
@@ -99,6 +97,7 @@ def describe_mtx(folder: Path) -> MatrixSummary:
 def _read_mtx_parts(folder: Path, matrix: Path, features: Path, barcodes: Path):
     """Any mix of gzipped and plain MTX parts (scanpy reads only the two standard layouts)."""
     import anndata
+    import numpy as np
     import pandas as pd
     from scipy import io as spio
     from scipy import sparse
@@ -180,6 +179,7 @@ def read_10x_mtx(path: str | os.PathLike):
 
 
 def mtx_feature_counts(folder: Path, wanted: Sequence[str]):
+    import numpy as np
     import pandas as pd
 
     matrix, barcodes_file, features_file = _mtx_parts(folder)

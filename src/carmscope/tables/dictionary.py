@@ -241,6 +241,8 @@ COLUMNS: tuple[Column, ...] = (
         "fraction 0-1",
         "Sampled CB-tagged reads whose barcode is a cell of the matrix (10x).",
     ),
+    Column(S, "input.usable", _BOOL, "Input inspection found the sample's files usable."),
+    Column(S, "input.problem", "text", "Why not: the file and what is wrong (one line)."),
     Column(S, "qc.cells_before", "count", "Cells of the matrix before QC (scRNA).", _EXPR),
     Column(S, "qc.cells_after", "count", "Cells passing QC.", _EXPR),
     Column(S, "qc.cells_removed", "count", "Cells removed by QC.", _EXPR),
