@@ -127,8 +127,9 @@ def test_genome_key_is_in_the_schema_and_the_config_readme():
     genome = schema["properties"]["expression"]["properties"]["genome"]
     assert genome["default"] is None and genome["type"] == ["string", "null"]
     assert "| `genome` | null |" in (REPO / "config/README.md").read_text()
-    rules = {name: (REPO / "workflow/rules" / name).read_text() for name in ("inputs.smk",)}
-    assert 'genome=config["expression"]["genome"]' in rules["inputs.smk"]
+    for rule_file in ("inputs.smk", "expression.smk", "car.smk"):
+        text = (REPO / "workflow/rules" / rule_file).read_text()
+        assert 'genome=config["expression"]["genome"]' in text, rule_file
 
 
 def test_car_feature_reader_reads_legacy_files_like_the_expression_reader():
