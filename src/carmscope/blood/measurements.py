@@ -212,8 +212,6 @@ def read_measurements(
         row_sample = cells.get("sample_id", "")
         if "sample_id" in cells:
             _check_sample(path, number, row_sample, assay, assay_samples)
-            if sample_id is not None and row_sample != sample_id:
-                continue
         record = {"sample_id": row_sample or sample_id or ""}
         record.update(_parse_row(path, number, cells, units))
         key = (row_sample, record["analyte"])
@@ -228,7 +226,10 @@ def read_measurements(
             )
         seen[key] = number
         records.append((number, record))
-    return _fill_lloq(path, records)
+    table = _fill_lloq(path, records)
+    if "sample_id" in header and sample_id is not None:
+        table = table[table["sample_id"] == sample_id].reset_index(drop=True)
+    return table
 
 
 def _check_sample(path, number, row_sample, assay, assay_samples) -> None:
