@@ -103,7 +103,8 @@ def test_patient_columns_prefer_qpcr_and_carry_cytokines():
     assert list(table["car_blood_measure"]) == ["qpcr", "bulk_rna", "qpcr", ""]
     assert table.loc["P1", "car_blood_cmax"] == 400
     assert table.loc["P2", "car_blood_unit"] == "CAR reads per million"
-    assert table.loc["P2", "cytokine_IL6_peak_fold"] == 4 and table.loc["P2", "cytokine_IL6_tmax_h"] == 6
+    assert table.loc["P2", "cytokine_IL6_peak_fold"] == 4
+    assert table.loc["P2", "cytokine_IL6_tmax_h"] == 6
     assert np.isnan(table.loc["P1", "cytokine_IL6_peak_fold"])
 
 

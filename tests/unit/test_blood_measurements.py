@@ -40,9 +40,7 @@ def test_npx_and_case_of_units(tmp_path):
 def test_marker_takes_lloq_of_same_analyte(tmp_path):
     path = write(
         tmp_path,
-        "sample_id\tanalyte\tvalue\tunit\tlloq\n"
-        "S1\tIL6\t5\tpg/mL\t1.5\n"
-        "S2\tIL6\tBLQ\tpg/mL\t\n",
+        "sample_id\tanalyte\tvalue\tunit\tlloq\nS1\tIL6\t5\tpg/mL\t1.5\nS2\tIL6\tBLQ\tpg/mL\t\n",
     )
     table = read_measurements(path, "cytokines", "S2", {"S1": "cytokines", "S2": "cytokines"})
     assert len(table) == 1 and table["lloq"].iloc[0] == 1.5 and table["blq"].iloc[0]

@@ -86,7 +86,8 @@ def series(pairs):
 
 
 def test_blq_at_start_counts_as_zero():
-    result = nca.kinetics(*series([(-24, None), (2, None), (6, 10), (24, 5), (48, 2.5), (72, 1.25)]))
+    points = [(-24, None), (2, None), (6, 10), (24, 5), (48, 2.5), (72, 1.25)]
+    result = nca.kinetics(*series(points))
     assert (result.cmax, result.tmax_h, result.clast, result.tlast_h) == (10, 6, 1.25, 72)
     # 0-2 h: 0; 2-6 h linear up 4*10/2; then three halvings, log down (t2-t1)(c1-c2)/ln2
     assert result.auc_0_tlast == pytest.approx(20 + (18 * 5 + 24 * 2.5 + 24 * 1.25) / LN2)

@@ -78,12 +78,15 @@ class BloodSettings:
         Fewest points of the terminal fit.
     adj_r2_factor
         Tolerance on the best adjusted R^2 of the terminal fit.
+    half_life_min_adj_r2
+        Smallest adjusted R^2 of an accepted terminal fit.
     """
 
     car_analyte: str = "CAR"
     blq_fraction: float = 0.5
     half_life_min_points: int = nca.MIN_HALF_LIFE_POINTS
     adj_r2_factor: float = nca.ADJ_R2_FACTOR
+    half_life_min_adj_r2: float = nca.MIN_ADJ_R2
 
 
 def kinetics_table(
@@ -113,6 +116,7 @@ def kinetics_table(
                 values["blq"].to_numpy(bool),
                 settings.half_life_min_points,
                 settings.adj_r2_factor,
+                settings.half_life_min_adj_r2,
             )
             units = list(dict.fromkeys(values["unit"]))
             row = {"patient_id": patient, "measure": measure, "unit": units[0]}
@@ -185,7 +189,13 @@ def kinetic_summary(
                     else (math.nan,) * 3
                 )
                 rows.append(
-                    dict(zip(SUMMARY_COLUMNS, (stratum, group, measure, figure, len(values), *stats_row), strict=True))
+                    dict(
+                        zip(
+                            SUMMARY_COLUMNS,
+                            (stratum, group, measure, figure, len(values), *stats_row),
+                            strict=True,
+                        )
+                    )
                 )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
@@ -204,9 +214,7 @@ def rank_sum(crs: np.ndarray, none: np.ndarray) -> tuple[float, float, str]:
     return float(result.statistic), float(result.pvalue), ""
 
 
-def crs_associations(
-    patient_table: pd.DataFrame, crs_grade: pd.Series
-) -> pd.DataFrame:
+def crs_associations(patient_table: pd.DataFrame, crs_grade: pd.Series) -> pd.DataFrame:
     """CRS (any vs none) against each cytokine's peak fold and the CAR Cmax.
 
     Parameters

@@ -112,7 +112,9 @@ def cytokine_figures(
     for patient in order:
         own = measurements[measurements["patient_id"] == patient]
         if own.empty:
-            rows.append({"patient_id": patient, "analyte": "", "unit": "", "reason": "no cytokine samples"})
+            rows.append(
+                {"patient_id": patient, "analyte": "", "unit": "", "reason": "no cytokine samples"}
+            )
             continue
         for analyte in dict.fromkeys(own["analyte"]):
             figures = _figures(own[own["analyte"] == analyte], blq_fraction)

@@ -129,7 +129,11 @@ def _number(path, number: int, column: str, text: str) -> float:
         raise BloodInputError(
             path,
             f"{text!r} is not a number >= 0"
-            + (f" nor a below-LLOQ marker ({', '.join(sorted(BLQ_MARKERS))})" if column == "value" else ""),
+            + (
+                f" nor a below-LLOQ marker ({', '.join(sorted(BLQ_MARKERS))})"
+                if column == "value"
+                else ""
+            ),
             line=number,
             column=column,
         )

@@ -34,6 +34,9 @@ from scipy import stats
 
 MIN_HALF_LIFE_POINTS = 3
 """Fewest points of the terminal log-linear fit (PKNCA ``min.hl.points``)."""
+MIN_ADJ_R2 = 0.0
+"""Smallest adjusted R^2 of an accepted terminal fit (0: any fit with lambda_z > 0, as PKNCA;
+the ``blood`` config's ``half_life_min_adj_r2`` raises it, like NonCompart's ``R2ADJ``)."""
 ADJ_R2_FACTOR = 1e-4
 """Fits within this of the best adjusted R^2 count as equally good (PKNCA
 ``adj.r.squared.factor``); of those the one with the most points is used."""
@@ -121,6 +124,7 @@ def terminal_half_life(
     tmax: float,
     min_points: int = MIN_HALF_LIFE_POINTS,
     adj_r2_factor: float = ADJ_R2_FACTOR,
+    min_adj_r2: float = MIN_ADJ_R2,
 ) -> HalfLife:
     """Terminal half-life by the adjusted-R^2 rule (see the module docstring).
 
@@ -134,6 +138,9 @@ def terminal_half_life(
         Fewest points of a fit (at least 3: adjusted R^2 needs n > 2).
     adj_r2_factor
         Tolerance on the best adjusted R^2.
+    min_adj_r2
+        A chosen fit with a lower adjusted R^2 gives no half-life (its points and adjusted R^2
+        are still reported, with the reason).
     """
     if min_points < 3:
         raise ValueError("min_points must be at least 3 (adjusted R^2 needs more than 2 points)")
@@ -162,6 +169,13 @@ def terminal_half_life(
     n, lambda_z, adj_r2 = max(
         (fit for fit in declining if fit[2] > best - adj_r2_factor), key=lambda fit: fit[0]
     )
+    if adj_r2 < min_adj_r2:
+        return HalfLife(
+            points=n,
+            adj_r2=adj_r2,
+            reason=f"half-life: adjusted R^2 {adj_r2:.3f} of the best terminal fit is below "
+            f"{min_adj_r2:g}",
+        )
     return HalfLife(math.log(2) / lambda_z, lambda_z, n, adj_r2)
 
 
@@ -170,6 +184,7 @@ def nca(
     values: Sequence[float],
     min_points: int = MIN_HALF_LIFE_POINTS,
     adj_r2_factor: float = ADJ_R2_FACTOR,
+    min_adj_r2: float = MIN_ADJ_R2,
 ) -> NcaResult:
     """NCA of a cleaned series (PKNCA's defaults).
 
@@ -177,7 +192,7 @@ def nca(
     ----------
     times, values
         Increasing times (h) and values >= 0; 0 means below the limit of quantification.
-    min_points, adj_r2_factor
+    min_points, adj_r2_factor, min_adj_r2
         Of the terminal fit (:func:`terminal_half_life`).
 
     Returns
@@ -198,7 +213,7 @@ def nca(
         return NcaResult(reason="no quantifiable value")
     peak = int(np.argmax(c))  # the first of equal maxima
     last = int(quantifiable[-1])
-    fit = terminal_half_life(t, c, t[peak], min_points, adj_r2_factor)
+    fit = terminal_half_life(t, c, t[peak], min_points, adj_r2_factor, min_adj_r2)
     return NcaResult(
         cmax=float(c[peak]),
         tmax_h=float(t[peak]),
@@ -260,6 +275,7 @@ def kinetics(
     blq: Sequence[bool],
     min_points: int = MIN_HALF_LIFE_POINTS,
     adj_r2_factor: float = ADJ_R2_FACTOR,
+    min_adj_r2: float = MIN_ADJ_R2,
 ) -> NcaResult:
     """NCA of one patient's blood series (:func:`clean_series`, then :func:`nca`).
 
@@ -280,7 +296,7 @@ def kinetics(
     if not quantifiable.any():
         return NcaResult(last_sample_h=last_sample, reason="no quantifiable value after infusion")
     times, cleaned = clean_series(h, values, blq_mask)
-    result = nca(times, cleaned, min_points, adj_r2_factor)
+    result = nca(times, cleaned, min_points, adj_r2_factor, min_adj_r2)
     fields = result.as_dict()
     fields["last_sample_h"] = last_sample
     fields["persists_to_last_sample"] = bool(result.tlast_h >= last_sample)

@@ -41,7 +41,7 @@ import pandas as pd
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES
 from carmscope.construct import Construct, read_constructs
 from carmscope.genesets import read_gmt, read_signature_table
-from carmscope.synthetic import cfdna, expression, reads, tenx
+from carmscope.synthetic import blood, cfdna, expression, reads, tenx
 from carmscope.synthetic.design import (
     CohortParams,
     PatientDesign,
@@ -285,6 +285,7 @@ def gather_truth(simulation: Simulation, truths: Iterable[PatientTruth]) -> None
     )
     variants = [t.variants for t in samples if t.variants is not None]
     _stack(variants).to_csv(folder / "variants.tsv", sep="\t", index=False)
+    blood.write_truth(folder, [simulation.patients[p] for p in patient_ids], simulation.params.seed)
     (folder / "inflammatory_genes.txt").write_text(
         "".join(f"{gene}\n" for gene in sorted(simulation.inflammatory_genes))
     )
@@ -374,6 +375,7 @@ def _write_sample(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
     writer = {"scrna": _write_scrna, "bulk_rna": _write_bulk, "cfdna": _write_plasma}
+    writer.update(dict.fromkeys(blood.ASSAYS, _write_blood))
     truth = writer[sample.assay](simulation, patient, sample)
     truth.sample = {
         "sample_id": sample.sample_id,
@@ -461,6 +463,14 @@ def _write_bulk(
             "car_reads_per_million": car_reads * 1e6 / params.bulk_reads,
         }
     )
+
+
+def _write_blood(
+    simulation: Simulation, patient: PatientDesign, sample: SampleDesign
+) -> SampleTruth:
+    values = blood.patient_values(patient, simulation.params.seed)
+    path = _output(simulation, sample.counts)
+    return SampleTruth(sample=blood.write_blood_sample(path, values, sample.sample_id))
 
 
 def _write_plasma(
