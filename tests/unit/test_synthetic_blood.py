@@ -41,7 +41,7 @@ def cohort(request, tmp_path_factory):
 
 
 def test_every_kinetic_figure_matches_the_truth(cohort):
-    patients, tables, truth, _ = cohort
+    _, tables, truth, _ = cohort
     qpcr = tables.kinetics[tables.kinetics["measure"] == "qpcr"].set_index("patient_id")
     truth = truth.set_index("patient_id")
     evaluable = truth[truth["evaluable"]]
@@ -57,7 +57,7 @@ def test_every_kinetic_figure_matches_the_truth(cohort):
 
 
 def test_single_draw_and_no_qpcr_patients_are_not_evaluable(cohort):
-    patients, tables, truth, _ = cohort
+    patients, tables, _, _ = cohort
     kinetics = tables.kinetics.set_index("patient_id")
     for patient in patients:
         if patient.template in blood.SINGLE_DRAW_TEMPLATES:
