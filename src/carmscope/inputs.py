@@ -19,6 +19,7 @@ from pathlib import Path
 import pysam
 
 from carmscope.messages import found_columns, quoted
+from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
@@ -112,6 +113,8 @@ def inspect_counts(path: str, assay: str) -> dict[str, object]:
         return _inspect_bulk_counts(path)
     if assay == "cfdna":
         return _inspect_vendor_table(path)
+    if assay in BLOOD_MEASURE_ASSAYS:
+        return _inspect_blood_table(path, assay)
     if os.path.isdir(path):
         return _inspect_mtx(path)
     if path.endswith(".h5ad"):
@@ -214,6 +217,20 @@ def _inspect_vendor_table(path: str) -> dict[str, object]:
     if table.empty:
         raise InputContentError(path, "vendor VAF table has a header but no variant rows")
     return {"counts_format": "vendor_vaf", "n_features": len(table)}
+
+
+def _inspect_blood_table(path: str, assay: str) -> dict[str, object]:
+    """A car_pcr or cytokines long table (carmscope.blood.measurements.read_measurements)."""
+    from carmscope.blood.measurements import BloodInputError, read_measurements
+
+    try:
+        table = read_measurements(path, assay)
+    except BloodInputError as error:
+        where_and_what = str(error).removeprefix(str(path)).lstrip(",: ")
+        raise InputContentError(path, where_and_what) from None
+    if table.empty:
+        raise InputContentError(path, "has a header but no analyte rows")
+    return {"counts_format": "analyte_table", "n_features": int(table["analyte"].nunique())}
 
 
 def _count_figures(
