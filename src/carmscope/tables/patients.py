@@ -433,3 +433,18 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
     table[list(BOOLEAN_COLUMNS)] = table[list(BOOLEAN_COLUMNS)].astype("boolean")
     table[list(INTEGER_COLUMNS)] = table[list(INTEGER_COLUMNS)].astype("Int64")
     return table
+
+
+def with_blood_columns(table: pd.DataFrame, blood: pd.DataFrame | None) -> pd.DataFrame:
+    """The patient table with the blood stage's columns appended (``car_blood_*``,
+    ``cytokine_{analyte}_*``; :func:`carmscope.blood.cohort.patient_columns`).
+
+    ``blood``: ``results/blood/patients.tsv`` read as a frame, or None when the cohort has no
+    blood samples (the table is returned unchanged). ``crs_grade`` comes from the sheet.
+    """
+    if blood is None:
+        return table
+    extra = blood.drop(
+        columns=[c for c in blood.columns if c in table.columns and c != "patient_id"]
+    )
+    return table.merge(extra, on="patient_id", how="left")
