@@ -162,3 +162,16 @@ def test_nca_rejects_unsorted_or_negative_input():
         nca.nca([0, 1], [1, -2])
     with pytest.raises(ValueError, match="at least 3"):
         nca.terminal_half_life([1, 2, 3], [3, 2, 1], 0, min_points=2)
+
+
+def test_a_poor_terminal_fit_is_reported_but_not_used():
+    """A rebound after a second dose: the best fit is poor, its points and R^2 still shown."""
+    hours, values = [0, 2, 6, 24, 48, 72], [0, 100, 80, 10, 40, 5]
+    accepted = nca.kinetics(hours, values, [False] * 6)  # PKNCA: any fit with lambda_z > 0
+    assert math.isfinite(accepted.half_life_h) and accepted.half_life_adj_r2 < 0.7
+    rejected = nca.kinetics(hours, values, [False] * 6, min_adj_r2=0.7)
+    assert math.isnan(rejected.half_life_h)
+    assert rejected.half_life_points == accepted.half_life_points
+    assert rejected.half_life_adj_r2 == accepted.half_life_adj_r2
+    assert "below 0.7" in rejected.reason
+    assert rejected.auc_0_tlast == accepted.auc_0_tlast  # the other figures do not change
