@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 
 import pandas as pd
 
+from carmscope.errors import LocatedInputError
 from carmscope.vocabulary import CAR_PCR, CYTOKINES
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("analyte", "value", "unit")
@@ -59,36 +60,8 @@ MEASUREMENT_COLUMNS: tuple[str, ...] = ("sample_id", "analyte", "value", "unit",
 """Columns of :func:`read_measurements`' result."""
 
 
-class BloodInputError(ValueError):
-    """A blood measurement table that cannot be used; the message names file, line, column.
-
-    Parameters
-    ----------
-    path
-        The offending file.
-    message
-        What is wrong and, where possible, how to fix it.
-    line, column
-        Line (1-based, the header is line 1) and column, when known.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        message: str,
-        *,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        where = str(path)
-        if line is not None:
-            where += f", line {line}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
-        self.path = str(path)
-        self.line = line
-        self.column = column
+class BloodInputError(LocatedInputError):
+    """A blood measurement table that cannot be used; the message names file, line, column."""
 
 
 def units_of(assay: str) -> tuple[str, ...]:
