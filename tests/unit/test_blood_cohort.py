@@ -136,3 +136,27 @@ def test_crs_association_is_the_exact_rank_sum():
     assert il6["u_statistic"] == expected.statistic == 8
     none = crs_associations(table, pd.Series(["1"] * 7, index=patients))
     assert none["reason"].iloc[0] == "needs patients with and without CRS"
+
+
+def test_cohort_summary_rows_for_blood():
+    """crs_any as a proportion of graded patients; kinetic medians within the common unit."""
+    from carmscope.tables.summary import blood_rows
+
+    block = pd.DataFrame(
+        {
+            "crs_grade": ["1", "0", "", "2"],
+            "car_blood_unit": ["copies/ug gDNA", "copies/ug gDNA", "", "CAR reads per million"],
+            "car_blood_cmax": [10.0, 20.0, None, 5.0],
+            "car_blood_tmax_h": [2.0, 6.0, None, 6.0],
+            "car_blood_auc": [1.0, 2.0, None, 3.0],
+            "car_blood_tlast_h": [48.0, 72.0, None, 24.0],
+            "car_blood_half_life_h": [None, 10.0, None, None],
+        }
+    )
+    rows = {row["endpoint"]: row for row in blood_rows(block)}
+    crs = rows["crs_any"]
+    assert (crs["n_evaluable"], crs["n_positive"]) == (3, 2)
+    cmax = rows["car_blood_cmax"]
+    assert (cmax["n_evaluable"], cmax["median"], cmax["min"], cmax["max"]) == (2, 15, 10, 20)
+    assert rows["car_blood_half_life_h"]["n_evaluable"] == 1
+    assert blood_rows(block.drop(columns=["crs_grade", "car_blood_unit"])) == []

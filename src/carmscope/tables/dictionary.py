@@ -362,9 +362,10 @@ COLUMNS: tuple[Column, ...] = (
         "text",
         "A patients-table flag (proportion: car_detected, cd8_up, inflammation_up, "
         "ctdna_any_fall, ctdna_molecular_response, ctdna_transient_decrease, ctdna_clearance, "
-        "ctdna_progression; car_post_biopsies_detected counts biopsies) or delta (paired test).",
+        "ctdna_progression; car_post_biopsies_detected counts biopsies; crs_any, CRS of any "
+        "grade among graded patients) or delta (paired test) or car_blood_* (median and range).",
     ),
-    Column(C, "kind", "text", "proportion or paired_test."),
+    Column(C, "kind", "text", "proportion, paired_test or median_range."),
     Column(C, "n_patients", "count", "Patients in the stratum group."),
     Column(C, "n_evaluable", "count", "With a value (biopsies for car_post_biopsies_detected)."),
     Column(C, "n_positive", "count", "Evaluable with the flag True."),
@@ -402,6 +403,15 @@ COLUMNS: tuple[Column, ...] = (
         "Kerby 2014.",
     ),
     Column(C, "method", "text", "The method behind the row."),
+    Column(
+        C,
+        "median",
+        "as the endpoint",
+        "Median of a blood kinetic figure (kind median_range: car_blood_* endpoints).",
+        _BLOOD,
+    ),
+    Column(C, "min", "as the endpoint", "Smallest value (kind median_range)."),
+    Column(C, "max", "as the endpoint", "Largest value (kind median_range)."),
 )
 
 
