@@ -159,3 +159,10 @@ def test_rna_series_from_car_summary():
     assert series.loc["R1", "value"] == 35.0 and series.loc["R1", "lloq"] == 1.0
     assert series.loc["S1", "value"] == 0.02 and series.loc["S1", "unit"] == "CAR+ cell fraction"
     assert math.isnan(series.loc["S1", "lloq"])
+
+
+def test_sample_id_of_another_assay_is_named(tmp_path):
+    table = write(tmp_path, "sample_id\tanalyte\tvalue\tunit\nX1\tIL6\t5\tpg/mL\n")
+    samples = sheet([("C1", "P1", "pre", "0", "", "cytokines", "blood", str(table))])
+    with pytest.raises(BloodInputError, match=r"'X1' is not a cytokines sample.*a scrna sample"):
+        read_assay_tables(samples, "cytokines", sample_assays={"X1": "scrna", "C1": "cytokines"})

@@ -53,6 +53,7 @@ rule blood_kinetics:
         runtime=scaled(5, per_mb=0.01),
     params:
         samples=lambda wildcards: blood_rules.sample_records(SAMPLES),
+        assays=lambda wildcards: dict(SAMPLES["assay"]),
         patients=lambda wildcards: tables_rules.sheet_records(PATIENTS),
         settings=BLOOD,
         strata=list(TABLE_SETTINGS.strata),

@@ -18,6 +18,7 @@ tables = blood_tables(
     BloodSettings(**params.settings),
     strata=params.strata,
     car_summary=snakemake.input.get("car_summary"),
+    sample_assays=params.assays,
 )
 write_blood_tables(tables, dict(snakemake.output.items()))
 evaluable = int((tables.kinetics["reason"] == "").sum())

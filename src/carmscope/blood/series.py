@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pandas as pd
 
@@ -48,11 +48,14 @@ def read_assay_tables(
     samples: pd.DataFrame,
     assay: str,
     reader: Callable[..., pd.DataFrame] = read_measurements,
+    sample_assays: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """Every measurement of ``assay`` (``car_pcr`` or ``cytokines``) in the cohort.
 
     Each table is read once. A table with a ``sample_id`` column may serve several samples
     (only their rows are kept); one without it must be the ``counts`` of a single sample.
+    ``sample_assays`` (sample -> assay of the whole samples sheet; default: ``samples``') names
+    what a ``sample_id`` of a table is when it is not a sample of ``assay``.
 
     Returns
     -------
@@ -61,6 +64,7 @@ def read_assay_tables(
     """
     chosen = assay_samples(samples, assay)
     kinds = {str(sample): str(kind) for sample, kind in samples["assay"].items()}
+    kinds.update(sample_assays or {})
     frames = []
     for path, group in chosen.groupby("counts", sort=False):
         table = reader(path, assay, None, kinds)

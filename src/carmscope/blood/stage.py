@@ -59,6 +59,7 @@ def blood_tables(
     settings: BloodSettings,
     strata: Sequence[str] = ("dosing", "her2_ihc"),
     car_summary: str | os.PathLike | None = None,
+    sample_assays: Mapping[str, str] | None = None,
 ) -> BloodTables:
     """The blood stage's tables of a cohort.
 
@@ -75,14 +76,19 @@ def blood_tables(
         Patient columns to summarise the kinetics by.
     car_summary
         The CAR stage's summary, when the cohort has PBMC RNA samples.
+    sample_assays
+        Sample -> assay of the whole samples sheet, when ``samples`` holds only the blood
+        samples (to name what a wrong ``sample_id`` in a table is).
     """
-    series = car_pcr_series(samples, settings.car_analyte)
+    series = car_pcr_series(samples, settings.car_analyte, sample_assays=sample_assays)
     if car_summary is not None:
         series = pd.concat([series, rna_series(samples, read_car_summary(car_summary))])
     order = [str(patient) for patient in patients.index]
     kinetics = kinetics_table(series.reset_index(drop=True), order, settings)
     cytokines = cytokine_figures(
-        read_assay_tables(samples, CYTOKINES), order, settings.blq_fraction
+        read_assay_tables(samples, CYTOKINES, sample_assays=sample_assays),
+        order,
+        settings.blq_fraction,
     )
     columns = patient_columns(kinetics, cytokines, order)
     grades = (
