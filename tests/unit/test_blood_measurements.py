@@ -166,3 +166,19 @@ def test_sample_id_of_another_assay_is_named(tmp_path):
     samples = sheet([("C1", "P1", "pre", "0", "", "cytokines", "blood", str(table))])
     with pytest.raises(BloodInputError, match=r"'X1' is not a cytokines sample.*a scrna sample"):
         read_assay_tables(samples, "cytokines", sample_assays={"X1": "scrna", "C1": "cytokines"})
+
+
+def test_input_inspection_reads_blood_tables(tmp_path):
+    from carmscope.inputs import InputContentError, inspect_counts
+
+    good = write(tmp_path, "analyte\tvalue\tunit\nIL6\t5\tpg/mL\nTNF\tBLQ\tpg/mL\n", "g.tsv")
+    with pytest.raises(InputContentError, match="needs the assay's lloq"):
+        inspect_counts(str(good), "cytokines")
+    good.write_text("analyte\tvalue\tunit\tlloq\nIL6\t5\tpg/mL\t1\nTNF\tBLQ\tpg/mL\t1\n")
+    assert inspect_counts(str(good), "cytokines") == {
+        "counts_format": "analyte_table",
+        "n_features": 2,
+    }
+    bad = write(tmp_path, "analyte\tvalue\tunit\nCAR\tmany\tcopies/uL\n", "b.tsv")
+    with pytest.raises(InputContentError, match="line 2, column 'value'"):
+        inspect_counts(str(bad), "car_pcr")
