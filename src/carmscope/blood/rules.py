@@ -48,9 +48,13 @@ def has_blood(samples: pd.DataFrame) -> bool:
 
 
 def inputs(samples: pd.DataFrame, car_summary: str) -> dict[str, list[str] | str]:
-    """Inputs of the blood step: every measurement table, and the CAR summary for PBMC RNA."""
+    """Inputs of the blood step: every measurement table with its samples' input inspection
+    rows (inspection runs first; an unusable table stops the step with its message), and the
+    CAR summary for PBMC RNA."""
+    measured = measurement_samples(samples)
     files: dict[str, list[str] | str] = {
-        "tables": list(dict.fromkeys(measurement_samples(samples)["counts"]))
+        "tables": list(dict.fromkeys(measured["counts"])),
+        "verdicts": [f"results/qc/inputs/{sample}.tsv" for sample in measured.index],
     }
     if scanned_blood_rna(samples):
         files["car_summary"] = car_summary
