@@ -145,6 +145,8 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
     mine = samples[
         (samples["patient_id"] == patient) & samples["assay"].isin(vocabulary.RNA_ASSAYS)
     ]
+    if "tissue" in mine.columns:  # PBMC CAR figures belong to the blood stage
+        mine = mine[mine["tissue"] != vocabulary.BLOOD]
     post_biopsies = vocabulary.post_infusion(mine)
     scanned = car[car["sample_id"].isin(post_biopsies)]
     detected = scanned["car_detected"].map(as_bool)
