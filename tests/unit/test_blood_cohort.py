@@ -101,6 +101,8 @@ def test_patient_columns_prefer_qpcr_and_carry_cytokines():
     )
     table = patient_columns(kinetics, cytokines, ["P1", "P2", "P3", "P4"])
     assert list(table["car_blood_measure"]) == ["qpcr", "bulk_rna", "qpcr", ""]
+    assert table.loc["P4", "car_blood_reason"] == "no blood samples"
+    assert table.loc["P3", "car_blood_reason"].startswith("a single blood sample")
     assert table.loc["P1", "car_blood_cmax"] == 400
     assert table.loc["P2", "car_blood_unit"] == "CAR reads per million"
     assert table.loc["P2", "cytokine_IL6_peak_fold"] == 4

@@ -143,7 +143,8 @@ def patient_columns(
 ) -> pd.DataFrame:
     """The blood columns of ``patients.tsv``, indexed by patient in sheet order.
 
-    ``car_blood_measure`` and :data:`PATIENT_KINETIC_COLUMNS` from the preferred measure, and
+    ``car_blood_measure``, :data:`PATIENT_KINETIC_COLUMNS` and ``car_blood_reason`` (why a
+    figure is empty, '' when none is) from the preferred measure, and
     ``cytokine_{analyte}_peak_fold`` and ``cytokine_{analyte}_tmax_h`` for every analyte.
     """
     chosen = preferred_measure(kinetics).reindex(list(patients))
@@ -152,6 +153,7 @@ def patient_columns(
     for column, source in PATIENT_KINETIC_COLUMNS.items():
         table[column] = chosen[source]
     table["car_blood_unit"] = table["car_blood_unit"].fillna("")
+    table["car_blood_reason"] = chosen["reason"].fillna("no blood samples")
     named = cytokines[cytokines["analyte"].astype(str) != ""]
     for analyte in dict.fromkeys(named["analyte"]):
         rows = named[named["analyte"] == analyte].set_index("patient_id")

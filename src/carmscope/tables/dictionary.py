@@ -243,6 +243,13 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         P,
+        "car_blood_reason",
+        "text",
+        "Why a car_blood_* figure is empty ('' when none is): no blood samples, a single one, "
+        "no quantifiable value after infusion, or why the half-life is not evaluable.",
+    ),
+    Column(
+        P,
         "cytokine_<ANALYTE>_peak_fold",
         "fold (NPX: difference)",
         "Peak after infusion / baseline (last pre-infusion value) of a serum cytokine.",
