@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from carmscope.blood.cohort import BloodSettings
+from carmscope.blood.cohort import BloodSettings, kinetics_table
 from carmscope.blood.stage import blood_tables
 from carmscope.sheets import load_sheets
 from carmscope.synthetic import blood
@@ -96,3 +96,78 @@ def test_crs_grades_flags_and_associations_run(cohort):
         assert (grades != "0").sum() == 9
         assert crs.loc["cytokine_IL6_peak_fold", "p_value"] < 0.01
     assert set(tables.summary["stratum"]) >= {"all", "dosing", "her2_ihc"}
+
+
+def test_pbmc_bulk_rna_kinetics_through_the_car_scan(tmp_path):
+    """PBMC bulk RNA of a synthetic patient (template 5, single dose): its reads written by the
+    generator, scanned and called by the CAR stage's functions, give the blood stage's
+    bulk_rna kinetics; times exactly as in the truth, levels within the scan's sensitivity
+    (only CAR reads with construct-specific sequence count)."""
+    from carmscope.car.calls import CallSettings, cohort_summary
+    from carmscope.car.evidence import EvidenceSettings
+    from carmscope.car.sample import analyse_sample, load_index
+    from carmscope.car.scan import ScanSettings
+    from carmscope.synthetic.cohort import generate_patient, prepare
+    from carmscope.synthetic.design import CohortParams
+    from tests.conftest import REPO
+
+    params = CohortParams(
+        n_patients=1,
+        templates=(5,),
+        cells_per_biopsy=100,
+        n_background_genes=500,
+        host_reads_per_cell=5,
+        bulk_reads=20_000,
+        reference_contigs=1,
+        reference_contig_length=20_000,
+    )
+    construct = REPO / "resources/car/anti_her2_car.fa"
+    segments = REPO / "resources/car/anti_her2_car.segments.tsv"
+    simulation = prepare(
+        params,
+        tmp_path,
+        construct_fasta=construct,
+        segments_tsv=segments,
+        gmt_paths=[REPO / "resources/genesets/hallmark_inflammation.v7.0.gmt"],
+        signatures_tsv=REPO / "resources/genesets/immune_signatures.tsv",
+    )
+    patient = next(iter(simulation.patients.values()))
+    generate_patient(simulation, patient.patient_id)
+    pbmc = [s for s in patient.samples if s.assay == "bulk_rna" and s.tissue == "blood"]
+    assert len(pbmc) == len(blood.PBMC_HOURS)
+    index = load_index(construct, segments)
+    settings = ScanSettings(evidence=EvidenceSettings(8, 0.1))
+    evidence = pd.concat(
+        [
+            analyse_sample(s.sample_id, "bulk_rna", tmp_path / s.reads, index, settings).evidence
+            for s in pbmc
+        ]
+    )
+    sheet = pd.DataFrame(
+        {
+            "patient_id": patient.patient_id,
+            "timepoint": [s.timepoint for s in pbmc],
+            "day": [s.day for s in pbmc],
+            "hours": [s.hours for s in pbmc],
+            "assay": "bulk_rna",
+            "tissue": "blood",
+            "counts": "",
+            "reads": [s.reads for s in pbmc],
+        },
+        index=pd.Index([s.sample_id for s in pbmc], name="sample_id"),
+    )
+    pre = pbmc[0].sample_id
+    baselines = {s.sample_id: (pre if s.hours > 0 else "") for s in pbmc}
+    summary = cohort_summary(evidence, sheet, baselines, CallSettings())
+    summary.to_csv(tmp_path / "summary.tsv", sep="\t", index=False)
+    from carmscope.blood.series import read_car_summary, rna_series
+
+    series = rna_series(sheet, read_car_summary(tmp_path / "summary.tsv"))
+    ours = kinetics_table(series, [patient.patient_id]).iloc[0]
+    truth = blood.kinetics_truth(
+        blood.pbmc_values(patient, params.seed, params.bulk_reads), assay="bulk_rna"
+    )
+    assert ours["measure"] == "bulk_rna" and truth["evaluable"]
+    assert (ours["tmax_h"], ours["tlast_h"]) == (truth["tmax_h"], truth["tlast_h"])
+    assert 0.5 * truth["cmax"] <= ours["cmax"] <= truth["cmax"]
+    assert 0.5 * truth["auc_0_tlast"] <= ours["auc_0_tlast"] <= truth["auc_0_tlast"]

@@ -60,6 +60,12 @@ SINGLE_DRAW_TEMPLATES = frozenset({7})
 """Templates with one blood draw only (24 h): kinetics not evaluable."""
 NO_QPCR_TEMPLATES = frozenset({13})
 """Templates with cytokines but no CAR qPCR: no blood CAR samples."""
+PBMC_TEMPLATES = frozenset({3, 5})
+"""Templates that also give PBMC bulk RNA-seq (reads only, tissue blood) at :data:`PBMC_HOURS`
+(not in the tiny preset)."""
+PBMC_HOURS: tuple[float, ...] = (PRE_DOSE_HOURS, 2.0, 24.0, 72.0, 168.0)
+PBMC_CAR_FRACTION_PER_COPY = 2e-7
+"""CAR reads per read of PBMC RNA per CAR copy/ug gDNA measured by qPCR in the same draw."""
 MIN_ADJ_R2 = 0.7
 """Smallest adjusted R^2 of a terminal fit in the truth (the config default)."""
 BLQ_FRACTION = 0.5
@@ -115,11 +121,13 @@ def blood_sample_specs(patient_id: str, template: int) -> list[dict[str, object]
     return specs
 
 
-def blood_samples(patient_id: str, template: int) -> list:
-    """The patient's blood draws as :class:`~carmscope.synthetic.design.SampleDesign`."""
+def blood_samples(patient_id: str, template: int, dosing: str = "single", seed: int = 0) -> list:
+    """The patient's blood draws as :class:`~carmscope.synthetic.design.SampleDesign`: qPCR and
+    cytokine tables, and PBMC bulk RNA reads for :data:`PBMC_TEMPLATES` (CAR reads present
+    where the same draw's qPCR is quantifiable; ``dosing`` and ``seed`` decide that)."""
     from carmscope.synthetic.design import SampleDesign
 
-    return [
+    samples = [
         SampleDesign(
             sample_id=spec["sample_id"],
             patient_id=patient_id,
@@ -132,6 +140,64 @@ def blood_samples(patient_id: str, template: int) -> list:
         )
         for spec in blood_sample_specs(patient_id, template)
     ]
+    if template not in PBMC_TEMPLATES:
+        return samples
+    values = blood_values(patient_id, template, dosing, seed)
+    for hours in PBMC_HOURS:
+        sample_id = sample_id_of(patient_id, "pbmc", hours)
+        samples.append(
+            SampleDesign(
+                sample_id=sample_id,
+                patient_id=patient_id,
+                timepoint=timepoint_of(hours),
+                day=draw_day(hours),
+                assay="bulk_rna",
+                reads=f"pbmc/{sample_id}.fastq.gz",
+                car_present=pbmc_car_fraction(values, hours) > 0,
+                hours=hours,
+                tissue="blood",
+            )
+        )
+    return samples
+
+
+def pbmc_car_fraction(values: pd.DataFrame, hours: float) -> float:
+    """CAR reads per read of the PBMC RNA drawn at ``hours``: proportional to the qPCR value of
+    the same draw, 0 where that is below its LLOQ (``values``: :func:`blood_values`)."""
+    qpcr = values[(values["assay"] == "car_pcr") & (values["hours"] == hours)]
+    if qpcr.empty or bool(qpcr["blq"].iloc[0]):
+        return 0.0
+    return float(qpcr["value"].iloc[0]) * PBMC_CAR_FRACTION_PER_COPY
+
+
+def pbmc_car_reads(fraction: float, total_reads: int) -> int:
+    """CAR reads the bulk FASTQ writer puts in a PBMC sample (as
+    :func:`carmscope.synthetic.reads.write_bulk_fastq` counts them)."""
+    from carmscope.synthetic.reads import MIN_BULK_CAR_READS
+
+    if fraction <= 0:
+        return 0
+    return min(total_reads, max(MIN_BULK_CAR_READS, round(total_reads * fraction)))
+
+
+def pbmc_values(patient, seed: int, total_reads: int) -> pd.DataFrame:
+    """The patient's PBMC CAR reads per million as written, in the shape of
+    :func:`blood_values` (assay ``bulk_rna``; below the limit where no CAR read was written)."""
+    values = patient_values(patient, seed)
+    rows = []
+    for sample in patient.samples:
+        if sample.assay == "bulk_rna" and sample.tissue == "blood":
+            reads = pbmc_car_reads(pbmc_car_fraction(values, sample.hours), total_reads)
+            rows.append(
+                {
+                    "sample_id": sample.sample_id,
+                    "assay": "bulk_rna",
+                    "hours": sample.hours,
+                    "value": reads * 1e6 / total_reads,
+                    "blq": reads == 0,
+                }
+            )
+    return pd.DataFrame(rows, columns=["sample_id", "assay", "hours", "value", "blq"])
 
 
 def _format(value: float, lloq: float) -> str:
@@ -257,9 +323,12 @@ def _terminal_fit(points: list[tuple[float, float]], min_adj_r2: float, min_poin
     return (math.log(2) / lam if adj >= min_adj_r2 else math.nan), n, adj
 
 
-def kinetics_truth(values: pd.DataFrame, min_adj_r2: float = MIN_ADJ_R2) -> dict[str, object]:
-    """The NCA figures of one patient's qPCR series, from the written values."""
-    qpcr = values[values["assay"] == "car_pcr"].sort_values("hours")
+def kinetics_truth(
+    values: pd.DataFrame, min_adj_r2: float = MIN_ADJ_R2, assay: str = "car_pcr"
+) -> dict[str, object]:
+    """The NCA figures of one patient's series of ``assay`` (qPCR by default), from the
+    written values."""
+    qpcr = values[values["assay"] == assay].sort_values("hours")
     empty = {"cmax": math.nan, "tmax_h": math.nan, "clast": math.nan, "tlast_h": math.nan}
     empty.update(auc_0_tlast=math.nan, half_life_h=math.nan, half_life_points=0)
     empty.update(half_life_adj_r2=math.nan)
@@ -327,20 +396,21 @@ def patient_values(patient, seed: int) -> pd.DataFrame:
     return blood_values(patient.patient_id, patient.template, patient.dosing, seed)
 
 
-def write_truth(folder: str | os.PathLike, patients: list, seed: int) -> None:
+def write_truth(folder: str | os.PathLike, patients: list, seed: int, total_reads: int = 0) -> None:
     """Write the blood truth tables of ``patients`` into the truth ``folder``:
-    ``blood_kinetics.tsv`` (qPCR NCA per patient) and ``blood_cytokines.tsv``."""
+    ``blood_kinetics.tsv`` (NCA per patient and measure: qPCR for every patient, PBMC bulk RNA
+    CAR reads per million, as written with ``total_reads`` reads, for those with PBMC) and
+    ``blood_cytokines.tsv``."""
     kinetics, cytokines = [], []
     for patient in patients:
         values = patient_values(patient, seed)
-        kinetics.append(
-            {
-                "patient_id": patient.patient_id,
-                "crs_grade": patient.crs_grade,
-                "dosing": patient.dosing,
-                **kinetics_truth(values),
-            }
-        )
+        row = {"patient_id": patient.patient_id, "crs_grade": patient.crs_grade}
+        row["dosing"] = patient.dosing
+        kinetics.append({**row, "measure": "qpcr", **kinetics_truth(values)})
+        pbmc = pbmc_values(patient, seed, total_reads) if total_reads else None
+        if pbmc is not None and len(pbmc):
+            truth = kinetics_truth(pbmc, assay="bulk_rna")
+            kinetics.append({**row, "measure": "bulk_rna", **truth})
         if (values["assay"] == "cytokines").any():
             cytokines.append(cytokine_truth(values).assign(patient_id=patient.patient_id))
     folder = os.fspath(folder)

@@ -54,6 +54,7 @@ from carmscope.synthetic.design import (
 )
 from carmscope.synthetic.genes import gene_table
 from carmscope.synthetic.tables import write_tables
+from carmscope.vocabulary import BLOOD
 
 CAR_READ_TRUTH = ("car_reads", "car_specific_umis", "car_specific_reads")
 """Per-cell CAR truth from the BAM writer: all CAR reads, and the UMIs and reads that overlap
@@ -285,7 +286,12 @@ def gather_truth(simulation: Simulation, truths: Iterable[PatientTruth]) -> None
     )
     variants = [t.variants for t in samples if t.variants is not None]
     _stack(variants).to_csv(folder / "variants.tsv", sep="\t", index=False)
-    blood.write_truth(folder, [simulation.patients[p] for p in patient_ids], simulation.params.seed)
+    blood.write_truth(
+        folder,
+        [simulation.patients[p] for p in patient_ids],
+        simulation.params.seed,
+        simulation.params.bulk_reads,
+    )
     (folder / "inflammatory_genes.txt").write_text(
         "".join(f"{gene}\n" for gene in sorted(simulation.inflammatory_genes))
     )
@@ -445,10 +451,14 @@ def _write_bulk(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
     params = simulation.params
-    table = expression.simulate_bulk_counts(
-        sample, patient, params, simulation.genes, simulation.inflammatory_genes
-    )
-    expression.write_bulk_counts(_output(simulation, sample.counts), table)
+    fraction = reads.BULK_CAR_READ_FRACTION
+    if sample.tissue == BLOOD:  # PBMC: CAR reads follow the draw's qPCR level
+        fraction = blood.pbmc_car_fraction(blood.patient_values(patient, params.seed), sample.hours)
+    if sample.counts:
+        table = expression.simulate_bulk_counts(
+            sample, patient, params, simulation.genes, simulation.inflammatory_genes
+        )
+        expression.write_bulk_counts(_output(simulation, sample.counts), table)
     car_reads = reads.write_bulk_fastq(
         _output(simulation, sample.reads),
         sample.car_present,
@@ -456,6 +466,7 @@ def _write_bulk(
         simulation.hosts,
         params,
         rng_for(params.seed, sample.sample_id, "bulk_reads"),
+        car_read_fraction=fraction,
     )
     return SampleTruth(
         sample={

@@ -479,7 +479,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
                     ctdna_fold=fold,
                 )
             )
-    samples += blood.blood_samples(patient_id, template)
+    samples += blood.blood_samples(patient_id, template, DOSING[template], params.seed)
     return PatientDesign(
         patient_id=patient_id,
         index=index,
