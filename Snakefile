@@ -14,6 +14,7 @@ include: "workflow/rules/expression.smk"
 include: "workflow/rules/ctdna.smk"
 include: "workflow/rules/car.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/blood.smk"
 
 
 report: "workflow/report/workflow.rst"

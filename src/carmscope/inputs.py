@@ -25,6 +25,7 @@ from carmscope.io.tenx import (
     describe_matrix,
 )
 from carmscope.messages import found_columns, quoted
+from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
@@ -133,6 +134,8 @@ def inspect_counts(path: str, assay: str, genome: str | None = None) -> dict[str
         return _inspect_bulk_counts(path)
     if assay == "cfdna":
         return _inspect_vendor_table(path)
+    if assay in BLOOD_MEASURE_ASSAYS:
+        return _inspect_blood_table(path, assay)
     return _count_figures(path, inspect_matrix(path, genome))
 
 
@@ -259,6 +262,20 @@ def _inspect_vendor_table(path: str) -> dict[str, object]:
     if table.empty:
         raise InputContentError(path, "vendor VAF table has a header but no variant rows")
     return {"counts_format": "vendor_vaf", "n_features": len(table)}
+
+
+def _inspect_blood_table(path: str, assay: str) -> dict[str, object]:
+    """A car_pcr or cytokines long table (carmscope.blood.measurements.read_measurements)."""
+    from carmscope.blood.measurements import BloodInputError, read_measurements
+
+    try:
+        table = read_measurements(path, assay)
+    except BloodInputError as error:
+        where_and_what = str(error).removeprefix(str(path)).lstrip(",: ")
+        raise InputContentError(path, where_and_what) from None
+    if table.empty:
+        raise InputContentError(path, "has a header but no analyte rows")
+    return {"counts_format": "analyte_table", "n_features": int(table["analyte"].nunique())}
 
 
 def _count_figures(path: str | os.PathLike, summary: MatrixSummary) -> dict[str, object]:

@@ -32,10 +32,13 @@ AGGREGATES = {
     "ctdna_plots",
     "result_tables",
     "report_figures",
+    "blood_kinetics",
+    "blood_plots",
     "all",
 }
 PER_SAMPLE = {
-    "synthetic_patient_scrna2_bulk2_cfdna4",  # CARM-003's data (bulk RNA and 4 plasma samples)
+    # CARM-003's data (bulk RNA, 4 plasma samples, 7 blood draws with qPCR and cytokines)
+    "synthetic_patient_scrna2_bulk2_cfdna4_pcr7_cyt7",
     "inspect_inputs",
     "expression_scrna",
     "expression_bulk",
@@ -126,7 +129,7 @@ def test_adding_a_patient_plans_only_its_jobs_and_the_aggregates(accrual):
     rules = {rule for rule, _ in jobs}
     assert rules <= AGGREGATES | PER_SAMPLE, output[-4000:]
     assert rules >= {"result_tables", "report_figures", "car_scan_scrna", "ctdna_count_alleles"}
-    assert rules >= {"synthetic_patient_scrna2_bulk2_cfdna4", "synthetic_truth"}
+    assert rules >= {"synthetic_patient_scrna2_bulk2_cfdna4_pcr7_cyt7", "synthetic_truth"}
     others = [(rule, path) for rule, path in jobs if rule not in AGGREGATES and LATE not in path]
     assert not others, others
     counted = [path for rule, path in jobs if rule == "ctdna_count_alleles"]

@@ -68,3 +68,22 @@ def test_missing_kernels_are_named_with_the_fix(monkeypatch):
     monkeypatch.setattr(rules.importlib.util, "find_spec", find_spec)
     message = rules.kernels_not_built()
     assert "carmscope.car._native" in message and "make setup" in message
+
+
+def test_pbmc_samples_are_tested_against_the_pre_infusion_pbmc(tiny_cohort):
+    """A PBMC bulk sample (tissue blood) takes the patient's pre-infusion PBMC as background,
+    not its tumour biopsy; a 2-hour draw on day 0 is post-infusion by its hours."""
+    samples = (tiny_cohort / "samples.tsv").read_text().splitlines()
+    header = samples[0].split("\t")
+    bulk = next(line for line in samples if "CARM-003_screening_bulk" in line).split("\t")
+    rows = []
+    for sample_id, day, hours in (("PBMC_pre", "0", "-1"), ("PBMC_h2", "0", "2")):
+        row = dict(zip(header, bulk, strict=True))
+        row.update(sample_id=sample_id, timepoint=sample_id, day=day, hours=hours, tissue="blood")
+        rows.append("\t".join(row[column] for column in header))
+    table = tiny_cohort / "samples_with_pbmc.tsv"  # beside the data: paths stay relative
+    table.write_text("\n".join([*samples, *rows]) + "\n")
+    sheets = load_sheets(tiny_cohort / "patients.tsv", table)
+    baselines = rules.baselines(sheets)
+    assert baselines["PBMC_h2"] == "PBMC_pre"
+    assert baselines["CARM-003_D8_bulk"] == "CARM-003_screening_bulk"

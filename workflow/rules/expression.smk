@@ -114,7 +114,9 @@ rule expression_paired:
         runtime=scaled(5, per_mb=0.01),
     params:
         samples=lambda wildcards: (
-            SAMPLES.loc[expression_samples(wildcards.assay), ["patient_id", "day", "assay"]]
+            SAMPLES.loc[
+                expression_samples(wildcards.assay), ["patient_id", "day", "assay", "tissue"]
+            ]
             .reset_index()
             .to_dict("records")
         ),

@@ -53,7 +53,7 @@ rule result_tables:
     params:
         patients=lambda wildcards: tables_rules.sheet_records(PATIENTS),
         samples=lambda wildcards: tables_rules.sheet_records(
-            SAMPLES, ["patient_id", "timepoint", "day", "assay"]
+            SAMPLES, ["patient_id", "timepoint", "day", "assay", "tissue"]
         ),
         settings=tables_rules.settings_params(TABLE_SETTINGS),
     script:

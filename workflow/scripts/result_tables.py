@@ -4,7 +4,7 @@ import sys
 
 import pandas as pd
 
-from carmscope.tables.patients import TableSettings, patient_table
+from carmscope.tables.patients import TableSettings, patient_table, with_blood_columns
 from carmscope.tables.samples import sample_table
 from carmscope.tables.steps import read_step_outputs
 from carmscope.tables.summary import cohort_summary
@@ -37,6 +37,9 @@ outputs = read_step_outputs(
     },
 )
 per_patient = patient_table(outputs, settings)
+if "blood_patients" in inputs:  # the blood stage's car_blood_* and cytokine_* columns
+    blood = pd.read_csv(inputs["blood_patients"], sep="\t", dtype={"patient_id": str})
+    per_patient = with_blood_columns(per_patient, blood)
 per_sample = sample_table(outputs)
 summary = cohort_summary(per_patient, settings)
 print(f"{len(per_patient)} patients, {len(per_sample)} samples", file=sys.stderr)

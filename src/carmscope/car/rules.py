@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import pandas as pd
 
 from carmscope.sheets import Sheets, baseline_sample
+from carmscope.vocabulary import HOURS_PER_DAY, is_pre_infusion
 
 ASSAYS = ("scrna", "bulk_rna")
 RESULTS = "results/car"
@@ -99,14 +100,16 @@ def outputs(samples: pd.DataFrame) -> list[str]:
 
 def baselines(sheets: Sheets) -> dict[str, str]:
     """Each scanned sample's background biopsy: the patient's pre-infusion biopsy of the same
-    assay, for post-infusion samples whose baseline was scanned; else ''."""
+    assay and tissue (a PBMC sample against the pre-infusion PBMC), for post-infusion samples
+    whose baseline was scanned; else ''."""
     samples = sheets.samples
     scanned = {sample for _, sample in all_scanned(samples)}
     chosen = {}
     for sample in sorted(scanned):
         row = samples.loc[sample]
-        baseline = baseline_sample(sheets, row["patient_id"], row["assay"])
-        chosen[sample] = baseline if row["day"] > 0 and baseline in scanned else ""
+        baseline = baseline_sample(sheets, row["patient_id"], row["assay"], row.get("tissue"))
+        post = not is_pre_infusion(row.get("hours", row["day"] * HOURS_PER_DAY))
+        chosen[sample] = baseline if post and baseline in scanned else ""
     return chosen
 
 

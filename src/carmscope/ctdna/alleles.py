@@ -29,6 +29,7 @@ import pysam
 import pysam.bcftools
 
 from carmscope.ctdna import bamscan
+from carmscope.errors import LocatedInputError
 
 VARIANT_KEY = ["chrom", "pos", "ref", "alt"]
 """Columns that identify a variant (1-based ``pos``, minimal alleles)."""
@@ -60,36 +61,9 @@ _INSERTION_OP = 1
 _GAP_OPS = (2, 3)  # D, N
 
 
-class CtdnaInputError(ValueError):
-    """An input of the ctDNA analysis that cannot be used; the message names the file.
-
-    Parameters
-    ----------
-    path
-        The offending file.
-    message
-        What is wrong and, where possible, how to fix it.
-    line, column
-        Line (1-based) and column of a text file, when known.
-    """
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        message: str,
-        *,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        where = str(path)
-        if line is not None:
-            where += f", line {line}"
-        if column is not None:
-            where += f", column {column!r}"
-        super().__init__(f"{where}: {message}")
-        self.path = str(path)
-        self.line = line
-        self.column = column
+class CtdnaInputError(LocatedInputError):
+    """An input of the ctDNA analysis that cannot be used; the message names the file (and the
+    line and column of a text file, when known)."""
 
 
 @dataclass(frozen=True)

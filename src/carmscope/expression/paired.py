@@ -70,7 +70,8 @@ def baseline_post_pairs(samples: pd.DataFrame, assay: str | None = None) -> pd.D
     ----------
     samples
         Indexed by sample ID, with columns ``patient_id`` and ``day`` (and ``assay`` when
-        ``assay`` is given), in table order.
+        ``assay`` is given), in table order. Samples whose ``tissue`` (when given) is blood
+        (PBMC) are left out: the pairs are tumour biopsies.
     assay
         Keep only samples of this assay.
 
@@ -82,6 +83,8 @@ def baseline_post_pairs(samples: pd.DataFrame, assay: str | None = None) -> pd.D
         ``complete`` (both samples exist).
     """
     chosen = samples if assay is None else samples[samples["assay"] == assay]
+    if "tissue" in chosen.columns:  # PBMC (tissue blood) samples are not biopsies
+        chosen = chosen[chosen["tissue"] != vocabulary.BLOOD]
     rows = []
     for patient_id, group in chosen.groupby("patient_id", sort=False):
         baseline, post = vocabulary.baseline(group), vocabulary.first_post_infusion(group)

@@ -41,7 +41,7 @@ import pandas as pd
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES
 from carmscope.construct import Construct, read_constructs
 from carmscope.genesets import read_gmt, read_signature_table
-from carmscope.synthetic import cfdna, expression, reads, tenx
+from carmscope.synthetic import blood, cfdna, expression, reads, tenx
 from carmscope.synthetic.design import (
     CohortParams,
     PatientDesign,
@@ -54,6 +54,7 @@ from carmscope.synthetic.design import (
 )
 from carmscope.synthetic.genes import gene_table
 from carmscope.synthetic.tables import write_tables
+from carmscope.vocabulary import BLOOD
 
 CAR_READ_TRUTH = ("car_reads", "car_specific_umis", "car_specific_reads")
 """Per-cell CAR truth from the BAM writer: all CAR reads, and the UMIs and reads that overlap
@@ -285,6 +286,12 @@ def gather_truth(simulation: Simulation, truths: Iterable[PatientTruth]) -> None
     )
     variants = [t.variants for t in samples if t.variants is not None]
     _stack(variants).to_csv(folder / "variants.tsv", sep="\t", index=False)
+    blood.write_truth(
+        folder,
+        [simulation.patients[p] for p in patient_ids],
+        simulation.params.seed,
+        simulation.params.bulk_reads,
+    )
     (folder / "inflammatory_genes.txt").write_text(
         "".join(f"{gene}\n" for gene in sorted(simulation.inflammatory_genes))
     )
@@ -374,6 +381,7 @@ def _write_sample(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
     writer = {"scrna": _write_scrna, "bulk_rna": _write_bulk, "cfdna": _write_plasma}
+    writer.update(dict.fromkeys(blood.ASSAYS, _write_blood))
     truth = writer[sample.assay](simulation, patient, sample)
     truth.sample = {
         "sample_id": sample.sample_id,
@@ -443,10 +451,14 @@ def _write_bulk(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
     params = simulation.params
-    table = expression.simulate_bulk_counts(
-        sample, patient, params, simulation.genes, simulation.inflammatory_genes
-    )
-    expression.write_bulk_counts(_output(simulation, sample.counts), table)
+    fraction = reads.BULK_CAR_READ_FRACTION
+    if sample.tissue == BLOOD:  # PBMC: CAR reads follow the draw's qPCR level
+        fraction = blood.pbmc_car_fraction(blood.patient_values(patient, params.seed), sample.hours)
+    if sample.counts:
+        table = expression.simulate_bulk_counts(
+            sample, patient, params, simulation.genes, simulation.inflammatory_genes
+        )
+        expression.write_bulk_counts(_output(simulation, sample.counts), table)
     car_reads = reads.write_bulk_fastq(
         _output(simulation, sample.reads),
         sample.car_present,
@@ -454,6 +466,7 @@ def _write_bulk(
         simulation.hosts,
         params,
         rng_for(params.seed, sample.sample_id, "bulk_reads"),
+        car_read_fraction=fraction,
     )
     return SampleTruth(
         sample={
@@ -461,6 +474,14 @@ def _write_bulk(
             "car_reads_per_million": car_reads * 1e6 / params.bulk_reads,
         }
     )
+
+
+def _write_blood(
+    simulation: Simulation, patient: PatientDesign, sample: SampleDesign
+) -> SampleTruth:
+    values = blood.patient_values(patient, simulation.params.seed)
+    path = _output(simulation, sample.counts)
+    return SampleTruth(sample=blood.write_blood_sample(path, values, sample.sample_id))
 
 
 def _write_plasma(

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from carmscope.celltypes import CELL_TYPES
+from carmscope.synthetic import blood
 from carmscope.vocabulary import CFDNA, baseline_position, post_infusion_positions
 
 # --- CT-0508-like templates (one per patient of the default cohort) --------------------------
@@ -329,6 +330,10 @@ class SampleDesign:
     """Log2 fold change of the inflammatory programme against the patient's baseline."""
     ctdna_fold: float | None = None
     """Mean VAF as a multiple of the patient's baseline VAF (cfDNA)."""
+    hours: float | None = None
+    """Hours from the first infusion (blood draws); None: ``day`` x 24."""
+    tissue: str = ""
+    """``blood`` for blood draws; '' (the assay's default) otherwise."""
 
     @property
     def is_biopsy(self) -> bool:
@@ -360,6 +365,8 @@ class PatientDesign:
     tumor_variants: str
     """Variants VCF relative to the cohort folder ('' when the patient has no ctDNA)."""
     samples: tuple[SampleDesign, ...]
+    crs_grade: str = ""
+    """ASTCT cytokine release syndrome grade ('0'..'5'; :mod:`carmscope.synthetic.blood`)."""
 
     def ctdna_truth(self) -> dict[str, bool]:
         """The patient's true ctDNA flags (see :func:`ctdna_flags`)."""
@@ -472,6 +479,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
                     ctdna_fold=fold,
                 )
             )
+    samples += blood.blood_samples(patient_id, template, DOSING[template], params.seed)
     return PatientDesign(
         patient_id=patient_id,
         index=index,
@@ -493,6 +501,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
         ctdna_baseline_vaf=baseline_vaf,
         tumor_variants=f"variants/{patient_id}.vcf.gz" if trajectory else "",
         samples=tuple(samples),
+        crs_grade=blood.crs_grade(template),
     )
 
 

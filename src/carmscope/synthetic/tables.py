@@ -26,6 +26,8 @@ TRUTH_FILES = (
     "truth/cells.tsv.gz",
     "truth/variants.tsv",
     "truth/inflammatory_genes.txt",
+    "truth/blood_kinetics.tsv",
+    "truth/blood_cytokines.tsv",
 )
 REFERENCE_FILES = (
     "reference/genome.fa",
@@ -50,8 +52,9 @@ def patients_table(
     for patient in patients:
         row = {column: getattr(patient, column) for column in PATIENT_COLUMNS}
         row["tumor_variants"] = _relative(data_dir, table_dir, patient.tumor_variants)
+        row["crs_grade"] = patient.crs_grade
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*PATIENT_COLUMNS, "tumor_variants"])
+    return pd.DataFrame(rows, columns=[*PATIENT_COLUMNS, "tumor_variants", "crs_grade"])
 
 
 def samples_table(
@@ -64,8 +67,10 @@ def samples_table(
             row = {column: getattr(sample, column) for column in SAMPLE_COLUMNS}
             row["counts"] = _relative(data_dir, table_dir, sample.counts)
             row["reads"] = _relative(data_dir, table_dir, sample.reads)
+            row["hours"] = "" if sample.hours is None else f"{sample.hours:g}"
+            row["tissue"] = sample.tissue
             rows.append(row)
-    return pd.DataFrame(rows, columns=list(SAMPLE_COLUMNS))
+    return pd.DataFrame(rows, columns=[*SAMPLE_COLUMNS, "hours", "tissue"])
 
 
 def write_tables(
@@ -90,7 +95,13 @@ def with_index_files(path: str) -> list[str]:
 PATIENT_TRUTH = "truth/per_patient/{patient}.json.gz"
 """A patient's truth, written by the patient's job and gathered into ``TRUTH_FILES`` (a
 workflow's intermediate: :func:`carmscope.synthetic.cohort.generate_cohort` does not write it)."""
-ASSAY_LABELS = {"scrna": "scrna", "bulk_rna": "bulk", "cfdna": "cfdna"}
+ASSAY_LABELS = {
+    "scrna": "scrna",
+    "bulk_rna": "bulk",
+    "cfdna": "cfdna",
+    "car_pcr": "pcr",
+    "cytokines": "cyt",
+}
 
 
 def patient_files(patient: PatientDesign) -> list[str]:

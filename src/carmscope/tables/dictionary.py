@@ -49,6 +49,8 @@ TABLES = {
 _EXPR = "docs/expression.md"
 _CAR = "docs/car_detection.md"
 _CTDNA = "docs/ctdna.md"
+_BLOOD = "docs/blood.md"
+_NCA = f"Non-compartmental analysis of the blood CAR series (car_blood_measure); {_BLOOD}."
 _BOOL = "True/False"
 _PAIR = "Baseline/post pair of the patient (see Biopsy pair); post - baseline for deltas."
 
@@ -208,6 +210,58 @@ COLUMNS: tuple[Column, ...] = (
         "half_cells_failed_qc:<sample>, car_call_without_baseline:<sample> (floor-only CAR "
         "call), ctdna_no_coverage:<sample>, ctdna_no_evaluable_variants:<sample>.",
     ),
+    Column(
+        P,
+        "car_blood_measure",
+        "qpcr/bulk_rna/scrna",
+        "Blood CAR measure of the car_blood_* columns: qPCR, else PBMC bulk RNA, else PBMC "
+        "scRNA; empty without blood CAR samples (results/blood/kinetics.tsv has every measure).",
+    ),
+    Column(P, "car_blood_unit", "text", "Unit of car_blood_cmax (e.g. copies/ug gDNA)."),
+    Column(P, "car_blood_cmax", "car_blood_unit", "Largest observed CAR level in blood.", _NCA),
+    Column(P, "car_blood_tmax_h", "hours", "Time of car_blood_cmax from first infusion.", _NCA),
+    Column(
+        P,
+        "car_blood_auc",
+        "car_blood_unit x hours",
+        "Area under the CAR level curve from 0 to Tlast.",
+        f"Linear up / log down trapezoids; {_BLOOD}.",
+    ),
+    Column(
+        P,
+        "car_blood_tlast_h",
+        "hours",
+        "Last time with CAR above the LLOQ (persistence).",
+        _NCA,
+    ),
+    Column(
+        P,
+        "car_blood_half_life_h",
+        "hours",
+        "Terminal half-life of CAR in blood; empty where the tail cannot support it.",
+        f"Log-linear fit over >= 3 points after Tmax chosen by adjusted R^2 (PKNCA); {_BLOOD}.",
+    ),
+    Column(
+        P,
+        "car_blood_reason",
+        "text",
+        "Why a car_blood_* figure is empty ('' when none is): no blood samples, a single one, "
+        "no quantifiable value after infusion, or why the half-life is not evaluable.",
+    ),
+    Column(
+        P,
+        "cytokine_<ANALYTE>_peak_fold",
+        "fold (NPX: difference)",
+        "Peak after infusion / baseline (last pre-infusion value) of a serum cytokine.",
+        f"Values below LLOQ as blood.blq_fraction x LLOQ; {_BLOOD}.",
+    ),
+    Column(
+        P,
+        "cytokine_<ANALYTE>_tmax_h",
+        "hours",
+        "Time of the cytokine's peak after infusion.",
+        _BLOOD,
+    ),
     # --- samples ------------------------------------------------------------------------------
     Column(S, "sample_id", "ID", "Sample ID from the samples sheet."),
     Column(S, "patient_id", "ID", "Patient of the sample."),
@@ -346,9 +400,10 @@ COLUMNS: tuple[Column, ...] = (
         "text",
         "A patients-table flag (proportion: car_detected, cd8_up, inflammation_up, "
         "ctdna_any_fall, ctdna_molecular_response, ctdna_transient_decrease, ctdna_clearance, "
-        "ctdna_progression; car_post_biopsies_detected counts biopsies) or delta (paired test).",
+        "ctdna_progression; car_post_biopsies_detected counts biopsies; crs_any, CRS of any "
+        "grade among graded patients) or delta (paired test) or car_blood_* (median and range).",
     ),
-    Column(C, "kind", "text", "proportion or paired_test."),
+    Column(C, "kind", "text", "proportion, paired_test or median_range."),
     Column(C, "n_patients", "count", "Patients in the stratum group."),
     Column(C, "n_evaluable", "count", "With a value (biopsies for car_post_biopsies_detected)."),
     Column(C, "n_positive", "count", "Evaluable with the flag True."),
@@ -386,6 +441,15 @@ COLUMNS: tuple[Column, ...] = (
         "Kerby 2014.",
     ),
     Column(C, "method", "text", "The method behind the row."),
+    Column(
+        C,
+        "median",
+        "as the endpoint",
+        "Median of a blood kinetic figure (kind median_range: car_blood_* endpoints).",
+        _BLOOD,
+    ),
+    Column(C, "min", "as the endpoint", "Smallest value (kind median_range)."),
+    Column(C, "max", "as the endpoint", "Largest value (kind median_range)."),
 )
 
 

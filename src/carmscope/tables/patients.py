@@ -145,6 +145,8 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
     mine = samples[
         (samples["patient_id"] == patient) & samples["assay"].isin(vocabulary.RNA_ASSAYS)
     ]
+    if "tissue" in mine.columns:  # PBMC CAR figures belong to the blood stage
+        mine = mine[mine["tissue"] != vocabulary.BLOOD]
     post_biopsies = vocabulary.post_infusion(mine)
     scanned = car[car["sample_id"].isin(post_biopsies)]
     detected = scanned["car_detected"].map(as_bool)
@@ -433,3 +435,18 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
     table[list(BOOLEAN_COLUMNS)] = table[list(BOOLEAN_COLUMNS)].astype("boolean")
     table[list(INTEGER_COLUMNS)] = table[list(INTEGER_COLUMNS)].astype("Int64")
     return table
+
+
+def with_blood_columns(table: pd.DataFrame, blood: pd.DataFrame | None) -> pd.DataFrame:
+    """The patient table with the blood stage's columns appended (``car_blood_*``,
+    ``cytokine_{analyte}_*``; :func:`carmscope.blood.cohort.patient_columns`).
+
+    ``blood``: ``results/blood/patients.tsv`` read as a frame, or None when the cohort has no
+    blood samples (the table is returned unchanged). ``crs_grade`` comes from the sheet.
+    """
+    if blood is None:
+        return table
+    extra = blood.drop(
+        columns=[c for c in blood.columns if c in table.columns and c != "patient_id"]
+    )
+    return table.merge(extra, on="patient_id", how="left")

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from carmscope.blood import rules as blood_rules
 from carmscope.genesets import read_gmt
 from carmscope.tables.patients import TableSettings
 
@@ -108,6 +109,8 @@ def table_inputs(
         ctdna_tracked = bool((samples["assay"] == "cfdna").any())
     if ctdna_tracked:
         files |= {f"ctdna_{name}": f"results/ctdna/{name}.tsv" for name in CTDNA_TABLES}
+    if blood_rules.has_blood(samples):
+        files["blood_patients"] = blood_rules.TABLE_FILES["patients"]
     return files
 
 

@@ -58,6 +58,9 @@ SUMMARY_COLUMNS = (
     "q_value",
     "rank_biserial",
     "method",
+    "median",
+    "min",
+    "max",
 )
 CONFIDENCE = 0.95
 PROPORTION_METHOD = "exact 95% Clopper-Pearson interval"
@@ -117,6 +120,49 @@ def _proportions(block: pd.DataFrame) -> list[dict]:
     return rows
 
 
+BLOOD_FIGURES = (
+    "car_blood_cmax",
+    "car_blood_tmax_h",
+    "car_blood_auc",
+    "car_blood_tlast_h",
+    "car_blood_half_life_h",
+)
+"""Blood kinetic columns of the patient table summarised by median and range."""
+
+
+def blood_rows(block: pd.DataFrame) -> list[dict]:
+    """CRS of any grade as a proportion (patients with a ``crs_grade``), and the median and
+    range of each blood kinetic figure (docs/blood.md); nothing for columns the table lacks.
+
+    The kinetic figures of patients measured in different units (qPCR copies, RNA reads per
+    million) are summarised only within the block's most common ``car_blood_unit``.
+    """
+    rows = []
+    if "crs_grade" in block.columns:
+        grades = pd.to_numeric(block["crs_grade"].replace("", None), errors="coerce").dropna()
+        rows.append(_proportion("crs_any", len(block), int((grades > 0).sum()), len(grades)))
+    if "car_blood_unit" not in block.columns:
+        return rows
+    units = block["car_blood_unit"].fillna("")
+    common = units[units != ""].mode()
+    same_unit = block[units == (common.iloc[0] if len(common) else "")]
+    for figure in BLOOD_FIGURES:
+        values = pd.to_numeric(same_unit[figure], errors="coerce").dropna()
+        rows.append(
+            {
+                "endpoint": figure,
+                "kind": "median_range",
+                "n_patients": len(block),
+                "n_evaluable": len(values),
+                "median": values.median() if len(values) else np.nan,
+                "min": values.min() if len(values) else np.nan,
+                "max": values.max() if len(values) else np.nan,
+                "method": f"median and range ({common.iloc[0]})" if len(common) else "",
+            }
+        )
+    return rows
+
+
 def _paired(block: pd.DataFrame, endpoints: Sequence[str]) -> list[dict]:
     rows = []
     for endpoint in endpoints:
@@ -161,7 +207,7 @@ def cohort_summary(patients: pd.DataFrame, settings: TableSettings) -> pd.DataFr
     endpoints = delta_endpoints(settings)
     rows = []
     for stratum, group, block in strata_blocks(patients, settings.strata):
-        for row in [*_proportions(block), *_paired(block, endpoints)]:
+        for row in [*_proportions(block), *_paired(block, endpoints), *blood_rows(block)]:
             rows.append({"stratum": stratum, "group": group} | row)
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     integer = ["n_patients", "n_evaluable", "n_positive", "n_pairs"]

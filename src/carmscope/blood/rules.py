@@ -1,0 +1,96 @@
+"""What the blood rules (``workflow/rules/blood.smk``) need: samples, inputs, outputs, settings.
+
+Plain functions of the config and the samples sheet, so the rule file holds only rules and
+these can be tested. Output paths follow ``docs/blood.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from carmscope.blood.cohort import BloodSettings
+from carmscope.blood.series import blood_rna_samples
+from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
+
+RESULTS = "results/blood"
+TABLE_FILES = {
+    "kinetics": f"{RESULTS}/kinetics.tsv",
+    "cytokines": f"{RESULTS}/cytokines.tsv",
+    "series": f"{RESULTS}/series.tsv",
+    "patients": f"{RESULTS}/patients.tsv",
+    "summary": f"{RESULTS}/summary.tsv",
+    "crs": f"{RESULTS}/crs_associations.tsv",
+}
+FIGURE_FILES = {
+    "kinetics": f"{RESULTS}/car_kinetics.png",
+    "cytokines": f"{RESULTS}/cytokine_heatmap.png",
+}
+SAMPLE_FIELDS = ("patient_id", "timepoint", "day", "hours", "assay", "tissue", "counts")
+"""Columns of the samples sheet the blood step reads (from ``params``)."""
+
+
+def measurement_samples(samples: pd.DataFrame) -> pd.DataFrame:
+    """The ``car_pcr`` and ``cytokines`` samples."""
+    return samples[samples["assay"].isin(BLOOD_MEASURE_ASSAYS)]
+
+
+def scanned_blood_rna(samples: pd.DataFrame) -> list[str]:
+    """PBMC RNA samples (tissue blood) whose reads the CAR stage scans."""
+    chosen = blood_rna_samples(samples)
+    return [str(s) for s in chosen.index[chosen["reads"] != ""]]
+
+
+def has_blood(samples: pd.DataFrame) -> bool:
+    """Whether the cohort has any blood measurement or scanned PBMC RNA sample."""
+    return bool(len(measurement_samples(samples)) or scanned_blood_rna(samples))
+
+
+def inputs(samples: pd.DataFrame, car_summary: str) -> dict[str, list[str] | str]:
+    """Inputs of the blood step: every measurement table with its samples' input inspection
+    rows (inspection runs first; an unusable table stops the step with its message), and the
+    CAR summary for PBMC RNA."""
+    measured = measurement_samples(samples)
+    files: dict[str, list[str] | str] = {
+        "tables": list(dict.fromkeys(measured["counts"])),
+        "verdicts": [f"results/qc/inputs/{sample}.tsv" for sample in measured.index],
+    }
+    if scanned_blood_rna(samples):
+        files["car_summary"] = car_summary
+    return files
+
+
+def sample_records(samples: pd.DataFrame) -> list[dict]:
+    """The blood samples as records for ``params`` (measurement and PBMC RNA samples)."""
+    chosen = samples.index.isin(measurement_samples(samples).index)
+    chosen |= samples.index.isin(scanned_blood_rna(samples))
+    return samples.loc[chosen, list(SAMPLE_FIELDS)].reset_index().to_dict("records")
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """The samples frame back from :func:`sample_records`."""
+    frame = pd.DataFrame(records, columns=["sample_id", *SAMPLE_FIELDS])
+    frame = frame.astype({"hours": float, "day": "int64"}).set_index("sample_id")
+    frame["reads"] = ""
+    return frame
+
+
+def outputs(samples: pd.DataFrame) -> list[str]:
+    """Every file of the blood stage, for ``rule all`` (none without blood samples)."""
+    if not has_blood(samples):
+        return []
+    return [*TABLE_FILES.values(), *FIGURE_FILES.values()]
+
+
+def settings(config: Mapping) -> dict:
+    """The ``blood`` config section as :class:`BloodSettings` keywords (schema defaults)."""
+    section = dict(config.get("blood") or {})
+    defaults = BloodSettings()
+    return {
+        "car_analyte": section.get("car_analyte", defaults.car_analyte),
+        "blq_fraction": section.get("blq_fraction", defaults.blq_fraction),
+        "half_life_min_points": section.get("half_life_min_points", defaults.half_life_min_points),
+        "adj_r2_factor": section.get("half_life_adj_r2_factor", defaults.adj_r2_factor),
+        "half_life_min_adj_r2": section.get("half_life_min_adj_r2", defaults.half_life_min_adj_r2),
+    }

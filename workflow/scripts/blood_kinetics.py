@@ -1,0 +1,28 @@
+"""Snakemake adapter: CAR kinetics (NCA), cytokine figures and cohort tables of the blood stage."""
+
+import sys
+
+import pandas as pd
+
+from carmscope.blood.cohort import BloodSettings
+from carmscope.blood.rules import records_frame
+from carmscope.blood.stage import blood_tables, write_blood_tables
+from carmscope.verdict import require_usable
+
+sys.stderr = open(snakemake.log[0], "w")
+for verdict in snakemake.input.verdicts:
+    require_usable(verdict)
+
+params = snakemake.params
+patients = pd.DataFrame(params.patients).astype(str).set_index("patient_id")
+tables = blood_tables(
+    records_frame(params.samples),
+    patients,
+    BloodSettings(**params.settings),
+    strata=params.strata,
+    car_summary=snakemake.input.get("car_summary"),
+    sample_assays=params.assays,
+)
+write_blood_tables(tables, dict(snakemake.output.items()))
+evaluable = int((tables.kinetics["reason"] == "").sum())
+print(f"{len(tables.kinetics)} kinetic series, {evaluable} fully evaluable", file=sys.stderr)
