@@ -42,14 +42,14 @@ DEFAULTS: dict[str, object] = {
 def kernels_not_built() -> str | None:
     """Why the compiled CAR kernels cannot be loaded (a message for the user), or None.
 
-    ``carmscope.car._native`` is compiled from ``_native.c`` by ``pip install -e .`` (``make
+    ``carmscope.bam._native`` is compiled from ``_native.c`` by ``pip install -e .`` (``make
     setup``); a checkout used without that step (only ``src/`` on the path) has no kernels, and
     every CAR job would fail on import. The workflow checks this at parse time, before any job.
     """
-    if importlib.util.find_spec("carmscope.car._native") is not None:
+    if importlib.util.find_spec("carmscope.bam._native") is not None:
         return None
     return (
-        "carmscope's compiled CAR kernels (carmscope.car._native, from _native.c) are not "
+        "carmscope's compiled CAR kernels (carmscope.bam._native, from _native.c) are not "
         f"built in {os.path.dirname(__file__)}: run `make setup` (or `.venv/bin/pip install "
         "-e .`) in the repository, which compiles them."
     )
