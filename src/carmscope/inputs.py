@@ -302,13 +302,17 @@ def _has_index(path: str) -> bool:
 
 def inspect_variants(vcf_path: str, plasma_bams: Iterable[str]) -> dict[str, object]:
     """Record count of a tumour-variants VCF; its contigs must be in every plasma BAM."""
+    from carmscope.ctdna.variants import CtdnaInputError, open_vcf  # pandas: only for VCFs
+
     contigs: set[str] = set()
     n_records = 0
     try:
-        with pysam.VariantFile(vcf_path) as vcf:
+        with open_vcf(vcf_path) as vcf:
             for record in vcf:
                 contigs.add(record.chrom)
                 n_records += 1
+    except CtdnaInputError as error:  # the ctDNA stage's reader, so the two cannot disagree
+        raise InputContentError(vcf_path, error.reason) from None
     except (OSError, ValueError) as error:
         raise InputContentError(vcf_path, f"cannot be read as VCF ({error})") from None
     if n_records == 0:

@@ -19,17 +19,13 @@ import pandas as pd
 import pysam
 import pytest
 
-from carmscope.ctdna.alleles import (
-    VARIANT_KEY,
-    AlleleFilters,
-    count_alleles,
-    count_alleles_bcftools,
-    read_tumour_variants,
-)
+from carmscope.ctdna.alleles import AlleleFilters, count_alleles
 from carmscope.ctdna.background import mark_carriers, site_background
 from carmscope.ctdna.calls import sample_calls, variant_calls
+from carmscope.ctdna.variants import VARIANT_KEY, read_tumour_variants
 from carmscope.synthetic import cfdna
 from carmscope.synthetic.design import CohortParams, design_cohort
+from tests.bcftools_oracle import count_alleles_bcftools
 from tests.conftest import generate_tiny_cohort
 from tests.integration.test_workflow import snakemake, write_config
 

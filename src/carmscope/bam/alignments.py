@@ -50,26 +50,27 @@ def records_in_coordinate_order(alignments, limit: int = RECORDS_TO_CHECK) -> tu
 
 
 def sort_order(alignments) -> tuple[str, str]:
-    """Sort order of an open pysam file and where it was read from.
+    """Sort order of an open pysam file and what it was read from.
 
     Returns
     -------
-    order, source
+    order, detail
         ``order`` is the header's ``SO`` when it states one (``coordinate``, ``queryname``,
         ``unsorted``); when the header is silent, ``coordinate`` if the first
-        :data:`RECORDS_TO_CHECK` records are in coordinate order, else ``unsorted``.
-        ``source`` is ``header``, or ``records`` (with the first record out of order, if any).
-        The file is rewound to its first record when the records were read.
+        :data:`RECORDS_TO_CHECK` records are in coordinate order, else ``unsorted``. ``detail``
+        says where that came from, for messages (``header SO: unsorted``, ``no SO in the
+        header; record 12 is out of order``). The file is rewound to its first record when
+        the records were read.
     """
     order = header_sort_order(alignments.header.to_dict())
     if order not in SILENT_ORDERS:
-        return order, "header"
+        return order, f"header SO: {order}"
     start = alignments.tell()
     in_order, record = records_in_coordinate_order(alignments)
     alignments.seek(start)
     if in_order:
-        return "coordinate", "records (no SO in the header)"
-    return "unsorted", f"records (no SO in the header; record {record} is out of order)"
+        return "coordinate", "no SO in the header; the records are in coordinate order"
+    return "unsorted", f"no SO in the header; record {record} is out of coordinate order"
 
 
 def cram_reference_problem(
