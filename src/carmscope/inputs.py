@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pysam
 
+from carmscope.bam.alignments import sort_order
+from carmscope.bam.index import find_index
 from carmscope.messages import found_columns, quoted
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
@@ -246,23 +248,22 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
     except (OSError, ValueError) as error:
         raise InputContentError(path, f"cannot be read as SAM/BAM/CRAM ({error})") from None
     with bam:
-        sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
+        # the header's SO, else the records' order (carmscope.bam.alignments.sort_order)
+        order, detail = sort_order(bam)
         indexed = _has_index(path)
         figures: dict[str, object] = {
             "reads_format": bam.format.lower() if hasattr(bam, "format") else "bam",
-            "reads_sort_order": sort_order,
+            "reads_sort_order": order,
             "reads_indexed": indexed,
             "reads_contigs": len(bam.references),
         }
-        if assay == "cfdna":
-            if sort_order != "coordinate":
-                raise InputContentError(
-                    path,
-                    f"cfDNA BAM must be coordinate-sorted (header SO is {sort_order!r}): "
-                    "run `samtools sort` and `samtools index`",
-                )
-            if not indexed:
-                raise InputContentError(path, "cfDNA BAM has no index: run `samtools index`")
+        if assay == "cfdna" and order != "coordinate":
+            raise InputContentError(
+                path,
+                f"cfDNA BAM must be coordinate-sorted ({detail}): "
+                "run `samtools sort` and `samtools index`",
+            )
+        # an unindexed sorted BAM is indexed by the job that needs it (docs/alignment_files.md)
         if assay == "scrna":
             figures["reads_with_cell_barcode"] = _fraction_with_tag(bam, CELL_BARCODE_TAG)
             if figures["reads_with_cell_barcode"] == 0:
@@ -296,8 +297,7 @@ def _inspect_fastq(path: str) -> dict[str, object]:
 
 
 def _has_index(path: str) -> bool:
-    candidates = (path + ".bai", path + ".csi", path + ".crai", str(Path(path).with_suffix(".bai")))
-    return any(os.path.exists(candidate) for candidate in candidates)
+    return find_index(path) is not None
 
 
 def inspect_variants(vcf_path: str, plasma_bams: Iterable[str]) -> dict[str, object]:

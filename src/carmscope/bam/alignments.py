@@ -65,9 +65,18 @@ def sort_order(alignments) -> tuple[str, str]:
     order = header_sort_order(alignments.header.to_dict())
     if order not in SILENT_ORDERS:
         return order, f"header SO: {order}"
-    start = alignments.tell()
-    in_order, record = records_in_coordinate_order(alignments)
-    alignments.seek(start)
+    try:
+        start = alignments.tell()
+    except (NotImplementedError, OSError, ValueError):  # text SAM: no seeking back
+        start = None
+    if start is None:
+        import pysam
+
+        with pysam.AlignmentFile(alignments.filename, check_sq=False) as fresh:
+            in_order, record = records_in_coordinate_order(fresh)
+    else:
+        in_order, record = records_in_coordinate_order(alignments)
+        alignments.seek(start)
     if in_order:
         return "coordinate", "no SO in the header; the records are in coordinate order"
     return "unsorted", f"no SO in the header; record {record} is out of coordinate order"

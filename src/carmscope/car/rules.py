@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from carmscope.bam.index import find_index
 from carmscope.sheets import Sheets, baseline_sample
 
 ASSAYS = ("scrna", "bulk_rna")
@@ -123,12 +124,8 @@ def sample_table(samples: pd.DataFrame) -> dict[str, dict[str, object]]:
 
 
 def reads_index(reads: str) -> str | None:
-    """The index file next to a BAM or CRAM (``.bai``, ``.csi``, ``.crai``), or None."""
-    stem, _ = os.path.splitext(reads)
-    for candidate in (f"{reads}.bai", f"{reads}.csi", f"{reads}.crai", f"{stem}.bai"):
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    """The index file next to a BAM or CRAM (:func:`carmscope.bam.index.find_index`), or None."""
+    return find_index(reads)
 
 
 def index_inputs(car: Mapping) -> dict[str, str]:
