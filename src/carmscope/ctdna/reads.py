@@ -124,9 +124,11 @@ def ensure_index(bam_path: str | os.PathLike) -> str:
 def check_contigs(
     bam: pysam.AlignmentFile, bam_path: str | os.PathLike, variants: pd.DataFrame
 ) -> None:
-    """Refuse variants on a contig the file's header lacks, or beyond a contig's end."""
+    """Refuse evaluable variants on a contig the file's header lacks, or beyond a contig's end
+    (variants that are not evaluable are not counted, wherever they lie)."""
     lengths = dict(zip(bam.references, bam.lengths, strict=True))
-    for chrom, pos in variants[["chrom", "pos"]].drop_duplicates().itertuples(index=False):
+    evaluable = variants[variants["evaluable"].astype(bool)]
+    for chrom, pos in evaluable[["chrom", "pos"]].drop_duplicates().itertuples(index=False):
         if chrom not in lengths:
             raise CtdnaInputError(
                 bam_path,

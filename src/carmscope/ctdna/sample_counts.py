@@ -17,6 +17,7 @@ import pysam
 from carmscope.bam.alignments import sort_order
 from carmscope.bam.index import find_index, indexed
 from carmscope.ctdna.alleles import AlleleFilters, count_alleles
+from carmscope.ctdna.variants import as_variants
 
 PANEL_TEXT_COLUMNS = ("chrom", "ref", "alt", "kind", "reason", "patients")
 SAMPLE_COLUMNS = ("sample_id", "patient_id", "timepoint", "day")
@@ -40,10 +41,40 @@ def bam_counts(
     one that is not coordinate-sorted is left for count_alleles, whose error says how to fix it.
     """
     bam_path = str(bam_path)
+    panel = mark_contigs_absent(panel, bam_path)
     if find_index(bam_path) is not None or not _sorted(bam_path):
         return count_alleles(bam_path, panel, AlleleFilters(**filters))
     with indexed(bam_path) as usable:
         return count_alleles(usable, panel, AlleleFilters(**filters))
+
+
+def mark_contigs_absent(panel: pd.DataFrame, bam_path: str | os.PathLike) -> pd.DataFrame:
+    """The panel with variants on contigs absent from the BAM's header marked not evaluable.
+
+    In the ``cohort`` background mode every plasma sample is counted at every patient's
+    variants: one patient's VCF on another assembly or naming (``19`` vs ``chr1``) must not
+    fail the other patients' samples. Such variants get a reason naming the contig, the BAM and
+    the patients whose VCF they come from; a patient all of whose variants are elsewhere is not
+    evaluable (``no_evaluable_variants``). An unreadable BAM is left for count_alleles.
+    """
+    try:
+        with pysam.AlignmentFile(str(bam_path), check_sq=False) as bam:
+            contigs = set(bam.references)
+    except (OSError, ValueError):
+        return panel
+    table = as_variants(panel)  # with evaluable and reason, a fresh index
+    absent = table["evaluable"].astype(bool) & ~table["chrom"].astype(str).isin(contigs)
+    if not absent.any():
+        return panel
+    owners = table["patients"] if "patients" in table.columns else pd.Series("", table.index)
+    table.loc[absent, "evaluable"] = False
+    table.loc[absent, "reason"] = [
+        f"contig {chrom!r} is not in the header of {bam_path}"
+        + (f" (variant of {patients}" if patients else " (")
+        + ": its VCF may be on another assembly or naming, 19 vs chr19)"
+        for chrom, patients in zip(table.loc[absent, "chrom"], owners[absent], strict=True)
+    ]
+    return table
 
 
 def _sorted(bam_path: str) -> bool:

@@ -217,14 +217,17 @@ def read_tumour_variants(
                     ) from error
                 number += 1
                 where = f"{where} ({record.chrom}:{record.pos})"
+                elsewhere = ""  # the reason when the record's contig is not in the reference
                 if fasta is not None:
-                    _check_reference(fasta, reference, path, record, where)
+                    elsewhere = _check_reference(fasta, reference, path, record, where)
                 filters = list(record.filter.keys())
                 failed = pass_only and bool(filters) and filters != ["PASS"]
                 for alt in record.alts or (".",):
                     pos, ref, alt_allele = normalise_alleles(record.pos, record.ref, alt)
                     kind, evaluable, reason = classify_alleles(ref, alt_allele)
                     key = (record.chrom, pos, ref, alt_allele)
+                    if evaluable and elsewhere:
+                        evaluable, reason = False, elsewhere
                     if evaluable and failed:
                         evaluable, reason = False, f"FILTER is {';'.join(filters)}"
                     if evaluable and key in seen:
@@ -292,10 +295,15 @@ def _check_reference(
     path: Path,
     record: pysam.VariantRecord,
     where: str,
-) -> None:
+) -> str:
+    """'' when the record's REF matches the reference; the reason it is not evaluable when its
+    contig is not in the reference (the VCF is on another assembly or naming: the patient's
+    variants are then not evaluable, the rest of the cohort goes on). A REF that disagrees
+    with a contig the reference has is an error."""
     if record.chrom not in fasta.references:
-        raise CtdnaInputError(
-            path, f"{where}: contig {record.chrom!r} is not in the reference {reference}"
+        return (
+            f"contig {record.chrom!r} is not in the reference {reference}: was the VCF called "
+            "on another assembly or naming (19 vs chr19)?"
         )
     start = record.pos - 1
     expected = fasta.fetch(record.chrom, start, start + len(record.ref)).upper()
@@ -305,6 +313,7 @@ def _check_reference(
             f"{where}: REF {record.ref} disagrees with the reference {reference} "
             f"({expected or 'beyond the contig end'}); was the VCF called on another assembly?",
         )
+    return ""
 
 
 def as_variants(variants: pd.DataFrame) -> pd.DataFrame:
