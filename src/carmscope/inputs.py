@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -26,6 +27,12 @@ from carmscope.messages import found_columns, quoted
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
 # job's start-up.
 
+HOST_LOCUS_CONTIGS = frozenset({"1", "2", "chr1", "chr2"})
+"""Chromosomes of the CAR's host loci, CD247 (chromosome 1) and CD8A (chromosome 2), in Ensembl
+and UCSC naming: a biopsy BAM aligned to the human genome has at least one of them."""
+HOST_LOCUS_PREFIXES = ("CD8A", "CD247", "CAR")
+"""Contig names of a transcriptome alignment (or a construct contig) that hold a host locus or
+the construct."""
 CELL_BARCODE_TAG = "CB"
 READS_TO_PEEK = 20_000
 """Reads read from the start of a BAM to look for cell-barcode tags."""
@@ -264,6 +271,8 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
                 "run `samtools sort` and `samtools index`",
             )
         # an unindexed sorted BAM is indexed by the job that needs it (docs/alignment_files.md)
+        if assay != "cfdna" and bam.references:
+            figures["reads_host_loci_contigs"] = _host_loci_contigs(path, bam.references)
         if assay == "scrna":
             figures["reads_with_cell_barcode"] = _fraction_with_tag(bam, CELL_BARCODE_TAG)
             if figures["reads_with_cell_barcode"] == 0:
@@ -273,6 +282,25 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
                     "per-cell CAR detection needs a 10x BAM with corrected cell barcodes",
                 )
     return figures
+
+
+def _host_loci_contigs(path: str, references) -> int:
+    """Contigs of the header that hold the CAR's host loci or a construct; a BAM with none is
+    flagged (a warning in the job log, and 0 in the inventory): it was aligned to another
+    reference, so the targeted scan finds nothing and host-locus coverage means nothing."""
+    shared = [
+        name
+        for name in references
+        if name in HOST_LOCUS_CONTIGS or name.upper().startswith(HOST_LOCUS_PREFIXES)
+    ]
+    if not shared:
+        print(
+            f"warning: {path}: no contig in common with the CAR construct or its host loci "
+            f"(CD247 on 1/chr1, CD8A on 2/chr2; the header has {', '.join(references[:3])}"
+            f"{', ...' if len(references) > 3 else ''}): aligned to another reference?",
+            file=sys.stderr,
+        )
+    return len(shared)
 
 
 def _fraction_with_tag(bam: pysam.AlignmentFile, tag: str) -> float:

@@ -193,3 +193,22 @@ def test_car_scan_of_a_cram_without_its_reference_names_it_and_the_config_key(
         f"found (its header points to {location}, which does not exist); set "
         "car.cram_reference to the FASTA the reads were aligned to"
     )
+
+
+def test_biopsy_bam_sharing_no_contig_with_the_car_loci_is_flagged(tmp_path, capsys):
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "NC_000017.11", "LN": 900}]}
+    path = tmp_path / "other_reference.bam"
+    with pysam.AlignmentFile(str(path), "wb", header=header) as bam:
+        segment = pysam.AlignedSegment(bam.header)
+        segment.query_name, segment.query_sequence = "r1", "ACGT" * 10
+        segment.reference_id, segment.reference_start, segment.cigarstring = 0, 10, "40M"
+        segment.query_qualities = pysam.qualitystring_to_array("I" * 40)
+        bam.write(segment)
+    figures = inspect_reads(str(path), "bulk_rna")
+    assert figures["reads_host_loci_contigs"] == 0
+    assert capsys.readouterr().err == (
+        f"warning: {path}: no contig in common with the CAR construct or its host loci (CD247 "
+        "on 1/chr1, CD8A on 2/chr2; the header has NC_000017.11): aligned to another "
+        "reference?\n"
+    )
+    assert inspect_reads(str(NO_HD), "bulk_rna")["reads_host_loci_contigs"] == 2  # chr1, chr2

@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from carmscope.bam import _native
@@ -299,6 +298,8 @@ def scan_bam(
     if len(ranges) == 1:
         total.add(walk_range(path, ranges[0][0], None, lookup, consumers[0]))
         return header, total, consumers
+    from concurrent.futures import ThreadPoolExecutor  # only threaded scans pay its import
+
     with ThreadPoolExecutor(max_workers=len(ranges)) as pool:
         futures = [
             pool.submit(walk_range, path, start, stop, lookup, consumer)
