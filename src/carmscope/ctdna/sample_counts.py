@@ -31,7 +31,10 @@ def read_panel(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def bam_counts(
-    bam_path: str | os.PathLike, panel: pd.DataFrame, filters: Mapping[str, object]
+    bam_path: str | os.PathLike,
+    panel: pd.DataFrame,
+    filters: Mapping[str, object],
+    reference: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Allele counts of a BAM at ``panel`` (:func:`~carmscope.ctdna.alleles.count_alleles`
     with ``AlleleFilters(**filters)``).
@@ -39,13 +42,14 @@ def bam_counts(
     A BAM without an index is indexed through a link in a temporary folder (the input is never
     written to; :func:`carmscope.bam.index.indexed`, the policy of ``docs/alignment_files.md``);
     one that is not coordinate-sorted is left for count_alleles, whose error says how to fix it.
+    ``reference`` (``ctdna.reference``) decodes a CRAM.
     """
     bam_path = str(bam_path)
     panel = mark_contigs_absent(panel, bam_path)
     if find_index(bam_path) is not None or not _sorted(bam_path):
-        return count_alleles(bam_path, panel, AlleleFilters(**filters))
+        return count_alleles(bam_path, panel, AlleleFilters(**filters), reference)
     with indexed(bam_path) as usable:
-        return count_alleles(usable, panel, AlleleFilters(**filters))
+        return count_alleles(usable, panel, AlleleFilters(**filters), reference)
 
 
 def mark_contigs_absent(panel: pd.DataFrame, bam_path: str | os.PathLike) -> pd.DataFrame:
@@ -80,7 +84,7 @@ def mark_contigs_absent(panel: pd.DataFrame, bam_path: str | os.PathLike) -> pd.
 def _sorted(bam_path: str) -> bool:
     """Whether a BAM is coordinate-sorted (False also when it cannot be read)."""
     try:
-        with pysam.AlignmentFile(bam_path, "rb") as bam:
+        with pysam.AlignmentFile(bam_path, check_sq=False) as bam:
             return sort_order(bam)[0] == "coordinate"
     except (OSError, ValueError):
         return False
