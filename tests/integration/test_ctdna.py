@@ -386,7 +386,7 @@ def test_vcf_contig_absent_from_the_bam(cohort, tmp_path, repo, tool):
     elsewhere = counts[counts["chrom"] == "chr9"]
     assert len(elsewhere) and not elsewhere["evaluable"].any()
     assert elsewhere["reason"].str.startswith("contig 'chr9' is not in the header of ").all()
-    assert elsewhere["reason"].str.contains("CARM-001_D8_cf.bam (variant of CARM-002").all()
+    assert elsewhere["reason"].str.contains("D8_cf.bam (variant of CARM-002", regex=False).all()
     assert counts[counts["patients"].str.contains("CARM-001", na=False)]["evaluable"].any()
 
 
