@@ -82,7 +82,9 @@ class Block:
     data: bytes
 
 
-def iter_blocks(path: str, start: int = 0, last: int | None = None) -> Iterator[Block]:
+def iter_blocks(
+    path: str, start: int = 0, last: int | None = None, read_bytes: int = READ_BYTES
+) -> Iterator[Block]:
     """Inflated BGZF blocks from compressed offset ``start`` on.
 
     Parameters
@@ -94,16 +96,20 @@ def iter_blocks(path: str, start: int = 0, last: int | None = None) -> Iterator[
     last
         Offset of the last block to yield; None reads to the end and then checks that the file
         ends with the BGZF end-of-file block.
+    read_bytes
+        Compressed bytes read from the file at once (less for short reads of a region).
 
     Raises
     ------
     ReadsError
         On a damaged or truncated block, or a missing end-of-file block.
     """
-    yield from (Block(offset, data) for offset, data in _blocks(path, start, last))
+    yield from (Block(offset, data) for offset, data in _blocks(path, start, last, read_bytes))
 
 
-def _blocks(path: str, start: int, last: int | None) -> Iterator[tuple[int, bytes]]:
+def _blocks(
+    path: str, start: int, last: int | None, read_bytes: int
+) -> Iterator[tuple[int, bytes]]:
     """``(offset, inflated data)`` of each block (see :func:`iter_blocks`)."""
     with open(path, "rb") as handle:
         handle.seek(start)
@@ -113,7 +119,7 @@ def _blocks(path: str, start: int, last: int | None) -> Iterator[tuple[int, byte
         final_size = -1
         while last is None or offset <= last:
             if len(buffer) - at < _MAX_BLOCK:
-                buffer = buffer[at:] + handle.read(READ_BYTES)
+                buffer = buffer[at:] + handle.read(read_bytes)
                 at = 0
             if at == len(buffer):
                 break

@@ -41,6 +41,8 @@ unsupported record, malformed record)."""
 _MAX_CHUNK_BLOCKS = 64
 """BGZF blocks (up to 64 KiB inflated each) handed to the kernel at once, at most; a cluster
 starts with one and doubles, so small clusters inflate little beyond their reads."""
+_READ_BYTES = 1 << 18
+"""Compressed bytes read at once: a cluster of a sparse panel needs a block or two."""
 
 
 class UnsupportedError(Exception):
@@ -86,7 +88,7 @@ def read_linear_index(path: str) -> list[np.ndarray]:
 
 def _inflated_chunks(path: str, virtual_offset: int) -> Iterator[list[bytes]]:
     """Inflated blocks from a BGZF virtual offset on: 1, 2, 4, ... blocks at a time."""
-    blocks = bgzf.iter_blocks(path, virtual_offset >> 16)
+    blocks = bgzf.iter_blocks(path, virtual_offset >> 16, read_bytes=_READ_BYTES)
     skip = virtual_offset & 0xFFFF
     wanted = 1
     pieces: list[bytes] = []
