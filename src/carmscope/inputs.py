@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pysam
 
-from carmscope.bam.alignments import sort_order
+from carmscope.bam.alignments import not_sorted_message, sort_order
 from carmscope.bam.index import find_index
 from carmscope.messages import found_columns, quoted
 
@@ -265,11 +265,7 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
             "reads_contigs": len(bam.references),
         }
         if assay == "cfdna" and order != "coordinate":
-            raise InputContentError(
-                path,
-                f"cfDNA BAM must be coordinate-sorted ({detail}): "
-                "run `samtools sort` and `samtools index`",
-            )
+            raise InputContentError(path, not_sorted_message(path, detail))
         # an unindexed sorted BAM is indexed by the job that needs it (docs/alignment_files.md)
         if assay != "cfdna" and bam.references:
             figures["reads_host_loci_contigs"] = _host_loci_contigs(path, bam.references)

@@ -82,6 +82,17 @@ def sort_order(alignments) -> tuple[str, str]:
     return "unsorted", f"no SO in the header; record {record} is out of coordinate order"
 
 
+def sort_advice(path: str | os.PathLike) -> str:
+    """The commands that sort and index ``path``."""
+    return f"samtools sort -o sorted.bam {path} && samtools index sorted.bam"
+
+
+def not_sorted_message(path: str | os.PathLike, detail: str) -> str:
+    """Why a file read by position is refused: not coordinate-sorted (the one wording, for the
+    counting jobs and input inspection alike)."""
+    return f"is not coordinate-sorted ({detail}); sort and index it: {sort_advice(path)}"
+
+
 def cram_reference_problem(
     path: str | os.PathLike, reference: str | os.PathLike | None, config_key: str
 ) -> str | None:

@@ -15,7 +15,12 @@ import os
 import pandas as pd
 import pysam
 
-from carmscope.bam.alignments import cram_reference_problem, sort_order
+from carmscope.bam.alignments import (
+    cram_reference_problem,
+    not_sorted_message,
+    sort_advice,
+    sort_order,
+)
 from carmscope.bam.index import find_index, index_advice
 from carmscope.ctdna.variants import CtdnaInputError
 
@@ -23,19 +28,11 @@ REFERENCE_KEY = "ctdna.reference"
 """The config key of the FASTA a plasma CRAM is decoded with (named in errors)."""
 
 
-def sort_advice(bam_path: str | os.PathLike) -> str:
-    """The commands that sort and index ``bam_path``."""
-    return f"samtools sort -o sorted.bam {bam_path} && samtools index sorted.bam"
-
-
 def check_sorted(bam: pysam.AlignmentFile, bam_path: str | os.PathLike) -> None:
     """Refuse a file that is not coordinate-sorted (header ``SO``, else its records)."""
     order, detail = sort_order(bam)
     if order != "coordinate":
-        raise CtdnaInputError(
-            bam_path,
-            f"is not coordinate-sorted ({detail}); sort and index it: " + sort_advice(bam_path),
-        )
+        raise CtdnaInputError(bam_path, not_sorted_message(bam_path, detail))
 
 
 def open_bam(
