@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed
 setup: $(STAMP)
 
 # The C kernels (setup.py) are compiled by the editable install: rebuild when they change.
-$(STAMP): requirements.lock pyproject.toml setup.py src/carmscope/car/_native.c
+$(STAMP): requirements.lock pyproject.toml setup.py src/carmscope/bam/_native.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.lock

@@ -1,8 +1,8 @@
-"""Build of the compiled CAR-scan kernels (``carmscope.car._native``, one C file).
+"""Build of the compiled BGZF/BAM kernels (``carmscope.bam._native``, one C file).
 
 Everything else about the package is in ``pyproject.toml``. The extension needs only a C
 compiler and the Python headers: libdeflate is found at run time in the pinned ``deflate``
-package (see ``src/carmscope/car/_native.c``), so no library headers are assumed.
+package (see ``src/carmscope/bam/_native.c``), so no library headers are assumed.
 """
 
 from setuptools import Extension, setup
@@ -10,8 +10,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "carmscope.car._native",
-            sources=["src/carmscope/car/_native.c"],
+            "carmscope.bam._native",
+            sources=["src/carmscope/bam/_native.c"],
             extra_compile_args=["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
         )
     ]

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import pysam
 
+from carmscope.bam.alignments import not_sorted_message, sort_order
+from carmscope.bam.index import find_index
+from carmscope.errors import LocatedInputError
 from carmscope.io.tenx import (
     TENX_MTX,
     CountMatrixError,
@@ -31,6 +35,12 @@ from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
 # job's start-up.
 
+HOST_LOCUS_CONTIGS = frozenset({"1", "2", "chr1", "chr2"})
+"""Chromosomes of the CAR's host loci, CD247 (chromosome 1) and CD8A (chromosome 2), in Ensembl
+and UCSC naming: a biopsy BAM aligned to the human genome has at least one of them."""
+HOST_LOCUS_PREFIXES = ("CD8A", "CD247", "CAR")
+"""Contig names of a transcriptome alignment (or a construct contig) that hold a host locus or
+the construct."""
 CELL_BARCODE_TAG = "CB"
 READS_TO_PEEK = 20_000
 """Reads read from the start of a BAM to look for cell-barcode tags."""
@@ -38,12 +48,9 @@ BARCODE_FILES = ("barcodes.tsv.gz", "barcodes.tsv")
 """Where a 10x MTX folder's barcodes are (named in a duplicate-barcode error)."""
 
 
-class InputContentError(ValueError):
-    """An input file whose contents the pipeline cannot use."""
-
-    def __init__(self, path: str | os.PathLike, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path = str(path)
+class InputContentError(LocatedInputError):
+    """An input file whose contents the pipeline cannot use (``path[, line N][, column C]:
+    message``, as every stage's reader words it)."""
 
 
 VERDICT_COLUMNS = ("usable", "problem")
@@ -252,13 +259,13 @@ def _inspect_bulk_counts(path: str) -> dict[str, object]:
 
 def _inspect_vendor_table(path: str) -> dict[str, object]:
     """A vendor VAF table of a plasma sample (carmscope.ctdna.vendor.read_vendor_table)."""
+    from carmscope.ctdna.variants import CtdnaInputError
     from carmscope.ctdna.vendor import read_vendor_table
 
     try:
         table = read_vendor_table(path)
-    except ValueError as error:  # CtdnaInputError: "<path>[, line N][, column C]: message"
-        where_and_what = str(error).removeprefix(str(path)).lstrip(",: ")
-        raise InputContentError(path, where_and_what) from None
+    except CtdnaInputError as error:  # the reader's own place and words
+        raise InputContentError(path, error.reason, line=error.line, column=error.column) from None
     if table.empty:
         raise InputContentError(path, "vendor VAF table has a header but no variant rows")
     return {"counts_format": "vendor_vaf", "n_features": len(table)}
@@ -304,23 +311,20 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
     except (OSError, ValueError) as error:
         raise InputContentError(path, f"cannot be read as SAM/BAM/CRAM ({error})") from None
     with bam:
-        sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
+        # the header's SO, else the records' order (carmscope.bam.alignments.sort_order)
+        order, detail = sort_order(bam)
         indexed = _has_index(path)
         figures: dict[str, object] = {
             "reads_format": bam.format.lower() if hasattr(bam, "format") else "bam",
-            "reads_sort_order": sort_order,
+            "reads_sort_order": order,
             "reads_indexed": indexed,
             "reads_contigs": len(bam.references),
         }
-        if assay == "cfdna":
-            if sort_order != "coordinate":
-                raise InputContentError(
-                    path,
-                    f"cfDNA BAM must be coordinate-sorted (header SO is {sort_order!r}): "
-                    "run `samtools sort` and `samtools index`",
-                )
-            if not indexed:
-                raise InputContentError(path, "cfDNA BAM has no index: run `samtools index`")
+        if assay == "cfdna" and order != "coordinate":
+            raise InputContentError(path, not_sorted_message(path, detail))
+        # an unindexed sorted BAM is indexed by the job that needs it (docs/alignment_files.md)
+        if assay != "cfdna" and bam.references:
+            figures["reads_host_loci_contigs"] = _host_loci_contigs(path, bam.references)
         if assay == "scrna":
             figures["reads_with_cell_barcode"] = _fraction_with_tag(bam, CELL_BARCODE_TAG)
             if figures["reads_with_cell_barcode"] == 0:
@@ -330,6 +334,25 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
                     "per-cell CAR detection needs a 10x BAM with corrected cell barcodes",
                 )
     return figures
+
+
+def _host_loci_contigs(path: str, references) -> int:
+    """Contigs of the header that hold the CAR's host loci or a construct; a BAM with none is
+    flagged (a warning in the job log, and 0 in the inventory): it was aligned to another
+    reference, so the targeted scan finds nothing and host-locus coverage means nothing."""
+    shared = [
+        name
+        for name in references
+        if name in HOST_LOCUS_CONTIGS or name.upper().startswith(HOST_LOCUS_PREFIXES)
+    ]
+    if not shared:
+        print(
+            f"warning: {path}: no contig in common with the CAR construct or its host loci "
+            f"(CD247 on 1/chr1, CD8A on 2/chr2; the header has {', '.join(references[:3])}"
+            f"{', ...' if len(references) > 3 else ''}): aligned to another reference?",
+            file=sys.stderr,
+        )
+    return len(shared)
 
 
 def _fraction_with_tag(bam: pysam.AlignmentFile, tag: str) -> float:
@@ -358,19 +381,22 @@ def _inspect_fastq(path: str) -> dict[str, object]:
 
 
 def _has_index(path: str) -> bool:
-    candidates = (path + ".bai", path + ".csi", path + ".crai", str(Path(path).with_suffix(".bai")))
-    return any(os.path.exists(candidate) for candidate in candidates)
+    return find_index(path) is not None
 
 
 def inspect_variants(vcf_path: str, plasma_bams: Iterable[str]) -> dict[str, object]:
     """Record count of a tumour-variants VCF; its contigs must be in every plasma BAM."""
+    from carmscope.ctdna.variants import CtdnaInputError, open_vcf  # pandas: only for VCFs
+
     contigs: set[str] = set()
     n_records = 0
     try:
-        with pysam.VariantFile(vcf_path) as vcf:
+        with open_vcf(vcf_path) as vcf:
             for record in vcf:
                 contigs.add(record.chrom)
                 n_records += 1
+    except CtdnaInputError as error:  # the ctDNA stage's reader, so the two cannot disagree
+        raise InputContentError(vcf_path, error.reason) from None
     except (OSError, ValueError) as error:
         raise InputContentError(vcf_path, f"cannot be read as VCF ({error})") from None
     if n_records == 0:

@@ -1,4 +1,4 @@
-"""The compiled CAR-scan kernels (carmscope.car._native) against plain-Python references.
+"""The compiled CAR-scan kernels (carmscope.bam._native) against plain-Python references.
 
 Each kernel is checked on random reads against a direct Python reading of what it must do,
 and the BAM walker on small hand-built BGZF/BAM files, damaged in the ways real copies are.
@@ -14,7 +14,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from carmscope.car import _native, bam, text
+from carmscope.bam import _native
+from carmscope.car import bam, text
 from carmscope.car.evidence import AMBIGUOUS, EvidenceSettings, Placement, place_read
 from carmscope.car.kmers import build_index, encode, lookup_args, sequence_hit_positions
 from carmscope.construct import Construct, read_construct, reverse_complement

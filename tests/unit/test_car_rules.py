@@ -63,11 +63,11 @@ def test_missing_kernels_are_named_with_the_fix(monkeypatch):
     real_find_spec = rules.importlib.util.find_spec
 
     def find_spec(name, *args):
-        return None if name == "carmscope.car._native" else real_find_spec(name, *args)
+        return None if name == "carmscope.bam._native" else real_find_spec(name, *args)
 
     monkeypatch.setattr(rules.importlib.util, "find_spec", find_spec)
     message = rules.kernels_not_built()
-    assert "carmscope.car._native" in message and "make setup" in message
+    assert "carmscope.bam._native" in message and "make setup" in message
 
 
 def test_pbmc_samples_are_tested_against_the_pre_infusion_pbmc(tiny_cohort):

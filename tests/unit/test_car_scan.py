@@ -193,6 +193,24 @@ def test_targeted_mode_needs_an_index(tmp_path, tenx, index):
         scan_reads(copy, index, ScanSettings(targeted=True))
 
 
+def test_the_sample_job_indexes_a_link_for_a_targeted_scan(tmp_path, tenx, index, capsys):
+    """The index policy (docs/alignment_files.md): scan_reads refuses an unindexed BAM in
+    targeted mode (above); the sample's job indexes a link and leaves the input folder as it
+    was."""
+    from carmscope.car.sample import analyse_sample
+
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    copy = folder / "no_index.bam"
+    shutil.copy(tenx["bam"], copy)
+    settings = ScanSettings(targeted=True)
+    unindexed = analyse_sample("S1", "bulk_rna", copy, index, settings)
+    indexed = analyse_sample("S1", "bulk_rna", tenx["bam"], index, settings)
+    assert sorted(p.name for p in folder.iterdir()) == ["no_index.bam"]
+    assert f"samtools index {copy}" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(unindexed.evidence, indexed.evidence)
+
+
 def test_bed_intervals_are_merged(tmp_path):
     bed = tmp_path / "loci.bed"
     bed.write_text("track name=x\nchr1\t10\t20\nchr1\t15\t30\nchr2\t0\t5\tname\n")

@@ -6,7 +6,7 @@ import pandas as pd
 import pysam
 import pytest
 
-from carmscope.ctdna import alleles, bamscan
+from carmscope.ctdna import alleles, bamscan, pileup, variants
 from carmscope.ctdna.alleles import COUNT_COLUMNS, AlleleFilters, count_alleles
 
 CONTIGS = ("chrA", "chrB")
@@ -96,7 +96,7 @@ def random_read(rng, genome, chrom, start, events):
 def random_bam(path, rng, genome, sites):
     events = {chrom: {} for chrom in CONTIGS}
     for site in sites.itertuples(index=False):
-        kind = alleles.classify_alleles(site.ref, site.alt)[0]
+        kind = variants.classify_alleles(site.ref, site.alt)[0]
         anchor = site.pos - 1
         if kind == "snv":
             events[site.chrom][anchor] = ("snv", site.alt)
@@ -154,16 +154,14 @@ def random_bam(path, rng, genome, sites):
 
 
 def pysam_counts(bam, variants, filters, monkeypatch):
-    with monkeypatch.context() as patch:
-        patch.setattr(alleles, "SCAN_RECORDS", False)
-        return count_alleles(bam, variants, filters)
+    return count_alleles(bam, variants, filters, engine="pysam")
 
 
 def no_pysam_fallback(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the cluster was counted with pysam, not the record scan")
 
-    monkeypatch.setattr(alleles, "_count_cluster", fail)
+    monkeypatch.setattr(pileup, "count_cluster", fail)
 
 
 FILTERS = {
@@ -262,7 +260,7 @@ def test_cigar_kept_in_a_cg_tag_falls_back_to_pysam(tmp_path, monkeypatch):
     with pysam.AlignmentFile(path) as bam:
         scanner = alleles._record_scanner(bam, path)
     cluster = [
-        alleles._site(i, row, AlleleFilters()) for i, row in alleles.as_variants(sites).iterrows()
+        alleles._site(i, row, AlleleFilters()) for i, row in variants.as_variants(sites).iterrows()
     ]
     assert alleles._scan_cluster(scanner, 0, 200, 252, cluster, AlleleFilters()) is None
     scanner.close()

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from carmscope.ctdna.alleles import ALLELE_COUNT_COLUMNS, CtdnaInputError
+from carmscope.ctdna.alleles import ALLELE_COUNT_COLUMNS
 from carmscope.ctdna.background import mark_carriers, site_background
 from carmscope.ctdna.calls import critical_alt_count, sample_calls, variant_calls
+from carmscope.ctdna.variants import CtdnaInputError
 from carmscope.ctdna.vendor import read_vendor_table
 
 HEADER = "chrom\tpos\tref\talt\talt_count\tdepth\n"

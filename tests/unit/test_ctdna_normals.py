@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from carmscope.ctdna import rules
-from carmscope.ctdna.alleles import VARIANT_COLUMNS
 from carmscope.ctdna.background import BACKGROUND_COLUMNS, patient_backgrounds, site_background
 from carmscope.ctdna.calls import sample_calls, variant_calls, variant_calls_by_patient
 from carmscope.ctdna.panels import PANEL_COLUMNS, patient_panel
+from carmscope.ctdna.variants import VARIANT_COLUMNS
 from tests.unit.test_ctdna_calls import counts
 
 # --- rule helpers -------------------------------------------------------------------------------

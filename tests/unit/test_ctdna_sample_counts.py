@@ -40,3 +40,19 @@ def test_panel_text_columns_stay_text(tmp_path):
     panel = read_panel(path)
     assert panel.loc[0, "chrom"] == "1" and panel.loc[0, "alt"] == "NA"
     assert panel.loc[0, "reason"] == "" and panel.loc[0, "pos"] == 100
+
+
+def test_another_patients_variants_on_another_assembly_do_not_stop_this_sample(tmp_path):
+    """Cohort background mode: the panel holds every patient's variants; one patient's VCF
+    naming contigs this BAM lacks (19 vs chr1) makes those variants, not the job, fail."""
+    bam = write_bam(tmp_path / "plasma.bam", [read("r1", 80, alt_base()), read("r2", 70)])
+    own = snv().assign(patients="P1")
+    other = snv().assign(chrom="19", pos=1000, patients="P2")
+    panel = pd.concat([own, other], ignore_index=True).assign(kind="snv", evaluable=True, reason="")
+    table = bam_counts(bam, panel, {"min_base_quality": 20})
+    assert (table.loc[0, "alt_count"], table.loc[0, "ref_count"]) == (1, 1)
+    assert not table.loc[1, "evaluable"] and pd.isna(table.loc[1, "depth"])
+    assert table.loc[1, "reason"] == (
+        f"contig '19' is not in the header of {bam} (variant of P2: its VCF may be on another "
+        "assembly or naming, 19 vs chr19)"
+    )

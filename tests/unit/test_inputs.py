@@ -130,12 +130,14 @@ def test_scrna_bam_needs_cell_barcodes(tmp_path):
         inspect_reads(write_bam(tmp_path / "nocb.bam", tags=()), "scrna")
 
 
-def test_cfdna_bam_must_be_sorted_and_indexed(tmp_path):
+def test_cfdna_bam_must_be_sorted_and_its_index_is_reported(tmp_path):
     unsorted = {**HEADER, "HD": {"VN": "1.6", "SO": "unsorted"}}
     with pytest.raises(InputContentError, match=r"coordinate-sorted.*samtools sort"):
         inspect_reads(write_bam(tmp_path / "u.bam", header=unsorted, index=False), "cfdna")
-    with pytest.raises(InputContentError, match="no index: run `samtools index`"):
-        inspect_reads(write_bam(tmp_path / "n.bam", index=False), "cfdna")
+    # the index policy (docs/alignment_files.md): a sorted BAM without an index is indexed by
+    # the job that reads it by position (through a link), so inspection reports, not refuses
+    figures = inspect_reads(write_bam(tmp_path / "n.bam", index=False), "cfdna")
+    assert figures["reads_indexed"] is False and figures["reads_sort_order"] == "coordinate"
     assert inspect_reads(write_bam(tmp_path / "ok.bam"), "cfdna")["reads_sort_order"] == (
         "coordinate"
     )
@@ -183,7 +185,7 @@ def test_cfdna_vendor_table_instead_of_bam(tmp_path):
     assert row["counts_format"] == "vendor_vaf" and row["n_features"] == 1
     assert row["n_variants"] == 1
     table.write_text("chrom\tpos\tref\talt\tdepth\nchr1\t100\tA\tC\t500\n")
-    with pytest.raises(InputContentError, match=r"vaf\.tsv: line 1: missing column\(s\)"):
+    with pytest.raises(InputContentError, match=r"vaf\.tsv, line 1: missing column\(s\)"):
         inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"), strict=True)
 
 
@@ -193,7 +195,7 @@ def test_an_unusable_file_is_a_verdict_not_a_crash(tmp_path):
     table.write_text("chrom\tpos\tref\talt\tdepth\nchr1\t100\tA\tC\t500\n")
     row = inspect_sample("S1", "cfdna", str(table), "", write_vcf(tmp_path / "v.vcf"))
     assert row["usable"] is False
-    assert row["problem"].startswith(f"{table}: line 1: missing column(s)")
+    assert row["problem"].startswith(f"{table}, line 1: missing column(s)")
     good = inspect_sample("S2", "cfdna", "", write_bam(tmp_path / "p.bam"), "")
     assert good["usable"] is True and good["problem"] == ""
 

@@ -128,6 +128,13 @@ rule ctdna_count_alleles:
         panel=lambda wildcards: ctdna_rules.panel_of(
             CTDNA_MODE, SAMPLES.loc[wildcards.sample, "patient_id"]
         ),
+        # a plasma CRAM is decoded with ctdna.reference (docs/alignment_files.md)
+        reference=lambda wildcards: (
+            [CTDNA["reference"]]
+            if CTDNA["reference"]
+            and SAMPLES.loc[wildcards.sample, "reads"].lower().endswith(".cram")
+            else []
+        ),
     output:
         "results/ctdna/counts/{sample}.tsv",
     log:

@@ -12,7 +12,9 @@ require_usable(snakemake.input.verdict)
 
 panel = read_panel(snakemake.input.panel)
 if snakemake.input.get("bam"):
-    source, counts = "bam", bam_counts(snakemake.input.bam, panel, snakemake.params.filters)
+    reference = snakemake.input.reference[0] if snakemake.input.reference else None
+    counts = bam_counts(snakemake.input.bam, panel, snakemake.params.filters, reference)
+    source = "bam"
 else:
     source, counts = "vendor", read_vendor_table(snakemake.input.vendor, panel)
 sample = snakemake.params.sample

@@ -4,7 +4,7 @@ import sys
 
 import pandas as pd
 
-from carmscope.ctdna.alleles import VARIANT_COLUMNS, VARIANT_KEY, read_tumour_variants
+from carmscope.ctdna.variants import VARIANT_COLUMNS, VARIANT_KEY, read_tumour_variants
 
 sys.stderr = open(snakemake.log[0], "w")
 

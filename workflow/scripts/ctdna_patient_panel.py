@@ -2,8 +2,8 @@
 
 import sys
 
-from carmscope.ctdna.alleles import read_tumour_variants
 from carmscope.ctdna.panels import patient_panel
+from carmscope.ctdna.variants import read_tumour_variants
 
 sys.stderr = open(snakemake.log[0], "w")
 

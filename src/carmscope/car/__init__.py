@@ -6,9 +6,6 @@ kmers
     The construct-specific k-mer index (:func:`~carmscope.car.kmers.build_index`).
 bam, text
     Compiled, streaming prefilters of BAM records and of FASTQ/text sequences.
-_native
-    The compiled kernels (C, ``_native.c``, built by ``pip install -e .``): k-mer lookups, the
-    BAM reader and record walk, the per-read placement.
 evidence
     Whether one read proves a construct, and where it lies on it.
 scan
@@ -22,6 +19,9 @@ cells
     The per-cell table, joined to the count matrix and to cell types.
 calls
     Per-sample evidence and the call against background.
+
+The compiled kernels (k-mer lookups, the BAM reader and record walk, the per-read placement)
+are the package's one C extension, :mod:`carmscope.bam._native` (``src/carmscope/bam/``).
 
 Nothing here knows of Snakemake; ``workflow/scripts/car_*.py`` are thin adapters.
 """

@@ -20,7 +20,7 @@ The mismatch check rejects reads whose specific k-mers are a short stretch share
 or by another construct built from the same parts (e.g. the first codons of a humanised VL
 framework), when the rest of the read disagrees with the construct.
 
-The decision runs compiled (``place`` in :mod:`carmscope.car._native`): a few microseconds a
+The decision runs compiled (``place`` in :mod:`carmscope.bam._native`): a few microseconds a
 read.
 """
 
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from carmscope.car import _native
+from carmscope.bam import _native
 from carmscope.car.kmers import SpecificKmerIndex
 
 DEFAULT_MIN_KMERS = 8

@@ -11,7 +11,7 @@ Two views of the same index are kept:
 * a dictionary from each specific k-mer, as read on the construct's forward strand, to its
   occurrences (construct, 0-based position), used to place a candidate read on a construct;
 * a :class:`KmerLookup` of the 2-bit codes of both strands of every specific k-mer, used by the
-  compiled kernels (:mod:`carmscope.car._native`, a C extension) that scan every read of a file.
+  compiled kernels (:mod:`carmscope.bam._native`, a C extension) that scan every read of a file.
 
 This module knows nothing of Snakemake.
 """
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carmscope.car import _native
+from carmscope.bam import _native
 from carmscope.construct import Construct, ConstructError, reverse_complement
 
 MIN_K = 11

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
+from carmscope.bam.index import find_index
 from carmscope.sheets import Sheets, baseline_sample
 from carmscope.vocabulary import HOURS_PER_DAY, is_pre_infusion
 
@@ -43,14 +44,14 @@ DEFAULTS: dict[str, object] = {
 def kernels_not_built() -> str | None:
     """Why the compiled CAR kernels cannot be loaded (a message for the user), or None.
 
-    ``carmscope.car._native`` is compiled from ``_native.c`` by ``pip install -e .`` (``make
+    ``carmscope.bam._native`` is compiled from ``_native.c`` by ``pip install -e .`` (``make
     setup``); a checkout used without that step (only ``src/`` on the path) has no kernels, and
     every CAR job would fail on import. The workflow checks this at parse time, before any job.
     """
-    if importlib.util.find_spec("carmscope.car._native") is not None:
+    if importlib.util.find_spec("carmscope.bam._native") is not None:
         return None
     return (
-        "carmscope's compiled CAR kernels (carmscope.car._native, from _native.c) are not "
+        "carmscope's compiled CAR kernels (carmscope.bam._native, from _native.c) are not "
         f"built in {os.path.dirname(__file__)}: run `make setup` (or `.venv/bin/pip install "
         "-e .`) in the repository, which compiles them."
     )
@@ -126,12 +127,8 @@ def sample_table(samples: pd.DataFrame) -> dict[str, dict[str, object]]:
 
 
 def reads_index(reads: str) -> str | None:
-    """The index file next to a BAM or CRAM (``.bai``, ``.csi``, ``.crai``), or None."""
-    stem, _ = os.path.splitext(reads)
-    for candidate in (f"{reads}.bai", f"{reads}.csi", f"{reads}.crai", f"{stem}.bai"):
-        if os.path.exists(candidate):
-            return candidate
-    return None
+    """The index file next to a BAM or CRAM (:func:`carmscope.bam.index.find_index`), or None."""
+    return find_index(reads)
 
 
 def index_inputs(car: Mapping) -> dict[str, str]:

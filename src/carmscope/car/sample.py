@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from carmscope.bam.index import find_index, indexed
 from carmscope.car.calls import sample_evidence
 from carmscope.car.cells import cell_table
 from carmscope.car.coverage import coverage_table, plot_coverage, region_table
 from carmscope.car.kmers import KMER_TABLE_COLUMNS, SpecificKmerIndex, build_index
 from carmscope.car.matrix_feature import read_matrix_cells
-from carmscope.car.scan import ScanSettings, scan_reads
+from carmscope.car.scan import ScanResult, ScanSettings, detect_format, scan_reads
 from carmscope.construct import Construct, read_constructs
 from carmscope.io.tables import read_stage_table
 
@@ -95,7 +96,7 @@ def analyse_sample(
         raise ValueError(f"CAR detection runs on {' and '.join(ASSAYS)} samples, not {assay!r}")
     single_cell = assay == SCRNA
     settings = replace(settings, per_cell=single_cell)
-    result = scan_reads(reads, index, settings)
+    result = _scan(reads, index, settings)
     matrix = (
         read_matrix_cells(counts, matrix_features, genome=genome)
         if single_cell and counts
@@ -136,3 +137,13 @@ def write_sample_outputs(
         analysis.cells.to_csv(cells, sep="\t", index=False)
     sample_id = str(analysis.evidence["sample_id"].iloc[0]) if len(analysis.evidence) else ""
     plot_coverage(analysis.coverage, analysis.regions, Path(plot), title=sample_id)
+
+
+def _scan(reads: str | os.PathLike, index: SpecificKmerIndex, settings: ScanSettings) -> ScanResult:
+    """:func:`~carmscope.car.scan.scan_reads`; a targeted scan of a BAM or CRAM without an index
+    reads a link to it indexed for this job (the policy of ``docs/alignment_files.md``)."""
+    needs_index = settings.targeted and detect_format(reads) in ("bam", "cram")
+    if not needs_index or find_index(reads) is not None:
+        return scan_reads(reads, index, settings)
+    with indexed(reads) as usable:
+        return replace(scan_reads(usable, index, settings), path=str(reads))

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from carmscope.bam.alignments import cram_reference_problem
 from carmscope.car import bam, text
 from carmscope.car.bam import ReadsError
 from carmscope.car.coverage import CoverageAccumulator
@@ -43,6 +44,8 @@ BATCH_READS = 4096
 FASTQ_CHUNK = 4 << 20
 PEEK_READS = 10_000
 """Reads looked at for cell barcodes before a per-cell scan."""
+REFERENCE_KEY = "car.cram_reference"
+"""The config key of the FASTA a biopsy CRAM is decoded with (named in errors)."""
 _SAM_HEADER = re.compile(rb"^@(HD|SQ|RG|PG|CO)\t")
 
 
@@ -566,12 +569,17 @@ def scan_reads(
     Raises
     ------
     ReadsError
-        Unreadable, truncated or malformed files; per-cell counts asked of a file without
-        cell barcodes; a targeted scan of a file without index.
+        Unreadable, truncated or malformed files; a CRAM whose reference cannot be found
+        (naming it and ``car.cram_reference``); per-cell counts asked of a file without cell
+        barcodes; a targeted scan of a file without index.
     """
     settings = settings or ScanSettings()
     path = str(path)
     fmt = detect_format(path)
+    if fmt == "cram":
+        problem = cram_reference_problem(path, settings.reference, REFERENCE_KEY)
+        if problem is not None:
+            raise ReadsError(path, problem)
     if settings.per_cell:
         check_cell_barcodes(path, fmt, settings)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from carmscope.car import _native
+from carmscope.bam import _native
 from carmscope.car.kmers import KmerLookup, lookup_args
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from carmscope.ctdna.alleles import VARIANT_KEY
+from carmscope.ctdna.variants import VARIANT_KEY
 
 DEFAULT_FLOOR = 1e-4
 """Lowest error rate any site is given, however clean its background."""

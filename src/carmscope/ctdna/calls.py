@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from carmscope.ctdna.alleles import VARIANT_KEY
 from carmscope.ctdna.background import DEFAULT_FLOOR
+from carmscope.ctdna.variants import VARIANT_KEY
 
 DEFAULT_ALPHA = 0.01
 """Significance level of the detection test."""

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from carmscope.ctdna.alleles import VARIANT_KEY
 from carmscope.ctdna.background import mark_carriers, patient_backgrounds, site_background
 from carmscope.ctdna.calls import sample_calls, variant_calls, variant_calls_by_patient
 from carmscope.ctdna.response import FLAGS, PATIENT_COLUMNS, ctdna_response
+from carmscope.ctdna.variants import VARIANT_KEY
 from carmscope.io.tables import read_stage_table
 
 TEXT_COLUMNS = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from carmscope.ctdna.alleles import VARIANT_COLUMNS, VARIANT_KEY
+from carmscope.ctdna.variants import VARIANT_COLUMNS, VARIANT_KEY
 
 PANEL_COLUMNS = [*VARIANT_COLUMNS, "patients"]
 """Columns of a panel file (cohort or per patient): the variant, whether it can be counted and
@@ -22,7 +22,7 @@ def patient_panel(variants: pd.DataFrame, patient_id: str) -> pd.DataFrame:
     Parameters
     ----------
     variants
-        :func:`~carmscope.ctdna.alleles.read_tumour_variants` output of the patient's VCF.
+        :func:`~carmscope.ctdna.variants.read_tumour_variants` output of the patient's VCF.
     patient_id
         The patient (written to ``patients``).
 

@@ -9,14 +9,15 @@ table starts with.
 from __future__ import annotations
 
 import os
-import sys
-import tempfile
 from collections.abc import Mapping
 
 import pandas as pd
 import pysam
 
-from carmscope.ctdna.alleles import AlleleFilters, count_alleles, ensure_index
+from carmscope.bam.alignments import sort_order
+from carmscope.bam.index import find_index, indexed
+from carmscope.ctdna.alleles import AlleleFilters, count_alleles
+from carmscope.ctdna.variants import as_variants
 from carmscope.io.tables import read_stage_table
 
 PANEL_TEXT_COLUMNS = ("chrom", "ref", "alt", "kind", "reason", "patients")
@@ -29,40 +30,64 @@ def read_panel(path: str | os.PathLike) -> pd.DataFrame:
     return read_stage_table(path, PANEL_TEXT_COLUMNS)
 
 
-def _indexed(bam_path: str, folder: str) -> str:
-    """The BAM, or a link to it indexed in ``folder`` when it is sorted but has no index.
-
-    Inputs are never written to; unsorted or unreadable BAMs are left for count_alleles,
-    whose error says how to fix them.
-    """
-    try:
-        with pysam.AlignmentFile(bam_path, "rb") as bam:
-            has_index = bam.has_index()
-            order = bam.header.to_dict().get("HD", {}).get("SO")
-    except (OSError, ValueError):
-        return bam_path
-    if has_index or order != "coordinate":
-        return bam_path
-    link = os.path.join(folder, os.path.basename(bam_path))
-    os.symlink(os.path.abspath(bam_path), link)
-    ensure_index(link)
-    print(
-        f"{bam_path} has no index: indexed a link to it in a temporary folder for this job; "
-        f"index it once to save this step: samtools index {bam_path}",
-        file=sys.stderr,
-    )
-    return link
-
-
 def bam_counts(
-    bam_path: str | os.PathLike, panel: pd.DataFrame, filters: Mapping[str, object]
+    bam_path: str | os.PathLike,
+    panel: pd.DataFrame,
+    filters: Mapping[str, object],
+    reference: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Allele counts of a BAM at ``panel`` (:func:`~carmscope.ctdna.alleles.count_alleles`
-    with ``AlleleFilters(**filters)``); a sorted BAM without an index is indexed through a
-    link in a temporary folder (the input is never written to)."""
-    with tempfile.TemporaryDirectory(prefix="carmscope-ctdna-") as folder:
-        bam = _indexed(str(bam_path), folder)
-        return count_alleles(bam, panel, AlleleFilters(**filters))
+    with ``AlleleFilters(**filters)``).
+
+    A BAM without an index is indexed through a link in a temporary folder (the input is never
+    written to; :func:`carmscope.bam.index.indexed`, the policy of ``docs/alignment_files.md``);
+    one that is not coordinate-sorted is left for count_alleles, whose error says how to fix it.
+    ``reference`` (``ctdna.reference``) decodes a CRAM.
+    """
+    bam_path = str(bam_path)
+    panel = mark_contigs_absent(panel, bam_path)
+    if find_index(bam_path) is not None or not _sorted(bam_path):
+        return count_alleles(bam_path, panel, AlleleFilters(**filters), reference)
+    with indexed(bam_path) as usable:
+        return count_alleles(usable, panel, AlleleFilters(**filters), reference)
+
+
+def mark_contigs_absent(panel: pd.DataFrame, bam_path: str | os.PathLike) -> pd.DataFrame:
+    """The panel with variants on contigs absent from the BAM's header marked not evaluable.
+
+    In the ``cohort`` background mode every plasma sample is counted at every patient's
+    variants: one patient's VCF on another assembly or naming (``19`` vs ``chr1``) must not
+    fail the other patients' samples. Such variants get a reason naming the contig, the BAM and
+    the patients whose VCF they come from; a patient all of whose variants are elsewhere is not
+    evaluable (``no_evaluable_variants``). An unreadable BAM is left for count_alleles.
+    """
+    try:
+        with pysam.AlignmentFile(str(bam_path), check_sq=False) as bam:
+            contigs = set(bam.references)
+    except (OSError, ValueError):
+        return panel
+    table = as_variants(panel)  # with evaluable and reason, a fresh index
+    absent = table["evaluable"].astype(bool) & ~table["chrom"].astype(str).isin(contigs)
+    if not absent.any():
+        return panel
+    owners = table["patients"] if "patients" in table.columns else pd.Series("", table.index)
+    table.loc[absent, "evaluable"] = False
+    table.loc[absent, "reason"] = [
+        f"contig {chrom!r} is not in the header of {bam_path}"
+        + (f" (variant of {patients}" if patients else " (")
+        + ": its VCF may be on another assembly or naming, 19 vs chr19)"
+        for chrom, patients in zip(table.loc[absent, "chrom"], owners[absent], strict=True)
+    ]
+    return table
+
+
+def _sorted(bam_path: str) -> bool:
+    """Whether a BAM is coordinate-sorted (False also when it cannot be read)."""
+    try:
+        with pysam.AlignmentFile(bam_path, check_sq=False) as bam:
+            return sort_order(bam)[0] == "coordinate"
+    except (OSError, ValueError):
+        return False
 
 
 def label_counts(counts: pd.DataFrame, sample: Mapping[str, object], source: str) -> pd.DataFrame:

@@ -5,7 +5,7 @@ with columns ``chrom``, ``pos`` (1-based), ``ref``, ``alt`` and, per row, either
 and ``depth`` (preferred: the sample then gets a detection p-value) or ``vaf`` alone (the
 sample then gives a mean VAF but no p-value; see :mod:`carmscope.ctdna.calls`). Blank lines and
 lines starting with ``#`` are skipped; other columns are ignored. Alleles are normalised as in
-:func:`carmscope.ctdna.alleles.normalise_alleles`, so rows match the tumour VCF's variants.
+:func:`carmscope.ctdna.variants.normalise_alleles`, so rows match the tumour VCF's variants.
 """
 
 from __future__ import annotations
@@ -15,14 +15,8 @@ from collections.abc import Iterator
 
 import pandas as pd
 
-from carmscope.ctdna.alleles import (
-    ALLELE_COUNT_COLUMNS,
-    COUNT_COLUMNS,
-    VARIANT_KEY,
-    CtdnaInputError,
-    as_variants,
-    normalise_alleles,
-)
+from carmscope.ctdna.alleles import ALLELE_COUNT_COLUMNS, COUNT_COLUMNS
+from carmscope.ctdna.variants import VARIANT_KEY, CtdnaInputError, as_variants, normalise_alleles
 from carmscope.messages import found_columns
 
 REQUIRED_COLUMNS = ("chrom", "pos", "ref", "alt")
@@ -85,7 +79,7 @@ def read_vendor_table(
         Tab-separated table with a header line (see the module docstring).
     variants
         The patient's tumour variants (e.g. from
-        :func:`~carmscope.ctdna.alleles.read_tumour_variants`). When given, the result has one
+        :func:`~carmscope.ctdna.variants.read_tumour_variants`). When given, the result has one
         row per variant, in its order, with the variant's kind, evaluable and reason; variants
         absent from the table are not evaluable ("not in the vendor table"); table rows that
         are not among the variants are dropped.

@@ -273,9 +273,15 @@ COLUMNS: tuple[Column, ...] = (
     Column(S, "input.n_features", "count", "Rows (genes) of the count matrix."),
     Column(S, "input.total_counts", "UMIs/reads", "Sum of the count matrix."),
     Column(S, "input.reads_format", "text", "Read-file format (bam, cram, sam, fastq)."),
-    Column(S, "input.reads_sort_order", "text", "SO of the BAM/CRAM header."),
+    Column(S, "input.reads_sort_order", "text", "SO of the BAM/CRAM header (else from records)."),
     Column(S, "input.reads_indexed", _BOOL, "An index (.bai/.csi/.crai) lies beside the file."),
     Column(S, "input.reads_contigs", "count", "Reference sequences in the read-file header."),
+    Column(
+        S,
+        "input.reads_host_loci_contigs",
+        "count",
+        "Header contigs holding the CAR host loci (1/chr1, 2/chr2) or a construct; 0 is flagged.",
+    ),
     Column(
         S, "input.reads_with_cell_barcode", "fraction 0-1", "Sampled reads with a CB tag (10x)."
     ),

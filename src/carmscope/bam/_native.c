@@ -1,7 +1,9 @@
-/* Compiled kernels of the CAR scan (carmscope.car._native).
+/* The compiled kernels of carmscope (carmscope.bam._native): the one BGZF/BAM record decoder
+ * of the package, used by the CAR scan and the ctDNA allele counting.
  *
  * Built at install time by setup.py (setuptools Extension); the Python modules
- * carmscope.car.kmers, .text, .bam and .evidence wrap these functions and document them.
+ * carmscope.car.kmers, .text, .bam and .evidence and carmscope.ctdna.bamscan wrap these
+ * functions and document them.
  *
  *   fill, contains            the k-mer hash lookup (filter byte + open addressing)
  *   ascii_hits, ascii_hit_codes, flag_lines, scan_fastq_chunk
@@ -10,6 +12,9 @@
  *   BamWalker                 reads, inflates (libdeflate) and walks a range of a BAM file
  *   parse_record              the fields of one raw BAM record
  *   place                     the per-read placement of carmscope.car.evidence.place_read
+ *   count_observations, tally_fragments
+ *                             allele observations at variant sites from inflated BAM records,
+ *                             and their one-count-per-fragment tally (carmscope.ctdna.bamscan)
  *
  * Every kernel releases the GIL while it works, so threads scale.
  *
@@ -987,7 +992,7 @@ static PyGetSetDef walker_getset[] = {
     {NULL}};
 
 static PyTypeObject BamWalkerType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "carmscope.car._native.BamWalker",
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "carmscope.bam._native.BamWalker",
     .tp_basicsize = sizeof(BamWalker),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_doc = "BamWalker(path, start_block, start_within, stop_block, stop_within, table, bits, "
@@ -1200,6 +1205,530 @@ done:
     return result;
 }
 
+/* --- allele counting at variant sites (carmscope.ctdna.bamscan) ---------------------------- */
+
+/* Status codes of count_observations (bamscan._NEED_DATA ... _MALFORMED). */
+enum { SCAN_NEED_DATA = 0, SCAN_DONE = 1, SCAN_FULL = 2, SCAN_UNSUPPORTED = 3, SCAN_MALFORMED = 4 };
+
+#define FNV_OFFSET UINT64_C(0xCBF29CE484222325)
+#define FNV_PRIME UINT64_C(0x100000001B3)
+#define MAX_COMBINED_QUALITY 200
+
+static uint32_t CRC_TABLE[256];
+
+static void init_crc_table(void) {
+    for (uint32_t byte = 0; byte < 256; byte++) {
+        uint32_t value = byte;
+        for (int i = 0; i < 8; i++) value = (value & 1) ? (value >> 1) ^ 0xEDB88320u : value >> 1;
+        CRC_TABLE[byte] = value;
+    }
+}
+
+static inline int is_aligned_op(uint32_t op) { return op == 0 || op == 7 || op == 8; }
+
+/* One read's CIGAR and bases, as the observers need them. */
+typedef struct {
+    const uint8_t *cigar; /* n_cigar little-endian uint32 */
+    int64_t n_cigar, start, end;
+    const uint8_t *sequence; /* 4-bit packed */
+    const uint8_t *qualities;
+    int has_qualities;
+} Read;
+
+/* Query index aligned to a reference position, or -1 (gap, clip or not covered). */
+static int64_t query_position(const Read *read, int64_t ref_pos) {
+    int64_t ref = read->start, query = 0;
+    for (int64_t i = 0; i < read->n_cigar; i++) {
+        uint32_t value = u32_at(read->cigar + 4 * i), op = value & 15;
+        int64_t length = value >> 4;
+        if (is_aligned_op(op)) {
+            if (ref <= ref_pos && ref_pos < ref + length) return query + ref_pos - ref;
+            ref += length;
+            query += length;
+        } else if (op == 1 || op == 4) {
+            query += length;
+        } else if (op == 2 || op == 3) {
+            ref += length;
+        }
+    }
+    return -1;
+}
+
+/* Whether a deletion or skip spans exactly (exact) or overlaps [gap_start, gap_end). */
+static int gap_in(const Read *read, int64_t gap_start, int64_t gap_end, int exact) {
+    int64_t ref = read->start;
+    for (int64_t i = 0; i < read->n_cigar; i++) {
+        uint32_t value = u32_at(read->cigar + 4 * i), op = value & 15;
+        int64_t length = value >> 4;
+        if (op == 2 || op == 3) {
+            if (exact ? (ref == gap_start && ref + length == gap_end)
+                      : (ref < gap_end && gap_start < ref + length))
+                return 1;
+            ref += length;
+        } else if (is_aligned_op(op)) {
+            ref += length;
+        }
+    }
+    return 0;
+}
+
+/* Query start and length of the (last) insertion right before ref_pos; start -1 if none. */
+static int64_t insertion_before(const Read *read, int64_t ref_pos, int64_t *found_length) {
+    int64_t ref = read->start, query = 0, found = -1;
+    *found_length = 0;
+    for (int64_t i = 0; i < read->n_cigar; i++) {
+        uint32_t value = u32_at(read->cigar + 4 * i), op = value & 15;
+        int64_t length = value >> 4;
+        if (is_aligned_op(op)) {
+            ref += length;
+            query += length;
+        } else if (op == 1) {
+            if (ref == ref_pos) {
+                found = query;
+                *found_length = length;
+            }
+            query += length;
+        } else if (op == 4) {
+            query += length;
+        } else if (op == 2 || op == 3) {
+            ref += length;
+        }
+    }
+    return found;
+}
+
+/* Whether an insertion sits right before a reference position in (low, high]. */
+static int insertion_within(const Read *read, int64_t low, int64_t high) {
+    int64_t ref = read->start;
+    for (int64_t i = 0; i < read->n_cigar; i++) {
+        uint32_t value = u32_at(read->cigar + 4 * i), op = value & 15;
+        int64_t length = value >> 4;
+        if (is_aligned_op(op) || op == 2 || op == 3)
+            ref += length;
+        else if (op == 1 && low < ref && ref <= high)
+            return 1;
+    }
+    return 0;
+}
+
+static inline int base_at(const Read *read, int64_t query) {
+    uint8_t packed = read->sequence[query >> 1];
+    return (query & 1) == 0 ? packed >> 4 : packed & 15;
+}
+
+static inline int64_t quality_at(const Read *read, int64_t query) {
+    return read->has_qualities ? (int64_t)read->qualities[query] : 0;
+}
+
+/* The sites of one cluster (see bamscan._site_arrays). */
+typedef struct {
+    const int64_t *anchors;
+    const int8_t *kinds; /* 0 SNV, 1 insertion, 2 deletion */
+    const int8_t *ref_codes, *alt_codes;
+    const int64_t *inserted_at, *inserted_length;
+    const uint8_t *inserted_codes;
+    const int64_t *deleted_length;
+    int64_t n_sites, flank;
+} Sites;
+
+/* Allele (0 ref, 1 alt, 2 other; -1: not counted here) a read shows at one site, and its base
+ * quality: the rules of the observers in carmscope.ctdna.pileup. */
+static int observe(const Read *read, const Sites *sites, int64_t site, int64_t *quality) {
+    int kind = sites->kinds[site];
+    int64_t anchor = sites->anchors[site];
+    *quality = 0;
+    if (kind == 0) {
+        int64_t query = query_position(read, anchor);
+        if (query < 0) return -1;
+        int base = base_at(read, query);
+        *quality = quality_at(read, query);
+        return base == sites->ref_codes[site] ? 0 : base == sites->alt_codes[site] ? 1 : 2;
+    }
+    int64_t after = kind == 1 ? anchor + 1 : anchor + sites->deleted_length[site] + 1;
+    if (anchor - read->start + 1 < sites->flank || read->end - after < sites->flank) return -1;
+    int64_t query = query_position(read, anchor);
+    if (query < 0) return -1;
+    int64_t base_quality = quality_at(read, query);
+    if (kind == 1) { /* insertion */
+        int deleted_next = gap_in(read, anchor + 1, anchor + 2, 0);
+        if (!deleted_next && query_position(read, after) < 0) return -1;
+        int64_t length;
+        int64_t inserted = insertion_before(read, anchor + 1, &length);
+        if (inserted >= 0) {
+            int same = length == sites->inserted_length[site];
+            const uint8_t *expected = sites->inserted_codes + sites->inserted_at[site];
+            for (int64_t offset = 0; offset < length; offset++) {
+                int64_t q = quality_at(read, inserted + offset);
+                if (q < base_quality) base_quality = q;
+                if (same && base_at(read, inserted + offset) != expected[offset]) same = 0;
+            }
+            *quality = base_quality;
+            return same ? 1 : 2;
+        }
+        *quality = base_quality;
+        return deleted_next ? 2 : 0;
+    }
+    /* deletion */
+    *quality = base_quality;
+    if (gap_in(read, anchor + 1, after, 1)) return 1;
+    if (gap_in(read, anchor + 1, after, 0) || insertion_within(read, anchor, after)) return 2;
+    if (query_position(read, after) < 0) {
+        *quality = 0;
+        return -1;
+    }
+    return 0;
+}
+
+/* Flat output arrays: one observation per read and site. */
+typedef struct {
+    int64_t *site;
+    int8_t *allele;
+    int16_t *quality;
+    uint8_t *reverse;
+    uint64_t *key;
+    uint32_t *crc;
+    int64_t capacity;
+} Observations;
+
+/* Walk the records of data[0:size) and write one observation per read and site it spans; see
+ * count_observations below. */
+static int64_t walk_sites(const uint8_t *data, int64_t size, int64_t tid, int64_t stop,
+                          const Sites *sites, int64_t excluded, int improper,
+                          int64_t min_mapping_quality, int by_name, int64_t *state,
+                          Observations *out, int *status) {
+    int64_t first = state[0], ordinal = state[1], n_out = state[2];
+    const int64_t last = sites->n_sites;
+    int64_t at = 0;
+    *status = SCAN_NEED_DATA;
+    while (at + 4 <= size) {
+        const uint8_t *record = data + at;
+        int64_t block_size = i32_at(record);
+        if (block_size < 32) {
+            *status = SCAN_MALFORMED;
+            break;
+        }
+        if (at + 4 + block_size > size) break;
+        int64_t record_end = at + 4 + block_size;
+        int64_t ref_id = i32_at(record + 4), start = i32_at(record + 8);
+        if (ref_id != tid) {
+            if (0 <= ref_id && ref_id < tid) { /* an earlier contig's read */
+                at = record_end;
+                continue;
+            }
+            *status = SCAN_DONE;
+            break;
+        }
+        if (start >= stop) {
+            *status = SCAN_DONE;
+            break;
+        }
+        while (first < last && sites->anchors[first] < start) first++;
+        if (first == last) {
+            *status = SCAN_DONE;
+            break;
+        }
+        int64_t name_length = record[12], mapping_quality = record[13];
+        int64_t n_cigar = u16_at(record + 16), flag = u16_at(record + 18);
+        int64_t l_seq = i32_at(record + 20);
+        int64_t cigar_at = at + 36 + name_length;
+        int64_t sequence_at = cigar_at + 4 * n_cigar;
+        int64_t qualities_at = sequence_at + (l_seq + 1) / 2;
+        if (l_seq < 0 || qualities_at + l_seq > record_end) {
+            *status = SCAN_MALFORMED;
+            break;
+        }
+        if (n_cigar > 0 && l_seq > 0) {
+            uint32_t value = u32_at(data + cigar_at);
+            if ((value & 15) == 4 && (int64_t)(value >> 4) == l_seq) { /* CIGAR in a CG tag */
+                *status = SCAN_UNSUPPORTED;
+                break;
+            }
+        }
+        if ((flag & 4) || n_cigar == 0) { /* pysam: no reference_end */
+            ordinal++;
+            at = record_end;
+            continue;
+        }
+        int64_t end = start;
+        for (int64_t i = 0; i < n_cigar; i++) {
+            uint32_t value = u32_at(data + cigar_at + 4 * i), op = value & 15;
+            if (op == 0 || op == 2 || op == 3 || op == 7 || op == 8) end += value >> 4;
+        }
+        if (end == start) end = start + 1; /* as bam_endpos */
+        if (end <= sites->anchors[first]) {
+            ordinal++;
+            at = record_end;
+            continue;
+        }
+        int64_t beyond = first;
+        while (beyond < last && sites->anchors[beyond] < end) beyond++;
+        if ((flag & excluded) || (improper && (flag & 1) && !(flag & 2)) ||
+            mapping_quality < min_mapping_quality || l_seq == 0) {
+            ordinal++;
+            at = record_end;
+            continue;
+        }
+        if (n_out + beyond - first > out->capacity) {
+            *status = SCAN_FULL;
+            break;
+        }
+        Read read = {data + cigar_at, n_cigar, start, end, data + sequence_at,
+                     data + qualities_at, data[qualities_at] != 255};
+        uint64_t key;
+        uint32_t crc;
+        if (by_name) {
+            key = FNV_OFFSET;
+            crc = 0xFFFFFFFFu;
+            for (int64_t i = at + 36; i < at + 36 + name_length - 1; i++) { /* without the NUL */
+                uint8_t byte = data[i];
+                key = (key ^ byte) * FNV_PRIME;
+                crc = CRC_TABLE[(crc ^ byte) & 255] ^ (crc >> 8);
+            }
+            crc ^= 0xFFFFFFFFu;
+            key ^= (uint64_t)name_length << 56;
+        } else {
+            key = (uint64_t)ordinal;
+            crc = 0;
+        }
+        int reverse = (flag & 16) != 0;
+        for (int64_t site = first; site < beyond; site++) {
+            int64_t quality;
+            int allele = observe(&read, sites, site, &quality);
+            if (allele >= 0) {
+                out->site[n_out] = site;
+                out->allele[n_out] = (int8_t)allele;
+                out->quality[n_out] = (int16_t)quality;
+                out->reverse[n_out] = (uint8_t)reverse;
+                out->key[n_out] = key;
+                out->crc[n_out] = crc;
+                n_out++;
+            }
+        }
+        ordinal++;
+        at = record_end;
+    }
+    state[0] = first;
+    state[1] = ordinal;
+    state[2] = n_out;
+    return at;
+}
+
+/* Buffers of one call, released together. */
+typedef struct {
+    Py_buffer views[24];
+    int n;
+} Views;
+
+static void release_views(Views *views) {
+    for (int i = 0; i < views->n; i++) PyBuffer_Release(&views->views[i]);
+    views->n = 0;
+}
+
+/* A view of an array of `count` items of `itemsize` bytes (count -1: any); NULL on error. */
+static void *view_of(Views *views, PyObject *object, Py_ssize_t itemsize, Py_ssize_t count,
+                     int writable, const char *name) {
+    Py_buffer *view = &views->views[views->n];
+    if (PyObject_GetBuffer(object, view, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0)
+        return NULL;
+    views->n++;
+    if (view->len % itemsize != 0 || (count >= 0 && view->len / itemsize < count)) {
+        PyErr_Format(PyExc_ValueError, "%s: wrong size", name);
+        return NULL;
+    }
+    return view->buf;
+}
+
+/* count_observations(buffer, tid, stop, anchors, kinds, ref_codes, alt_codes, inserted_at,
+ *     inserted_length, inserted_codes, deleted_length, flank, excluded, improper,
+ *     min_mapping_quality, by_name, state, out_site, out_allele, out_quality, out_reverse,
+ *     out_key, out_crc) -> (offset reached, status); see carmscope.ctdna.bamscan. */
+static PyObject *py_count_observations(PyObject *self, PyObject *args) {
+    PyObject *buffer, *anchors, *kinds, *ref_codes, *alt_codes, *inserted_at, *inserted_length,
+        *inserted_codes, *deleted_length, *state, *o_site, *o_allele, *o_quality, *o_reverse,
+        *o_key, *o_crc;
+    long long tid, stop, flank, excluded, min_mapping_quality;
+    int improper, by_name;
+    if (!PyArg_ParseTuple(args, "OLLOOOOOOOOLLpLpOOOOOOO", &buffer, &tid, &stop, &anchors, &kinds,
+                          &ref_codes, &alt_codes, &inserted_at, &inserted_length, &inserted_codes,
+                          &deleted_length, &flank, &excluded, &improper, &min_mapping_quality,
+                          &by_name, &state, &o_site, &o_allele, &o_quality, &o_reverse, &o_key,
+                          &o_crc))
+        return NULL;
+    Views views = {.n = 0};
+    PyObject *result = NULL;
+    const uint8_t *data = view_of(&views, buffer, 1, -1, 0, "buffer");
+    if (data == NULL) goto done;
+    Py_ssize_t size = views.views[views.n - 1].len;
+    Sites sites;
+    sites.anchors = view_of(&views, anchors, 8, -1, 0, "anchors");
+    if (sites.anchors == NULL) goto done;
+    sites.n_sites = views.views[views.n - 1].len / 8;
+    int64_t n = sites.n_sites;
+    if ((sites.kinds = view_of(&views, kinds, 1, n, 0, "kinds")) == NULL ||
+        (sites.ref_codes = view_of(&views, ref_codes, 1, n, 0, "ref_codes")) == NULL ||
+        (sites.alt_codes = view_of(&views, alt_codes, 1, n, 0, "alt_codes")) == NULL ||
+        (sites.inserted_at = view_of(&views, inserted_at, 8, n, 0, "inserted_at")) == NULL ||
+        (sites.inserted_length = view_of(&views, inserted_length, 8, n, 0, "inserted_length")) ==
+            NULL ||
+        (sites.inserted_codes = view_of(&views, inserted_codes, 1, -1, 0, "inserted_codes")) ==
+            NULL)
+        goto done;
+    Py_ssize_t n_inserted = views.views[views.n - 1].len;
+    if ((sites.deleted_length = view_of(&views, deleted_length, 8, n, 0, "deleted_length")) == NULL)
+        goto done;
+    for (int64_t i = 0; i < n; i++) /* the kernel trusts these: check them once */
+        if (sites.kinds[i] < 0 || sites.kinds[i] > 2 ||
+            (sites.kinds[i] == 1 && (sites.inserted_at[i] < 0 || sites.inserted_length[i] < 0 ||
+                                     sites.inserted_at[i] + sites.inserted_length[i] > n_inserted))) {
+            PyErr_SetString(PyExc_ValueError, "site arrays out of range");
+            goto done;
+        }
+    sites.flank = flank;
+    int64_t *counters = view_of(&views, state, 8, 3, 1, "state");
+    if (counters == NULL) goto done;
+    Observations out;
+    if ((out.site = view_of(&views, o_site, 8, -1, 1, "out_site")) == NULL) goto done;
+    out.capacity = views.views[views.n - 1].len / 8;
+    int64_t capacity = out.capacity;
+    if ((out.allele = view_of(&views, o_allele, 1, capacity, 1, "out_allele")) == NULL ||
+        (out.quality = view_of(&views, o_quality, 2, capacity, 1, "out_quality")) == NULL ||
+        (out.reverse = view_of(&views, o_reverse, 1, capacity, 1, "out_reverse")) == NULL ||
+        (out.key = view_of(&views, o_key, 8, capacity, 1, "out_key")) == NULL ||
+        (out.crc = view_of(&views, o_crc, 4, capacity, 1, "out_crc")) == NULL)
+        goto done;
+    if (counters[2] < 0 || counters[2] > capacity || counters[0] < 0 || counters[0] > n) {
+        PyErr_SetString(PyExc_ValueError, "state out of range");
+        goto done;
+    }
+    int status;
+    int64_t reached;
+    Py_BEGIN_ALLOW_THREADS
+    reached = walk_sites(data, size, tid, stop, &sites, excluded, improper, min_mapping_quality,
+                         by_name, counters, &out, &status);
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("Li", (long long)reached, status);
+done:
+    release_views(&views);
+    return result;
+}
+
+/* tally_fragments(site, allele, quality, reverse, key, crc, min_base_quality, counts):
+ * group the observations (in file order) into fragments (one site and read name each),
+ * resolve each to one observation and count it; counts: int64 (n_sites, 8), see
+ * carmscope.ctdna.bamscan. */
+static PyObject *py_tally_fragments(PyObject *self, PyObject *args) {
+    PyObject *o_site, *o_allele, *o_quality, *o_reverse, *o_key, *o_crc, *o_counts;
+    long long min_base_quality;
+    if (!PyArg_ParseTuple(args, "OOOOOOLO", &o_site, &o_allele, &o_quality, &o_reverse, &o_key,
+                          &o_crc, &min_base_quality, &o_counts))
+        return NULL;
+    Views views = {.n = 0};
+    PyObject *result = NULL;
+    int64_t *slots = NULL, *following = NULL, *tail = NULL;
+    const int64_t *site = view_of(&views, o_site, 8, -1, 0, "site");
+    if (site == NULL) goto done;
+    int64_t n = views.views[views.n - 1].len / 8;
+    const int8_t *allele;
+    const int16_t *quality;
+    const uint8_t *reverse;
+    const uint64_t *key;
+    const uint32_t *crc;
+    if ((allele = view_of(&views, o_allele, 1, n, 0, "allele")) == NULL ||
+        (quality = view_of(&views, o_quality, 2, n, 0, "quality")) == NULL ||
+        (reverse = view_of(&views, o_reverse, 1, n, 0, "reverse")) == NULL ||
+        (key = view_of(&views, o_key, 8, n, 0, "key")) == NULL ||
+        (crc = view_of(&views, o_crc, 4, n, 0, "crc")) == NULL)
+        goto done;
+    int64_t *counts = view_of(&views, o_counts, 8, -1, 1, "counts");
+    if (counts == NULL) goto done;
+    int64_t n_rows = views.views[views.n - 1].len / 64;
+    for (int64_t i = 0; i < n; i++)
+        if (site[i] < 0 || site[i] >= n_rows || allele[i] < 0 || allele[i] > 2) {
+            PyErr_SetString(PyExc_ValueError, "observation out of range");
+            goto done;
+        }
+    int64_t size = 16;
+    while (size < 2 * n) size <<= 1;
+    uint64_t mask = (uint64_t)size - 1;
+    slots = malloc((size_t)size * sizeof(int64_t));
+    following = malloc(((size_t)n + 1) * sizeof(int64_t));
+    tail = malloc(((size_t)n + 1) * sizeof(int64_t));
+    if (slots == NULL || following == NULL || tail == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (int64_t i = 0; i < size; i++) slots[i] = -1;
+    for (int64_t i = 0; i < n; i++) following[i] = -1;
+    /* tail[i] >= 0 marks i as the first observation of its fragment (then: its last one) */
+    for (int64_t i = 0; i < n; i++) {
+        tail[i] = -1;
+        uint64_t mixed = key[i] ^ ((uint64_t)crc[i] * UINT64_C(0x9E3779B97F4A7C15)) ^
+                         ((uint64_t)site[i] * UINT64_C(0xC2B2AE3D27D4EB4F));
+        mixed = (mixed ^ (mixed >> 33)) * UINT64_C(0xFF51AFD7ED558CCD);
+        uint64_t slot = (mixed ^ (mixed >> 33)) & mask;
+        for (;;) {
+            int64_t head = slots[slot];
+            if (head < 0) {
+                slots[slot] = i;
+                tail[i] = i;
+                break;
+            }
+            if (site[head] == site[i] && key[head] == key[i] && crc[head] == crc[i]) {
+                following[tail[head]] = i;
+                tail[head] = i;
+                break;
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+    for (int64_t head = 0; head < n; head++) {
+        if (tail[head] < 0) continue;
+        int64_t chosen = head, chosen_quality = quality[head];
+        if (following[head] >= 0) {
+            int64_t members = 0, total = 0, best = -1;
+            int same = 1;
+            for (int64_t member = head; member >= 0; member = following[member]) {
+                members++;
+                total += quality[member];
+                if (allele[member] != allele[head]) same = 0;
+                if (quality[member] > best) best = quality[member];
+            }
+            if (same) { /* the mate whose strand counts: pseudo-random by read name (CRC32) */
+                chosen = head;
+                for (int64_t step = crc[head] % (uint64_t)members; step > 0; step--)
+                    chosen = following[chosen];
+                chosen_quality = total < MAX_COMBINED_QUALITY ? total : MAX_COMBINED_QUALITY;
+            } else { /* the best mate; a tie between different alleles: neither counts */
+                chosen = -1;
+                for (int64_t member = head; member >= 0; member = following[member]) {
+                    if (quality[member] != best) continue;
+                    if (chosen >= 0 && allele[member] != allele[chosen]) {
+                        chosen = -2;
+                        break;
+                    }
+                    chosen = member;
+                }
+                chosen_quality = best;
+            }
+        }
+        if (chosen < 0 || chosen_quality < min_base_quality) continue;
+        int64_t *row = counts + 8 * site[chosen];
+        int code = allele[chosen];
+        row[code]++;
+        row[3]++;
+        if (code < 2) row[4 + 2 * code + (reverse[chosen] ? 1 : 0)]++;
+    }
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    free(slots);
+    free(following);
+    free(tail);
+    release_views(&views);
+    return result;
+}
+
 static PyObject *py_libdeflate(PyObject *self, PyObject *unused) {
     if (ld_source == NULL) Py_RETURN_NONE;
     return Py_NewRef(ld_source);
@@ -1225,24 +1754,32 @@ static PyMethodDef methods[] = {
     {"place", py_place, METH_VARARGS,
      "place(sequence, table, bits, filter, filter_bits, k, codes, offsets, construct, "
      "position, reverse, constructs, min_kmers, max_mismatch_fraction)"},
+    {"count_observations", py_count_observations, METH_VARARGS,
+     "count_observations(buffer, tid, stop, anchors, kinds, ref_codes, alt_codes, inserted_at, "
+     "inserted_length, inserted_codes, deleted_length, flank, excluded, improper, "
+     "min_mapping_quality, by_name, state, out_site, out_allele, out_quality, out_reverse, "
+     "out_key, out_crc) -> (offset reached, status)"},
+    {"tally_fragments", py_tally_fragments, METH_VARARGS,
+     "tally_fragments(site, allele, quality, reverse, key, crc, min_base_quality, counts)"},
     {"libdeflate", py_libdeflate, METH_NOARGS, "Where libdeflate was found (None: nowhere)."},
     {NULL}};
 
 static struct PyModuleDef module_definition = {
     PyModuleDef_HEAD_INIT,
     .m_name = "_native",
-    .m_doc = "Compiled kernels of the CAR scan.",
+    .m_doc = "Compiled BGZF/BAM kernels of carmscope (CAR scan, ctDNA allele counting).",
     .m_size = -1,
     .m_methods = methods,
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
     init_tables();
+    init_crc_table();
     resolve_libdeflate();
     if (PyType_Ready(&BamWalkerType) < 0) return NULL;
     PyObject *module = PyModule_Create(&module_definition);
     if (module == NULL) return NULL;
-    FormatError = PyErr_NewException("carmscope.car._native.FormatError", PyExc_ValueError, NULL);
+    FormatError = PyErr_NewException("carmscope.bam._native.FormatError", PyExc_ValueError, NULL);
     if (FormatError == NULL || PyModule_AddObjectRef(module, "FormatError", FormatError) < 0 ||
         PyModule_AddObjectRef(module, "BamWalker", (PyObject *)&BamWalkerType) < 0) {
         Py_DECREF(module);
