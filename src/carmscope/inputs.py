@@ -11,7 +11,6 @@ that the input inventory (``results/qc/inputs.tsv``) reports.
 from __future__ import annotations
 
 import csv
-import gzip
 import os
 import sys
 from collections.abc import Iterable
@@ -22,6 +21,13 @@ import pysam
 from carmscope.bam.alignments import not_sorted_message, sort_order
 from carmscope.bam.index import find_index
 from carmscope.errors import LocatedInputError
+from carmscope.io.tenx import (
+    TENX_MTX,
+    CountMatrixError,
+    MatrixSummary,
+    check_unique_barcodes,
+    describe_matrix,
+)
 from carmscope.messages import found_columns, quoted
 from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
 
@@ -38,6 +44,8 @@ the construct."""
 CELL_BARCODE_TAG = "CB"
 READS_TO_PEEK = 20_000
 """Reads read from the start of a BAM to look for cell-barcode tags."""
+BARCODE_FILES = ("barcodes.tsv.gz", "barcodes.tsv")
+"""Where a 10x MTX folder's barcodes are (named in a duplicate-barcode error)."""
 
 
 class InputContentError(LocatedInputError):
@@ -57,6 +65,7 @@ def inspect_sample(
     reads: str,
     tumor_variants: str = "",
     strict: bool = False,
+    genome: str | None = None,
 ) -> dict[str, object]:
     """One row of the input inventory: every figure of the sample's files, checked.
 
@@ -70,22 +79,34 @@ def inspect_sample(
         For cfDNA samples, the patient's variants VCF, checked against this sample's BAM.
     strict
         Raise :class:`InputContentError` on the first unusable file instead of recording it.
+    genome
+        Genome of multi-genome 10x count matrices (config key ``expression.genome``).
 
     Returns
     -------
     dict
         The figures, then :data:`VERDICT_COLUMNS`: ``usable`` True, or False with the
         ``problem`` (an unusable file leaves the whole sample out of the analyses; the result
-        tables then say which samples were left out and why).
+        tables then say which samples were left out and why). A single-cell matrix adds, after
+        the other figures, the columns of :func:`matrix_content` and, with a 10x BAM,
+        ``barcode_overlap`` (:func:`barcode_overlap`).
     """
     row: dict[str, object] = {"sample_id": sample_id, "assay": assay}
     try:
-        if counts:
+        summary = None
+        if counts and assay == "scrna":
+            summary = inspect_matrix(counts, genome)
+            row.update(_count_figures(counts, summary))
+        elif counts:
             row.update(inspect_counts(counts, assay))
         if reads:
             row.update(inspect_reads(reads, assay))
         if assay == "cfdna" and tumor_variants:
             row.update(inspect_variants(tumor_variants, [reads] if reads else []))
+        if summary is not None:
+            row.update(matrix_content(summary))
+            if reads and not _is_fastq(reads):
+                row["barcode_overlap"] = barcode_overlap(reads, counts, summary.barcodes)
     except InputContentError as error:
         if strict:
             raise
@@ -113,7 +134,7 @@ def write_inventory_row(row: dict[str, object], path: str | os.PathLike) -> None
         writer.writerow(row.values())
 
 
-def inspect_counts(path: str, assay: str) -> dict[str, object]:
+def inspect_counts(path: str, assay: str, genome: str | None = None) -> dict[str, object]:
     """Shape and totals of a count input (10x HDF5, 10x MTX folder, h5ad, bulk TSV, or a
     cfDNA vendor VAF table)."""
     if assay == "bulk_rna":
@@ -122,68 +143,92 @@ def inspect_counts(path: str, assay: str) -> dict[str, object]:
         return _inspect_vendor_table(path)
     if assay in BLOOD_MEASURE_ASSAYS:
         return _inspect_blood_table(path, assay)
-    if os.path.isdir(path):
-        return _inspect_mtx(path)
-    if path.endswith(".h5ad"):
-        return _inspect_h5ad(path)
-    return _inspect_tenx_h5(path)
+    return _count_figures(path, inspect_matrix(path, genome))
 
 
-def _inspect_tenx_h5(path: str) -> dict[str, object]:
-    import h5py
+def inspect_matrix(path: str, genome: str | None = None) -> MatrixSummary:
+    """A single-cell count matrix described by the shared reader (:mod:`carmscope.io.tenx`),
+    checked: readable, one genome, unique barcodes, raw counts.
 
+    Raises
+    ------
+    InputContentError
+        Naming the file and the problem in one line.
+    """
     try:
-        with h5py.File(path, "r") as handle:
-            if "matrix" not in handle:
-                raise InputContentError(
-                    path,
-                    "not a Cell Ranger v3 matrix: no 'matrix' group (v2 files are not read)",
-                )
-            matrix = handle["matrix"]
-            n_features, n_cells = (int(v) for v in matrix["shape"][()])
-            barcodes = [b.decode() for b in matrix["barcodes"][()]]
-            total = int(matrix["data"][()].sum()) if n_cells else 0
-    except OSError as error:
-        raise InputContentError(path, f"cannot be read as HDF5 ({error})") from None
-    _check_barcodes(path, barcodes)
-    return _count_figures(path, "10x_h5", n_cells, n_features, total)
-
-
-def _inspect_h5ad(path: str) -> dict[str, object]:
-    import anndata
-
-    try:
-        adata = anndata.read_h5ad(path, backed="r")
-    except (OSError, KeyError) as error:
-        raise InputContentError(path, f"cannot be read as h5ad ({error})") from None
-    try:
-        _check_barcodes(path, list(adata.obs_names))
-        total = int(adata.X[:].sum()) if adata.n_obs else 0
-        return _count_figures(path, "h5ad", adata.n_obs, adata.n_vars, total)
-    finally:
-        adata.file.close()
-
-
-def _inspect_mtx(path: str) -> dict[str, object]:
-    folder = Path(path)
-    matrix = _first_existing(folder, ("matrix.mtx.gz", "matrix.mtx"))
-    barcodes_file = _first_existing(folder, ("barcodes.tsv.gz", "barcodes.tsv"))
-    if matrix is None or barcodes_file is None:
-        raise InputContentError(path, "10x MTX folder needs matrix.mtx(.gz) and barcodes.tsv(.gz)")
-    with _open_text(matrix) as handle:
-        header = next((line for line in handle if not line.startswith("%")), "")
-    try:
-        n_features, n_cells, _ = (int(v) for v in header.split())
-    except ValueError:
-        raise InputContentError(matrix, "no 'rows columns entries' line in the header") from None
-    with _open_text(barcodes_file) as handle:
-        barcodes = [line.split("\t")[0].strip() for line in handle if line.strip()]
-    if len(barcodes) != n_cells:
-        raise InputContentError(
-            barcodes_file, f"{len(barcodes)} barcodes but the matrix has {n_cells} columns"
+        summary = describe_matrix(path, genome=genome)
+    except CountMatrixError as error:
+        raise InputContentError(error.path, str(error).removeprefix(f"{error.path}: ")) from None
+    where = path
+    if summary.format == TENX_MTX:
+        where = next(
+            (str(Path(path, name)) for name in BARCODE_FILES if Path(path, name).exists()), path
         )
-    _check_barcodes(barcodes_file, barcodes)
-    return _count_figures(path, "10x_mtx", n_cells, n_features, None)
+    try:
+        check_unique_barcodes(where, summary.barcodes)
+    except CountMatrixError as error:
+        raise InputContentError(where, str(error).removeprefix(f"{where}: ")) from None
+    if summary.raw_counts is False:
+        raise InputContentError(
+            path,
+            f"{summary.counts_source} holds values that are not raw counts (negative or "
+            "non-integer: normalised or log-transformed?); give UMI counts, in X or in a "
+            "layer 'counts'",
+        )
+    return summary
+
+
+def matrix_content(summary: MatrixSummary) -> dict[str, object]:
+    """Inventory columns of what a count matrix holds (beyond its shape).
+
+    ``counts_version`` (``v3``/``legacy`` for 10x HDF5, ``v3``/``v2`` for MTX, the encoding
+    version of an h5ad), ``genome`` (';'-joined, '' when the format does not say),
+    ``gene_name_type`` (:func:`carmscope.io.tenx.gene_name_type`) and ``raw_counts``
+    (True, or '' when the values were not read).
+    """
+    return {
+        "counts_version": summary.version,
+        "genome": ";".join(summary.genomes),
+        "gene_name_type": summary.gene_name_type,
+        "raw_counts": "" if summary.raw_counts is None else summary.raw_counts,
+    }
+
+
+def barcode_overlap(reads: str, counts: str, cells: list[str]) -> float:
+    """Fraction of the cell-barcoded reads among the first :data:`READS_TO_PEEK` whose
+    barcode is a cell of the count matrix.
+
+    Raises
+    ------
+    InputContentError
+        When none is: the BAM and the matrix are not from the same run (per-cell CAR
+        detection would find no cell).
+    """
+    with pysam.AlignmentFile(reads, check_sq=False) as bam:
+        barcodes = [
+            read.get_tag(CELL_BARCODE_TAG)
+            for read in _first_reads(bam)
+            if read.has_tag(CELL_BARCODE_TAG)
+        ]
+    if not barcodes:
+        return 0.0
+    known = set(cells)
+    matched = sum(barcode in known for barcode in barcodes)
+    if matched == 0:
+        raise InputContentError(
+            reads,
+            f"none of the {len(barcodes)} cell barcodes in its first {READS_TO_PEEK} reads is a "
+            f"cell of the count matrix {counts} (read barcode {quoted(barcodes[0])}, matrix "
+            f"barcode {quoted(cells[0])}): give the BAM and the matrix of the same Cell Ranger run",
+        )
+    return round(matched / len(barcodes), 4)
+
+
+def _first_reads(bam: pysam.AlignmentFile):
+    for seen, read in enumerate(bam.fetch(until_eof=True), start=1):
+        yield read
+        if seen >= READS_TO_PEEK:
+            break
 
 
 def _inspect_bulk_counts(path: str) -> dict[str, object]:
@@ -209,7 +254,7 @@ def _inspect_bulk_counts(path: str) -> dict[str, object]:
         line = int(duplicated.idxmax()) + 2
         value = quoted(table["gene"].iloc[line - 2])
         raise InputContentError(path, f"line {line}, column 'gene': {value} is duplicated")
-    return _count_figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
+    return _figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
 
 
 def _inspect_vendor_table(path: str) -> dict[str, object]:
@@ -240,7 +285,11 @@ def _inspect_blood_table(path: str, assay: str) -> dict[str, object]:
     return {"counts_format": "analyte_table", "n_features": int(table["analyte"].nunique())}
 
 
-def _count_figures(
+def _count_figures(path: str | os.PathLike, summary: MatrixSummary) -> dict[str, object]:
+    return _figures(path, summary.format, summary.n_cells, summary.n_features, summary.total_counts)
+
+
+def _figures(
     path: str | os.PathLike, fmt: str, n_cells: int, n_features: int, total: int | None
 ) -> dict[str, object]:
     if n_cells == 0 or n_features == 0:
@@ -253,17 +302,9 @@ def _count_figures(
     }
 
 
-def _check_barcodes(path: str | os.PathLike, barcodes: list[str]) -> None:
-    seen: set[str] = set()
-    for barcode in barcodes:
-        if barcode in seen:
-            raise InputContentError(path, f"cell barcode {barcode!r} occurs more than once")
-        seen.add(barcode)
-
-
 def inspect_reads(path: str, assay: str) -> dict[str, object]:
     """Format, sort order and index of a reads file; cell barcodes for scRNA BAMs."""
-    if path.endswith((".fastq", ".fq", ".fastq.gz", ".fq.gz")):
+    if _is_fastq(path):
         return _inspect_fastq(path)
     try:
         bam = pysam.AlignmentFile(path, check_sq=False)
@@ -324,6 +365,10 @@ def _fraction_with_tag(bam: pysam.AlignmentFile, tag: str) -> float:
     return round(tagged / seen, 4) if seen else 0.0
 
 
+def _is_fastq(path: str) -> bool:
+    return path.endswith((".fastq", ".fq", ".fastq.gz", ".fq.gz"))
+
+
 def _inspect_fastq(path: str) -> dict[str, object]:
     try:
         with pysam.FastxFile(path) as handle:
@@ -364,11 +409,3 @@ def inspect_variants(vcf_path: str, plasma_bams: Iterable[str]) -> dict[str, obj
                 vcf_path, f"contig(s) {absent} are not in the header of plasma BAM {bam_path}"
             )
     return {"n_variants": n_records}
-
-
-def _first_existing(folder: Path, names: tuple[str, ...]) -> Path | None:
-    return next((folder / name for name in names if (folder / name).exists()), None)
-
-
-def _open_text(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)

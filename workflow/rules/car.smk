@@ -75,6 +75,7 @@ rule car_scan_scrna:
         matrix_features=CAR["matrix_features"],
         targeted=CAR["targeted"]["enabled"],
         construct_contigs=CAR["targeted"]["construct_contigs"],
+        genome=config["expression"]["genome"],
     script:
         "../scripts/car_scan.py"
 

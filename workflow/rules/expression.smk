@@ -40,6 +40,7 @@ rule expression_scrna:
         qc=config["expression"]["qc"],
         annotation=config["expression"]["annotation"],
         min_cells=config["expression"]["min_cells"],
+        genome=config["expression"]["genome"],
     script:
         "../scripts/expression_scrna.py"
 

@@ -24,6 +24,7 @@ rule inspect_inputs:
         runtime=scaled(5, per_mb=0.002),
     params:
         assay=lambda wildcards: sample_field(wildcards, "assay"),
+        genome=config["expression"]["genome"],
         strict=config["strict"],
     script:
         "../scripts/inspect_inputs.py"

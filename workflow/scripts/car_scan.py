@@ -31,6 +31,7 @@ analysis = analyse_sample(
     counts=snakemake.input.get("counts") or None,
     matrix_features=params.matrix_features,
     min_umis=params.min_umis,
+    genome=params.get("genome"),
 )
 write_sample_outputs(
     analysis,

@@ -2,15 +2,13 @@
 
 import sys
 
-import pandas as pd
-
 from carmscope.ctdna.plots import spider_plot, waterfall_plot
+from carmscope.io.tables import read_stage_table
 
 sys.stderr = open(snakemake.log[0], "w")
 
-text = {"patient_id": str, "sample_id": str}
-timepoints = pd.read_csv(snakemake.input.timepoints, sep="\t", dtype=text)
-patients = pd.read_csv(snakemake.input.patients, sep="\t", dtype=text)
+timepoints = read_stage_table(snakemake.input.timepoints)
+patients = read_stage_table(snakemake.input.patients)
 fall_fraction = snakemake.params.fall_fraction
 for path in (snakemake.output.spider_svg, snakemake.output.spider_png):
     spider_plot(timepoints, path, patients, fall_fraction)

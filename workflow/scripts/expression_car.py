@@ -2,15 +2,14 @@
 
 import sys
 
-import pandas as pd
-
 from carmscope.expression.composition import car_by_cell_type
+from carmscope.io.tables import read_stage_table
 
 sys.stderr = open(snakemake.log[0], "w")
 
-cells = pd.read_csv(snakemake.input.cells, sep="\t", index_col="barcode", keep_default_na=False)
+cells = read_stage_table(snakemake.input.cells, ("cell_type",)).set_index("barcode")
 annotated = cells[cells["qc_pass"].astype(str) == "True"]
-car = pd.read_csv(snakemake.input.car, sep="\t", dtype={"barcode": str})
+car = read_stage_table(snakemake.input.car)
 table = car_by_cell_type(annotated, car, min_umis=snakemake.params.min_umis)
 table.insert(0, "sample_id", snakemake.wildcards.sample)
 table.to_csv(snakemake.output[0], sep="\t", index=False)

@@ -4,18 +4,24 @@ import sys
 
 import pandas as pd
 
-from carmscope.expression.annotation import annotate_cells, read_markers
+from carmscope.expression.annotation import annotate_if_evaluable, read_markers
 from carmscope.expression.composition import cell_type_table, composition_metrics
 from carmscope.expression.io import read_counts
 from carmscope.expression.qc import QCThresholds, filter_cells, normalize_log1p
-from carmscope.expression.scoring import load_collections, score_scrna_sample, scores_to_metrics
+from carmscope.expression.scoring import (
+    SCORE_COLUMNS,
+    GeneSetError,
+    load_collections,
+    score_scrna_sample,
+    scores_to_metrics,
+)
 from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
 require_usable(snakemake.input.verdict)
 
 sample_id = snakemake.wildcards.sample
-adata = read_counts(snakemake.input.counts)
+adata = read_counts(snakemake.input.counts, genome=snakemake.params.genome)
 # copy=False: the QC-passed cells are compacted in place and take over the count matrix; only
 # the per-cell QC table (obs) of the unfiltered cells is kept, for cells.tsv.gz
 cells, summary = filter_cells(
@@ -25,15 +31,27 @@ qc_table = adata.obs
 del adata
 print(f"QC: {summary}", file=sys.stderr)
 normalize_log1p(cells)
-annotate_cells(cells, read_markers(snakemake.input.markers), **snakemake.params.annotation)
-print(cells.obs["cell_type"].value_counts().to_string(), file=sys.stderr)
+# a matrix without the marker genes: cell types not evaluable, the reason in qc.tsv
+reason = annotate_if_evaluable(
+    cells,
+    read_markers(snakemake.input.markers),
+    sample_id=sample_id,
+    counts_file=snakemake.input.counts,
+    **snakemake.params.annotation,
+)
+if reason:
+    summary["annotation_reason"] = reason
+print(reason or cells.obs["cell_type"].value_counts().to_string(), file=sys.stderr)
 
 collections = load_collections(list(snakemake.input.gmt), [snakemake.input.signatures])
-scores = score_scrna_sample(cells, collections, min_cells=snakemake.params.min_cells)
-metrics = pd.concat(
-    [scores_to_metrics(scores), composition_metrics(cells, min_cells=snakemake.params.min_cells)],
-    ignore_index=True,
-)
+try:
+    scores = score_scrna_sample(cells, collections, min_cells=snakemake.params.min_cells)
+except GeneSetError as error:  # no gene of a set in the matrix: scores not evaluable
+    summary["scores_reason"] = str(error)
+    print(error, file=sys.stderr)
+    scores = pd.DataFrame(columns=list(SCORE_COLUMNS))
+composition = [] if reason else [composition_metrics(cells, min_cells=snakemake.params.min_cells)]
+metrics = pd.concat([scores_to_metrics(scores), *composition], ignore_index=True)
 
 per_cell = qc_table.join(
     cells.obs[["cell_type", "cell_type_score", "cell_type_confidence"]].astype({"cell_type": str})
@@ -42,7 +60,7 @@ per_cell["cell_type"] = per_cell["cell_type"].fillna("")
 per_cell.index.name = "barcode"
 per_cell.to_csv(snakemake.output.cells, sep="\t")
 pd.DataFrame([summary]).to_csv(snakemake.output.qc, sep="\t", index=False)
-cell_type_table(cells.obs).assign(sample_id=sample_id).to_csv(
+cell_type_table(cells.obs.iloc[:0] if reason else cells.obs).assign(sample_id=sample_id).to_csv(
     snakemake.output.composition, sep="\t", index=False
 )
 scores.insert(0, "sample_id", sample_id)

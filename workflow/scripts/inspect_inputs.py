@@ -12,6 +12,7 @@ row = inspect_sample(
     counts=snakemake.input.get("counts", ""),
     reads=snakemake.input.get("reads", ""),
     tumor_variants=snakemake.input.get("tumor_variants", ""),
+    genome=snakemake.params.genome,
     strict=snakemake.params.strict,
 )
 write_inventory_row(row, snakemake.output[0])

@@ -29,6 +29,7 @@ import pandas as pd
 from carmscope.car.cells import construct_cell_figures
 from carmscope.car.matrix_feature import MatrixCells
 from carmscope.car.scan import ScanResult
+from carmscope.io.tables import read_stage_table
 
 DEFAULT_ALPHA = 0.001
 DEFAULT_FLOOR_PER_MILLION = 1.0
@@ -284,7 +285,7 @@ def read_evidence(paths: Sequence[str]) -> pd.DataFrame:
     the result is then an empty table with :data:`EVIDENCE_COLUMNS`, and the summary has no
     rows (the tables then report CAR detection not evaluable for want of reads).
     """
-    tables = [pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[""]) for path in paths]
+    tables = [read_stage_table(path) for path in paths]
     if not tables:
         return pd.DataFrame(columns=list(EVIDENCE_COLUMNS))
     return pd.concat(tables, ignore_index=True)

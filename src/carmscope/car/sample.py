@@ -22,6 +22,7 @@ from carmscope.car.kmers import KMER_TABLE_COLUMNS, SpecificKmerIndex, build_ind
 from carmscope.car.matrix_feature import read_matrix_cells
 from carmscope.car.scan import ScanResult, ScanSettings, detect_format, scan_reads
 from carmscope.construct import Construct, read_constructs
+from carmscope.io.tables import read_stage_table
 
 SCRNA = "scrna"
 BULK = "bulk_rna"
@@ -49,7 +50,7 @@ def load_index(
     constructs: list[Construct] = read_constructs(construct_fasta, segments_tsv)
     if kmer_table is None:
         return build_index(constructs, k, host_fasta) if k else build_index(constructs)
-    table = pd.read_csv(kmer_table, sep="\t", dtype={"kmer": str})
+    table = read_stage_table(kmer_table, ("kmer",))
     lengths = table["kmer"].str.len().unique() if len(table) else []
     if len(lengths) != 1 or list(table.columns[: len(KMER_TABLE_COLUMNS)]) != list(
         KMER_TABLE_COLUMNS
@@ -68,6 +69,7 @@ def analyse_sample(
     counts: str | os.PathLike | None = None,
     matrix_features: Sequence[str] = (),
     min_umis: int = 1,
+    genome: str | None = None,
 ) -> SampleAnalysis:
     """Scan one sample and build its CAR tables.
 
@@ -87,13 +89,19 @@ def analyse_sample(
         IDs or names of the CAR feature in the count matrix.
     min_umis
         CAR UMIs for a cell to be CAR+.
+    genome
+        Genome of a multi-genome Cell Ranger 1.2/2 count matrix.
     """
     if assay not in ASSAYS:
         raise ValueError(f"CAR detection runs on {' and '.join(ASSAYS)} samples, not {assay!r}")
     single_cell = assay == SCRNA
     settings = replace(settings, per_cell=single_cell)
     result = _scan(reads, index, settings)
-    matrix = read_matrix_cells(counts, matrix_features) if single_cell and counts else None
+    matrix = (
+        read_matrix_cells(counts, matrix_features, genome=genome)
+        if single_cell and counts
+        else None
+    )
     accumulators = {
         name: tally.coverage
         for name, tally in zip(result.construct_names, result.tally.constructs, strict=True)

@@ -16,6 +16,7 @@ from carmscope.ctdna.background import mark_carriers, patient_backgrounds, site_
 from carmscope.ctdna.calls import sample_calls, variant_calls, variant_calls_by_patient
 from carmscope.ctdna.response import FLAGS, PATIENT_COLUMNS, ctdna_response
 from carmscope.ctdna.variants import VARIANT_KEY
+from carmscope.io.tables import read_stage_table
 
 TEXT_COLUMNS = frozenset(
     {"sample_id", "patient_id", "timepoint", "source", "chrom", "ref", "alt", "kind", "reason"}
@@ -25,15 +26,9 @@ TEXT_COLUMNS = frozenset(
 
 
 def read_table(path: str) -> pd.DataFrame:
-    """A TSV of this stage: text columns stay text ('' stays ''), empty numbers are NA."""
-    columns = pd.read_csv(path, sep="\t", nrows=0).columns
-    return pd.read_csv(
-        path,
-        sep="\t",
-        dtype={c: str for c in columns if c in TEXT_COLUMNS},
-        keep_default_na=False,
-        na_values={c: [""] for c in columns if c not in TEXT_COLUMNS},
-    )
+    """A TSV of this stage: text columns stay text ('' stays ''), empty numbers are NA
+    (:func:`carmscope.io.tables.read_stage_table`)."""
+    return read_stage_table(path, TEXT_COLUMNS)
 
 
 @dataclass(frozen=True)

@@ -18,16 +18,16 @@ from carmscope.bam.alignments import sort_order
 from carmscope.bam.index import find_index, indexed
 from carmscope.ctdna.alleles import AlleleFilters, count_alleles
 from carmscope.ctdna.variants import as_variants
+from carmscope.io.tables import read_stage_table
 
 PANEL_TEXT_COLUMNS = ("chrom", "ref", "alt", "kind", "reason", "patients")
 SAMPLE_COLUMNS = ("sample_id", "patient_id", "timepoint", "day")
 
 
 def read_panel(path: str | os.PathLike) -> pd.DataFrame:
-    """A panel table as written by the panel rules (text columns kept as text)."""
-    return pd.read_csv(
-        path, sep="\t", dtype=dict.fromkeys(PANEL_TEXT_COLUMNS, str), keep_default_na=False
-    )
+    """A panel table as written by the panel rules (text columns kept as text;
+    :func:`carmscope.io.tables.read_stage_table`)."""
+    return read_stage_table(path, PANEL_TEXT_COLUMNS)
 
 
 def bam_counts(

@@ -33,6 +33,8 @@ import pandas as pd
 from scipy import sparse
 
 from carmscope.celltypes import CELL_TYPES, UNASSIGNED
+from carmscope.io.tenx import gene_name_type
+from carmscope.messages import quoted
 
 MARKER_COLUMNS = ("cell_type", "gene")
 """Required columns of a marker table; ``weight`` (default 1) and ``source`` are optional."""
@@ -41,6 +43,11 @@ MIN_SCORE = 0.10
 MIN_MARGIN = 0.05
 CHUNK_CELLS = 4096
 """Cells ranked at once (bounds the working memory to one chunk's non-zero entries)."""
+
+
+class MarkerCoverageError(ValueError):
+    """A count matrix in which some cell type has none of its marker genes: the sample's
+    annotation is not evaluable (see :func:`check_marker_coverage`)."""
 
 
 class MarkerTableError(ValueError):
@@ -152,6 +159,55 @@ def _weights(
     return columns, weights, types, coverage
 
 
+def _names_look_like(var_names: Sequence[str]) -> str:
+    examples = ", ".join(quoted(name) for name in list(var_names)[:3])
+    return f"its feature names look like {gene_name_type(var_names) or 'nothing'}: {examples}"
+
+
+def check_marker_coverage(
+    markers: pd.DataFrame, var_names: Sequence[str], *, sample_id: str = "", counts_file: str = ""
+) -> pd.DataFrame:
+    """Check that every cell type of the marker table has a marker gene in the matrix.
+
+    A real matrix can hold a subset of genes, Ensembl IDs or probe IDs as names, or another
+    species' genes; marker scores would then compare types scored on different evidence.
+
+    Parameters
+    ----------
+    markers
+        Marker table (:func:`read_markers`).
+    var_names
+        The matrix's feature names.
+    sample_id, counts_file
+        Named in the error.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Per cell type ``n_markers``, ``n_found`` and the ``missing`` genes.
+
+    Raises
+    ------
+    MarkerCoverageError
+        One line naming the sample and file, the marker genes found per cell type and the
+        way on (gene symbols as the features file's second column).
+    """
+    _, _, _, coverage = _weights(markers, pd.Index(var_names))
+    lacking = coverage.loc[coverage["n_found"] == 0, "cell_type"].tolist()
+    if lacking:
+        found = ", ".join(
+            f"{row.cell_type} {row.n_found}/{row.n_markers}" for row in coverage.itertuples()
+        )
+        raise MarkerCoverageError(
+            f"sample {sample_id} ({counts_file}): cell-type annotation not evaluable: no marker "
+            f"gene of {', '.join(lacking)} in the matrix ({_names_look_like(var_names)}); "
+            f"marker genes found per cell type: {found}; give human gene symbols as the "
+            "features file's second column (map gene IDs to symbols) or a marker table "
+            "(expression.markers) of the matrix's genes"
+        )
+    return coverage
+
+
 def _rank_contributions(
     block: sparse.csr_matrix, columns: np.ndarray, max_rank: int
 ) -> sparse.csr_matrix:
@@ -211,7 +267,9 @@ def marker_scores(
     """
     columns, weights, types, coverage = _weights(markers, adata.var_names)
     if len(columns) == 0:
-        raise ValueError("none of the marker genes is in the matrix (are var_names gene symbols?)")
+        raise MarkerCoverageError(
+            f"none of the marker genes is in the matrix ({_names_look_like(adata.var_names)})"
+        )
     matrix = adata.X if layer is None else adata.layers[layer]
     if not sparse.issparse(matrix):
         matrix = sparse.csr_matrix(matrix)
@@ -324,3 +382,47 @@ def annotate_cells(
         "coverage": {column: coverage[column].tolist() for column in coverage},
     }
     return scores
+
+
+def annotate_if_evaluable(
+    adata: anndata.AnnData,
+    markers: pd.DataFrame,
+    *,
+    sample_id: str = "",
+    counts_file: str = "",
+    key: str = "cell_type",
+    **settings,
+) -> str:
+    """Annotate cells (:func:`annotate_cells`) when every cell type has a marker gene in the
+    matrix; otherwise leave them unlabelled and say why.
+
+    Parameters
+    ----------
+    adata
+        QC-passed cells.
+    markers
+        Marker table (:func:`read_markers`).
+    sample_id, counts_file
+        Named in the reason.
+    key
+        ``obs`` column for the labels.
+    **settings
+        ``layer``, ``min_score``, ``min_margin``, ``max_rank`` of :func:`annotate_cells`.
+
+    Returns
+    -------
+    str
+        '' when annotated; else the one-line reason of :func:`check_marker_coverage`, with
+        ``obs[key]`` '' and its score and confidence NaN for every cell.
+    """
+    try:
+        check_marker_coverage(
+            markers, adata.var_names, sample_id=sample_id, counts_file=counts_file
+        )
+    except MarkerCoverageError as error:
+        adata.obs[key] = ""
+        adata.obs[f"{key}_score"] = np.nan
+        adata.obs[f"{key}_confidence"] = np.nan
+        return str(error)
+    annotate_cells(adata, markers, key=key, **settings)
+    return ""

@@ -172,6 +172,11 @@ def paired_values(
 # --- the test ---------------------------------------------------------------------------------
 
 
+# Why not SciPy for tied |delta| (measured with SciPy 1.17.1): ``stats.wilcoxon(method="exact")``
+# ignores ties (it uses the tie-free null distribution: p = 0.742 instead of 0.766 on 8 tied
+# deltas), and ``stats.wilcoxon(method=stats.PermutationMethod(n_resamples=np.inf))`` gives
+# exactly this p-value but enumerates all 2**n sign patterns: 0.16 s at n = 8, 18.7 s at
+# n = 15, 72 s at n = 17, against 0.4 ms here (0.5 s at n = 487), by dynamic programming.
 def _signed_rank_null(doubled_ranks: np.ndarray) -> np.ndarray:
     """Null distribution of ``2 * W+``: probability of each total over all sign patterns."""
     total = int(doubled_ranks.sum())
@@ -257,16 +262,15 @@ def signed_rank_test(deltas: Sequence[float]) -> dict[str, object]:
 
 
 def benjamini_hochberg(p_values: Sequence[float]) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN inputs stay NaN and are not counted."""
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN inputs stay NaN and are not counted.
+
+    :func:`scipy.stats.false_discovery_control` (``method="bh"``) over the non-NaN p-values.
+    """
     p = np.asarray(p_values, dtype=float)
     q = np.full(p.shape, np.nan)
-    tested = np.flatnonzero(~np.isnan(p))
-    if tested.size == 0:
-        return q
-    order = tested[np.argsort(p[tested], kind="stable")]
-    m = tested.size
-    scaled = p[order] * m / np.arange(1, m + 1)
-    q[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+    tested = ~np.isnan(p)
+    if tested.any():
+        q[tested] = stats.false_discovery_control(p[tested], method="bh")
     return q
 
 

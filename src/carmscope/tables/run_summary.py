@@ -13,6 +13,8 @@ import os
 
 import pandas as pd
 
+from carmscope.io.tables import read_stage_table
+
 REASON_SUFFIX = "_reason"
 
 
@@ -50,9 +52,7 @@ def run_summary(patients_table: str | os.PathLike[str], max_listed: int = 10) ->
     """
     if not os.path.exists(patients_table):
         return ""
-    patients = pd.read_csv(
-        patients_table, sep="\t", dtype=str, keep_default_na=False, index_col="patient_id"
-    )
+    patients = read_stage_table(patients_table, all_text=True).set_index("patient_id")
     total = len(patients)
     lines = [f"carmscope: {total} patient(s) in {os.fspath(patients_table)}"]
     for group, reasons in not_evaluable(patients).items():

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from carmscope.io.tables import read_stage_table
+
 EXPRESSION_ASSAYS = ("scrna", "bulk_rna")
 
 # Columns the builders rely on, per step table (the empty stand-in of an absent stage has them).
@@ -115,14 +117,9 @@ def _empty(columns: Iterable[str]) -> pd.DataFrame:
 
 
 def read_tsv(path: str) -> pd.DataFrame:
-    """A step's TSV with IDs kept as text (a patient called ``001`` stays ``001``)."""
-    return pd.read_csv(
-        path,
-        sep="\t",
-        dtype={"sample_id": str, "patient_id": str, "reason": str},
-        keep_default_na=False,
-        na_values=[""],
-    )
+    """A step's TSV with IDs and ``reason`` kept as text (a patient called ``001`` stays
+    ``001``; :func:`carmscope.io.tables.read_stage_table`)."""
+    return read_stage_table(path, ("reason",))
 
 
 def _read_all(paths: Iterable[str], columns: Iterable[str]) -> pd.DataFrame:
