@@ -21,7 +21,9 @@ def _strip_well(barcodes: pd.Series) -> pd.Series:
     return barcodes.astype(str).str.replace(r"-\d+$", "", regex=True)
 
 
-def annotate_cells(repertoire: Repertoire, cell_types: pd.DataFrame, cells_path: str) -> pd.DataFrame:
+def annotate_cells(
+    repertoire: Repertoire, cell_types: pd.DataFrame, cells_path: str
+) -> pd.DataFrame:
     """The repertoire's cells with their ``cell_type`` ('' for cells the expression stage did
     not annotate, e.g. removed by QC).
 

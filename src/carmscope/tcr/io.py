@@ -266,8 +266,9 @@ def _read_immunoseq(path, sep, spec: FormatSpec, found: dict[str, str], table) -
     unit, count = _immunoseq_counts(frame, path, v2, count_cols)
     v_names = _text(frame, v_col)
     if v_family:
-        v_names = v_names.where(~v_names.str.lower().isin(["", "unresolved", "unknown"]),
-                                _text(frame, v_family))
+        v_names = v_names.where(
+            ~v_names.str.lower().isin(["", "unresolved", "unknown"]), _text(frame, v_family)
+        )
     v_gene = _genes(v_names, table)
     j_gene = _genes(_text(frame, j_col), table)
     cdr3 = _text(frame, aa)
@@ -282,14 +283,17 @@ def _read_immunoseq(path, sep, spec: FormatSpec, found: dict[str, str], table) -
 def _immunoseq_counts(frame, path, v2: bool, count_cols: list[str]) -> tuple[str, np.ndarray]:
     if v2:
         column = count_cols[0]
-        unit = "reads" if "reads" in column.lower() and "templates" not in column.lower() else (
-            "templates"
+        unit = (
+            "reads"
+            if "reads" in column.lower() and "templates" not in column.lower()
+            else ("templates")
         )
         return unit, _whole_numbers(frame[column], path, column)
     by_key = {column_key(c): c for c in count_cols}
     if "templates" in by_key:
-        templates = _whole_numbers(frame[by_key["templates"]], path, by_key["templates"],
-                                   allow_missing=True)
+        templates = _whole_numbers(
+            frame[by_key["templates"]], path, by_key["templates"], allow_missing=True
+        )
         if templates.any() or "seqreads" not in by_key:
             return "templates", templates
     column = by_key["seqreads"]
@@ -378,8 +382,9 @@ def _read_airr(path, sep, spec: FormatSpec, found: dict[str, str], table) -> Rep
     productive = _is_true(frame[found["productive"]])
     cell = _text(frame, found.get("cellid"))
     if "cellid" in found and (cell != "").any():
-        umi_col = next((found[k] for k in ("umicount", "duplicatecount", "consensuscount")
-                        if k in found), None)
+        umi_col = next(
+            (found[k] for k in ("umicount", "duplicatecount", "consensuscount") if k in found), None
+        )
         read_col = found.get("consensuscount")
         zeros = np.zeros(len(frame), dtype=np.int64)
         chains = pd.DataFrame(
@@ -391,9 +396,11 @@ def _read_airr(path, sep, spec: FormatSpec, found: dict[str, str], table) -> Rep
                 "v_gene": v_gene,
                 "j_gene": j_gene,
                 "umis": _whole_numbers(frame[umi_col], path, umi_col, allow_missing=True)
-                if umi_col else zeros,
+                if umi_col
+                else zeros,
                 "reads": _whole_numbers(frame[read_col], path, read_col, allow_missing=True)
-                if read_col else zeros,
+                if read_col
+                else zeros,
             }
         )
         return _cell_repertoire(path, spec.name, chains[(cell != "").to_numpy()])

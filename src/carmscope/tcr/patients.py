@@ -147,7 +147,9 @@ def tissue_block(
 def _sharing(
     changes: pd.DataFrame, blood: pd.DataFrame, clones: Mapping[str, pd.DataFrame]
 ) -> dict[str, object]:
-    expanded = set(changes.loc[changes["expanded"].astype(bool), "clone_id"]) if len(changes) else set()
+    expanded = (
+        set(changes.loc[changes["expanded"].astype(bool), "clone_id"]) if len(changes) else set()
+    )
     block = {"tcr_tumour_expanded_in_blood": pd.NA, "tcr_tumour_expanded_in_blood_first_sample": ""}
     if not len(blood) or not len(changes):
         return block
