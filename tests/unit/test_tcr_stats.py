@@ -114,7 +114,7 @@ def test_min_count_excludes_small_clones():
 
 
 def test_settings_checked():
-    with pytest.raises(ValueError, match="tcr.fdr"):
+    with pytest.raises(ValueError, match=r"tcr\.fdr"):
         ChangeSettings(fdr=1.5)
 
 

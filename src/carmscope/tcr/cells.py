@@ -83,4 +83,4 @@ def cd8_fraction(cells: pd.DataFrame, clones: set[str]) -> tuple[float, int]:
     mine = cells[cells["clone_id"].isin(clones) & (cells["cell_type"] != "")]
     if not len(mine):
         return np.nan, 0
-    return float((mine["cell_type"] == CD8_TYPE).mean()), int(len(mine))
+    return float((mine["cell_type"] == CD8_TYPE).mean()), len(mine)

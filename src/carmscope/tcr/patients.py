@@ -72,13 +72,14 @@ def _with_hours(samples: pd.DataFrame) -> pd.DataFrame:
 def tissue_changes(
     samples: pd.DataFrame,
     clones: Mapping[str, pd.DataFrame],
-    settings: ChangeSettings = ChangeSettings(),
+    settings: ChangeSettings | None = None,
 ) -> pd.DataFrame:
     """Every post-infusion sample of one patient and tissue against the baseline.
 
     ``samples`` are the compared samples (rows of the sheet); ``clones`` their clone tables by
     sample. Empty (with :data:`CHANGE_COLUMNS`) without a baseline or a post sample.
     """
+    settings = settings or ChangeSettings()
     timed = _with_hours(samples)
     first = baseline(timed)
     tables = [
