@@ -117,6 +117,7 @@ def final_outputs():
     targets += CTDNA_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)
+    targets += TCR_OUTPUTS
     # the result tables read every per-sample table they need (car_by_cell_type.tsv, ...)
     targets += list(tables_rules.TABLE_FILES.values()) + list(tables_rules.FIGURE_FILES.values())
     # the rest of the synthetic cohort: its references and truth (analyses need neither)
