@@ -8,11 +8,11 @@ from collections.abc import Mapping
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from carmscope.vocabulary import TISSUES  # noqa: E402
+from carmscope.vocabulary import TISSUES
 
 COLOURS = {"unchanged": "#9e9e9e", "contracted": "#1f77b4", "expanded": "#d62728", "new": "#ff7f0e"}
 
