@@ -180,7 +180,7 @@ def write_repertoire(path: str | os.PathLike, fmt: str, clones: pd.DataFrame, se
     """Write clones (``cdr3_aa``, ``v_gene``, ``j_gene``, ``count``) in one format, with a few
     non-productive rearrangements and (immunoSEQ) one clone split over two nucleotide
     sequences, as real exports have."""
-    rng = _rng(seed, str(path), "format")
+    rng = _rng(seed, Path(path).name, "format")  # the name, not the folder: same bytes anywhere
     rows = clones[clones["count"] > 0].reset_index(drop=True)
     junk = rows.head(5).assign(cdr3_aa="", count=3, productive=False)
     stop = rows.head(3).assign(cdr3_aa=lambda f: f["cdr3_aa"].str[:4] + "*" + "F")
