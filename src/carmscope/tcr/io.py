@@ -184,6 +184,8 @@ def _columns(columns: list[str]) -> dict[str, str]:
 def _whole_numbers(values: pd.Series, path, column: str, *, allow_missing=False) -> np.ndarray:
     """A count column as int64; a value that is not a whole number >= 0 is an error naming the
     file, its line and the column (missing values are 0 when ``allow_missing``)."""
+    if pd.api.types.is_integer_dtype(values.dtype) and (values.to_numpy() >= 0).all():
+        return values.to_numpy(dtype=np.int64)
     numbers = pd.to_numeric(values, errors="coerce") if values.dtype == object else values
     numbers = numbers.to_numpy(dtype=float, na_value=np.nan)
     missing = np.isnan(numbers)
@@ -196,34 +198,53 @@ def _whole_numbers(values: pd.Series, path, column: str, *, allow_missing=False)
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise RepertoireError(
-            f"{path}: line {row + 2}, column {column!r}: {values.iloc[row]!r} is not a whole "
+            f"{path}: line {row + 2}, column {column!r}: '{values.iloc[row]}' is not a whole "
             "number of templates/reads/cells"
         )
     return numbers.astype(np.int64)
 
 
-def _read(path, sep: str, wanted: list[str]) -> pd.DataFrame:
-    """The named columns as text, count columns parsed later (empty text stays '')."""
+def _read(path, sep: str, wanted: list[str], numeric: tuple[str, ...] = ()) -> pd.DataFrame:
+    """The named columns as text (empty text stays ''), except ``numeric`` ones, left to the
+    parser (whole numbers come back as int64; anything else is checked by _whole_numbers)."""
     return pd.read_csv(
         path,
         sep=sep,
         usecols=wanted,
-        dtype=str,
+        dtype={c: str for c in wanted if c not in numeric},
         keep_default_na=False,
         na_filter=False,
         quoting=0,
         engine="c",
+        skipinitialspace=True,
     )
 
 
-def _text(frame: pd.DataFrame, column: str | None) -> pd.Series:
+def _text(frame: pd.DataFrame, column: str | None, strip: bool = True) -> pd.Series:
+    """A text column (leading blanks are dropped by the reader, trailing ones here, for the
+    few distinct values that have them: no per-row string work on 300,000-row files). CDR3s
+    and barcodes (``strip=False``, one distinct value per row) are taken as written."""
     if column is None:
         return pd.Series("", index=frame.index)
-    return frame[column].str.strip()
+    values = frame[column]
+    if not strip:
+        return values
+    uniques = pd.unique(values)
+    padded = [u for u in uniques if u != u.strip()]
+    if padded:
+        values = values.replace({u: u.strip() for u in padded})
+    return values
+
+
+def _map_unique(values: pd.Series, function) -> pd.Series:
+    """``function`` of each value, computed once per distinct value."""
+    uniques = pd.unique(values)
+    return values.map(dict(zip(uniques, map(function, uniques), strict=True)))
 
 
 def _is_true(values: pd.Series) -> np.ndarray:
-    return values.str.strip().str.lower().isin(["t", "true", "1", "yes"]).to_numpy()
+    truth = _map_unique(values, lambda v: v.strip().lower() in ("t", "true", "1", "yes"))
+    return truth.to_numpy(dtype=bool)
 
 
 def _genes(values: pd.Series, table) -> pd.Series:
@@ -239,11 +260,16 @@ def _clone_table(cdr3: pd.Series, v_gene: pd.Series, j_gene: pd.Series, count) -
     )
     frame["count"] = np.asarray(count, dtype=np.int64)
     frame = frame[frame["count"] > 0]
-    clones = frame.groupby(["v_gene", "cdr3_aa"], sort=False, as_index=False).agg(
-        count=("count", "sum"), j_gene=("j_gene", "first")
+    frame.insert(0, "clone_id", frame["v_gene"] + ":" + frame["cdr3_aa"])
+    clones = frame.groupby("clone_id", sort=False, as_index=False).agg(
+        cdr3_aa=("cdr3_aa", "first"),
+        v_gene=("v_gene", "first"),
+        count=("count", "sum"),
+        j_gene=("j_gene", "first"),
     )
-    clones.insert(0, "clone_id", clones["v_gene"] + ":" + clones["cdr3_aa"])
-    clones = clones.sort_values(["count", "clone_id"], ascending=[False, True], kind="stable")
+    # largest first; ties in order of first appearance in the file (a string sort of 300,000
+    # clone IDs would cost more than reading the file)
+    clones = clones.iloc[np.argsort(-clones["count"].to_numpy(), kind="stable")]
     total = clones["count"].sum()
     clones["frequency"] = clones["count"] / total if total else np.nan
     return clones[list(CLONE_COLUMNS)].reset_index(drop=True)
@@ -262,19 +288,19 @@ def _read_immunoseq(path, sep, spec: FormatSpec, found: dict[str, str], table) -
     j_col = found.get("jgenename" if v2 else "jresolved")
     count_cols = [found[column_key(c)] for c in spec.counts if column_key(c) in found]
     wanted = [c for c in (aa, status, v_col, v_family, j_col) if c] + count_cols
-    frame = _read(path, sep, list(dict.fromkeys(wanted)))
+    frame = _read(path, sep, list(dict.fromkeys(wanted)), tuple(count_cols))
     unit, count = _immunoseq_counts(frame, path, v2, count_cols)
     v_names = _text(frame, v_col)
     if v_family:
-        v_names = v_names.where(
-            ~v_names.str.lower().isin(["", "unresolved", "unknown"]), _text(frame, v_family)
-        )
+        missing = _map_unique(v_names, lambda v: v.lower() in ("", "unresolved", "unknown"))
+        v_names = v_names.where(~missing.to_numpy(dtype=bool), _text(frame, v_family))
     v_gene = _genes(v_names, table)
     j_gene = _genes(_text(frame, j_col), table)
-    cdr3 = _text(frame, aa)
-    locus = v_gene.str[:3]
+    cdr3 = _text(frame, aa, strip=False)
+    locus = _map_unique(v_gene, locus_of)
     trb = ((locus == "TRB") | (v_gene == "")).to_numpy()
-    productive = (_text(frame, status).str.lower() == "in").to_numpy() & _productive_cdr3(cdr3)
+    in_frame = _map_unique(_text(frame, status), lambda v: v.lower() == "in").to_numpy(dtype=bool)
+    productive = in_frame & _productive_cdr3(cdr3)
     keep = trb & productive
     clones = _clone_table(cdr3[keep], v_gene[keep], j_gene[keep], count[keep])
     return Repertoire(str(path), spec.name, unit, clones, int(count[trb & ~productive].sum()))
@@ -349,11 +375,11 @@ def _read_10x(path, sep, spec: FormatSpec, found: dict[str, str], table) -> Repe
         else np.zeros(len(frame), dtype=np.int64)
     )
     v_gene = _genes(_text(frame, found["vgene"]), table)
-    chain = _text(frame, found["chain"]).str.upper()
+    chain = _map_unique(_text(frame, found["chain"]), str.upper)
     chains = pd.DataFrame(
         {
             "cell": _text(frame, found["barcode"]),
-            "locus": chain.where(chain.isin(["TRA", "TRB", "TRG", "TRD"]), v_gene.str[:3]),
+            "locus": chain.where(chain.isin(["TRA", "TRB", "TRG", "TRD"]), v_gene.map(locus_of)),
             "productive": _is_true(frame[found["productive"]]),
             "cdr3_aa": _text(frame, found["cdr3"]).replace({"None": ""}),
             "v_gene": v_gene,
@@ -369,15 +395,16 @@ def _read_airr(path, sep, spec: FormatSpec, found: dict[str, str], table) -> Rep
     optional = ("jcall", "locus", "cellid", "umicount", "duplicatecount", "consensuscount")
     wanted = [found[column_key(c)] for c in spec.required]
     wanted += [found[k] for k in optional if k in found]
-    frame = _read(path, sep, wanted)
+    counts = tuple(found[k] for k in ("umicount", "duplicatecount", "consensuscount") if k in found)
+    frame = _read(path, sep, wanted, counts)
     v_gene = _genes(_text(frame, found["vcall"]), table)
     # the locus column when given, but never a chain whose V gene is of another locus
-    gene_locus = v_gene.map(locus_of)
-    locus = _text(frame, found.get("locus")).str.upper()
+    gene_locus = _map_unique(v_gene, locus_of)
+    locus = _map_unique(_text(frame, found.get("locus")), str.upper)
     locus = locus.where(locus != "", gene_locus).where(
         (gene_locus == "") | (gene_locus == locus), gene_locus
     )
-    cdr3 = _text(frame, found["junctionaa"])
+    cdr3 = _text(frame, found["junctionaa"], strip=False)
     j_gene = _genes(_text(frame, found.get("jcall")), table)
     productive = _is_true(frame[found["productive"]])
     cell = _text(frame, found.get("cellid"))
