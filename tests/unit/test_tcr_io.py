@@ -258,3 +258,15 @@ def test_same_clone_counts_as_scirpy(name):
     expected = _scirpy_clone_counts(DATA / name)
     mine = read_repertoire(DATA / name).clones.set_index("clone_id")["count"].sort_index()
     assert mine.to_dict() == expected.to_dict()
+
+
+def test_input_inspection_names_the_repertoire_format(tmp_path):
+    from carmscope.inputs import InputContentError, inspect_counts
+
+    header = ["rearrangement", "amino_acid", "frame_type", "templates", "v_resolved"]
+    path = _write(tmp_path / "v3.tsv", header, [["A", "CASSF", "In", 3, "TCRBV05-01"]])
+    row = inspect_counts(str(path), "tcr")
+    assert row == {"counts_format": "tcr_immunoseq_v3", "n_features": 1, "total_counts": 3}
+    bad = _write(tmp_path / "bad.tsv", ["gene", "count"], [["A", 1]])
+    with pytest.raises(InputContentError, match="not a known repertoire format"):
+        inspect_counts(str(bad), "tcr")
