@@ -259,13 +259,20 @@ def _clone_table(cdr3: pd.Series, v_gene: pd.Series, j_gene: pd.Series, count) -
         {"cdr3_aa": cdr3.to_numpy(), "v_gene": v_gene.to_numpy(), "j_gene": j_gene.to_numpy()}
     )
     frame["count"] = np.asarray(count, dtype=np.int64)
-    frame = frame[frame["count"] > 0]
-    frame.insert(0, "clone_id", frame["v_gene"] + ":" + frame["cdr3_aa"])
-    clones = frame.groupby("clone_id", sort=False, as_index=False).agg(
-        cdr3_aa=("cdr3_aa", "first"),
-        v_gene=("v_gene", "first"),
-        count=("count", "sum"),
-        j_gene=("j_gene", "first"),
+    frame = frame[frame["count"].to_numpy() > 0]
+    clone_id = (frame["v_gene"] + ":" + frame["cdr3_aa"]).to_numpy(dtype=object)
+    # hash the IDs (pandas.factorize) and add counts per code: a groupby on text sorts
+    codes, uniques = pd.factorize(clone_id)
+    count = np.bincount(codes, weights=frame["count"].to_numpy(), minlength=len(uniques))
+    first = np.unique(codes, return_index=True)[1]
+    clones = pd.DataFrame(
+        {
+            "clone_id": uniques,
+            "cdr3_aa": frame["cdr3_aa"].to_numpy()[first],
+            "v_gene": frame["v_gene"].to_numpy()[first],
+            "j_gene": frame["j_gene"].to_numpy()[first],
+            "count": np.rint(count).astype(np.int64),
+        }
     )
     # largest first; ties in order of first appearance in the file (a string sort of 300,000
     # clone IDs would cost more than reading the file)
