@@ -125,3 +125,13 @@ def test_morisita_horn():
     y = np.array([5, 5, 0, 10])
     dx, dy = (x**2).sum() / x.sum() ** 2, (y**2).sum() / y.sum() ** 2
     assert morisita_horn(x, y) == pytest.approx(2 * (x * y).sum() / ((dx + dy) * 60 * 20))
+
+
+def test_changes_and_overlap_agree_with_the_separate_functions():
+    from carmscope.tcr.compare import changes_and_overlap, overlap
+
+    base = _clones({"CA": 50, "CB": 20, "CC": 5})
+    post = _clones({"CA": 10, "CB": 20, "CD": 40})
+    table, mh = changes_and_overlap(base, post)
+    assert mh == pytest.approx(overlap(base, post))
+    assert table.equals(compare_repertoires(base, post))

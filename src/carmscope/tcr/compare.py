@@ -188,7 +188,19 @@ def compare_repertoires(
         One row per tested clone (combined count >= ``min_count``), :data:`CHANGE_COLUMNS`,
         largest post-infusion count first.
     """
+    return changes_and_overlap(baseline, post, settings, post_sample)[0]
+
+
+def changes_and_overlap(
+    baseline: pd.DataFrame,
+    post: pd.DataFrame,
+    settings: ChangeSettings = ChangeSettings(),
+    post_sample: str = "",
+) -> tuple[pd.DataFrame, float]:
+    """:func:`compare_repertoires` and the Morisita-Horn :func:`overlap` of the same pair,
+    aligning the two clone tables once."""
     merged = aligned_counts(baseline, post)
+    mh = morisita_horn(merged["baseline_count"].to_numpy(), merged["post_count"].to_numpy())
     baseline_total = int(merged["baseline_count"].sum())
     post_total = int(merged["post_count"].sum())
     tested = merged[merged["baseline_count"] + merged["post_count"] >= settings.min_count]
@@ -223,7 +235,7 @@ def compare_repertoires(
     )
     # largest post count first, ties in order of first appearance (no text sort)
     table = table.iloc[np.argsort(-table["post_count"].to_numpy(), kind="stable")]
-    return table[list(CHANGE_COLUMNS)].reset_index(drop=True)
+    return table[list(CHANGE_COLUMNS)].reset_index(drop=True), mh
 
 
 def morisita_horn(x: np.ndarray, y: np.ndarray) -> float:
