@@ -1,4 +1,4 @@
-"""The T cell receptor block of the per-patient table and its data dictionary entries.
+"""The T cell receptor block of the per-patient table (columns documented in dictionary.py).
 
 The figures come from the ``tcr`` stage's per-patient table (``results/tcr/patients.tsv``,
 :mod:`carmscope.tcr.patients`); a patient without any repertoire gets empty figures with the
@@ -32,7 +32,37 @@ TCR_TEXT_COLUMNS = (
 )
 
 
+COLUMN_ORDER = (
+    *(
+        f"tcr_{t}_{c}"
+        for t in TISSUES
+        for c in (
+            "clonality_baseline",
+            "clonality_post",
+            "clonality_delta",
+            "expanded_clones",
+            "new_clones",
+            "overlap",
+            "reason",
+        )
+    ),
+    "tcr_expansion",
+    "tcr_expansion_reason",
+    "tcr_tumour_expanded_in_blood",
+    "tcr_tumour_expanded_in_blood_first_sample",
+    "tcr_expanded_cd8_fraction",
+    "tcr_expanded_cd8_fraction_reason",
+)
+"""The patient table's TCR columns, in order (each tissue's block, then the answers)."""
+
+
 def tcr_block(outputs: StepOutputs, patient: str) -> dict[str, object]:
+    """The patient's ``tcr_*`` columns in :data:`COLUMN_ORDER`."""
+    block = _tcr_values(outputs, patient)
+    return {column: block[column] for column in COLUMN_ORDER}
+
+
+def _tcr_values(outputs: StepOutputs, patient: str) -> dict[str, object]:
     """The patient's ``tcr_*`` columns (empty with reasons when it has no repertoire)."""
     table = outputs.tcr_patients
     rows = table[table["patient_id"].astype(str) == patient] if len(table) else table
