@@ -162,3 +162,14 @@ def test_expanded_vdj_clones_are_cd8(cohort):
     vdj = [p for p, r in cohort["patient_truth"].iterrows() if r["tcr_expansion"] is True]
     fractions = patients.loc[vdj, "tcr_expanded_cd8_fraction"].dropna()
     assert len(fractions) and (fractions > 0.9).all()
+
+
+def test_tumour_expanded_clones_found_in_blood(cohort):
+    patients = cohort["patients"]
+    truth = cohort["patient_truth"]["tcr_tumour_expanded_in_blood"].dropna()
+    assert len(truth) >= 3 and (truth > 0).any() and (truth == 0).any()
+    for patient, expected in truth.items():
+        assert patients.loc[patient, "tcr_tumour_expanded_in_blood"] == expected, patient
+        if expected:  # present from the blood baseline on
+            first = patients.loc[patient, "tcr_tumour_expanded_in_blood_first_sample"]
+            assert first == f"{patient}_C1D0_tcrb"

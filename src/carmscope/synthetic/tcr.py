@@ -12,7 +12,9 @@ Bulk model
     clones of baseline frequency 2e-4 to 2e-3 multiplied by ``FOLD``; ``N_NEW`` clones absent at
     baseline at frequency ``NEW_FREQUENCY`` after; ``N_CONTRACTED`` of the 30 largest clones
     divided by ``FOLD``. Each sample's templates are a multinomial draw of ``depth`` from its
-    frequencies (the unchanged clones are null: same frequency up to renormalisation).
+    frequencies (the unchanged clones are null: same frequency up to renormalisation). The blood
+    of a patient with a tumour repertoire also holds the tumour's expanded and new clones,
+    unchanged at ``SHARED_FREQUENCY`` (tumour-vs-blood sharing with a known answer).
 vdj model
     T cells (``cd8_t``, ``cd4_t``, ``treg``) of the biopsy each get a clone: in a post-infusion
     biopsy of an expanding patient ``VDJ_EXPANDED`` clones take ``VDJ_SHARE`` of the T cells each
@@ -56,6 +58,9 @@ DEPTH = {TUMOUR: 20000, BLOOD: 40000}
 N_EXPANDED, N_NEW, N_CONTRACTED = 6, 4, 4
 FOLD = 12.0
 NEW_FREQUENCY = 3e-3
+SHARED_FREQUENCY = 5e-4
+"""Blood frequency (before and after infusion) of the tumour's expanded and new clones, for
+patients with both repertoires: tumour-vs-blood sharing has a known answer."""
 VDJ_EXPANDED, VDJ_NEW, VDJ_SHARE = 2, 1, 0.12
 T_CELL_TYPES = ("cd8_t", "cd4_t", "treg")
 AMINO_ACIDS = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
@@ -158,6 +163,30 @@ def clone_universe(seed: int, patient_id: str, tissue: str, expands: bool) -> pd
     return clones
 
 
+def patient_universe(seed: int, patient, tissue: str) -> pd.DataFrame:
+    """:func:`clone_universe` of a patient's tissue; the blood of a patient with a tumour
+    repertoire also carries the tumour's expanded and new clones, unchanged, at
+    :data:`SHARED_FREQUENCY` (``shared_with_tumour`` True)."""
+    plan = TCR_PLANS[patient.template]
+    expands = bool(plan["expands"])
+    clones = clone_universe(seed, patient.patient_id, tissue, expands).assign(
+        shared_with_tumour=False
+    )
+    if tissue != BLOOD or not plan[TUMOUR]:
+        return clones
+    tumour = clone_universe(seed, patient.patient_id, TUMOUR, expands)
+    shared = tumour[tumour["role"].isin(["expanded", "new"])].assign(
+        role="unchanged",
+        baseline_frequency=SHARED_FREQUENCY,
+        post_frequency=SHARED_FREQUENCY,
+        shared_with_tumour=True,
+    )
+    clones = pd.concat([clones, shared], ignore_index=True)
+    for column in ("baseline_frequency", "post_frequency"):
+        clones[column] = clones[column] / clones[column].sum()
+    return clones
+
+
 def _draw(seed: int, sample_id: str, frequencies: np.ndarray, depth: int) -> np.ndarray:
     return _rng(seed, sample_id, "tcr_counts").multinomial(depth, frequencies)
 
@@ -245,8 +274,7 @@ def write_repertoire(path: str | os.PathLike, fmt: str, clones: pd.DataFrame, se
 def write_tcr_sample(path, sample, patient, params) -> dict[str, object]:
     """Write one ``tcr`` sample's repertoire; return its truth row additions."""
     fmt = Path(sample.counts).suffixes[-2].lstrip(".")
-    expands = bool(TCR_PLANS[patient.template]["expands"])
-    universe = clone_universe(params.seed, patient.patient_id, sample.tissue, expands)
+    universe = patient_universe(params.seed, patient, sample.tissue)
     frequencies = universe["post_frequency" if sample.day > 0 else "baseline_frequency"]
     counts = _draw(params.seed, sample.sample_id, frequencies.to_numpy(), DEPTH[sample.tissue])
     write_repertoire(path, fmt, universe.assign(count=counts), params.seed)
@@ -379,7 +407,7 @@ def truth_tables(patients, params) -> tuple[pd.DataFrame, pd.DataFrame]:
                 )
                 universe = designed if expands else designed.iloc[0:0]
             elif mine:
-                universe = clone_universe(params.seed, patient.patient_id, tissue, expands)
+                universe = patient_universe(params.seed, patient, tissue)
             else:
                 continue
             evaluable[tissue] = any(s.day <= 0 for s in mine) and any(s.day > 0 for s in mine)
@@ -392,6 +420,8 @@ def truth_tables(patients, params) -> tuple[pd.DataFrame, pd.DataFrame]:
                 )[["patient_id", "tissue", "clone_id", "cdr3_aa", "v_gene", "role"]]
             )
         decider = TUMOUR if evaluable.get(TUMOUR) else BLOOD if evaluable.get(BLOOD) else ""
+        both = evaluable.get(TUMOUR) and BLOOD in evaluable
+        shared = N_EXPANDED + N_NEW if expands else 0
         patient_rows.append(
             {
                 "patient_id": patient.patient_id,
@@ -399,6 +429,7 @@ def truth_tables(patients, params) -> tuple[pd.DataFrame, pd.DataFrame]:
                 "tcr_expansion_tissue": decider,
                 "tcr_tumour_evaluable": bool(evaluable.get(TUMOUR)),
                 "tcr_blood_evaluable": bool(evaluable.get(BLOOD)),
+                "tcr_tumour_expanded_in_blood": shared if both else pd.NA,
             }
         )
     clones = (
