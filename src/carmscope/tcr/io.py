@@ -255,23 +255,22 @@ def _genes(values: pd.Series, table) -> pd.Series:
 
 def _clone_table(cdr3: pd.Series, v_gene: pd.Series, j_gene: pd.Series, count) -> pd.DataFrame:
     """Productive rows -> one row per (v_gene, cdr3_aa), largest first."""
-    frame = pd.DataFrame(
-        {"cdr3_aa": cdr3.to_numpy(), "v_gene": v_gene.to_numpy(), "j_gene": j_gene.to_numpy()}
-    )
-    frame["count"] = np.asarray(count, dtype=np.int64)
-    frame = frame[frame["count"].to_numpy() > 0]
-    clone_id = (frame["v_gene"] + ":" + frame["cdr3_aa"]).to_numpy(dtype=object)
+    count = np.asarray(count, dtype=np.int64)
+    keep = count > 0
+    cdr3, v_gene, j_gene = (np.asarray(x, dtype=object)[keep] for x in (cdr3, v_gene, j_gene))
+    count = count[keep]
+    clone_id = v_gene + ":" + cdr3
     # hash the IDs (pandas.factorize) and add counts per code: a groupby on text sorts
     codes, uniques = pd.factorize(clone_id)
-    count = np.bincount(codes, weights=frame["count"].to_numpy(), minlength=len(uniques))
+    summed = np.bincount(codes, weights=count, minlength=len(uniques))
     first = np.unique(codes, return_index=True)[1]
     clones = pd.DataFrame(
         {
             "clone_id": uniques,
-            "cdr3_aa": frame["cdr3_aa"].to_numpy()[first],
-            "v_gene": frame["v_gene"].to_numpy()[first],
-            "j_gene": frame["j_gene"].to_numpy()[first],
-            "count": np.rint(count).astype(np.int64),
+            "cdr3_aa": cdr3[first],
+            "v_gene": v_gene[first],
+            "j_gene": j_gene[first],
+            "count": np.rint(summed).astype(np.int64),
         }
     )
     # largest first; ties in order of first appearance in the file (a string sort of 300,000
@@ -283,7 +282,12 @@ def _clone_table(cdr3: pd.Series, v_gene: pd.Series, j_gene: pd.Series, count) -
 
 
 def _productive_cdr3(cdr3: pd.Series) -> np.ndarray:
-    return ((cdr3 != "") & ~cdr3.str.contains("*", regex=False)).to_numpy()
+    """A CDR3 that is present and has no stop codon (``*``); the per-row search only runs
+    when the column has a ``*`` at all (one string search of the whole column first)."""
+    productive = (cdr3 != "").to_numpy()
+    if "*" in "".join(cdr3.to_numpy()):
+        productive &= ~cdr3.str.contains("*", regex=False).to_numpy()
+    return productive
 
 
 def _read_immunoseq(path, sep, spec: FormatSpec, found: dict[str, str], table) -> Repertoire:
@@ -309,7 +313,7 @@ def _read_immunoseq(path, sep, spec: FormatSpec, found: dict[str, str], table) -
     in_frame = _map_unique(_text(frame, status), lambda v: v.lower() == "in").to_numpy(dtype=bool)
     productive = in_frame & _productive_cdr3(cdr3)
     keep = trb & productive
-    clones = _clone_table(cdr3[keep], v_gene[keep], j_gene[keep], count[keep])
+    clones = _clone_table(cdr3, v_gene, j_gene, np.where(keep, count, 0))  # 0: left out
     return Repertoire(str(path), spec.name, unit, clones, int(count[trb & ~productive].sum()))
 
 
@@ -448,7 +452,7 @@ def _read_airr(path, sep, spec: FormatSpec, found: dict[str, str], table) -> Rep
     trb = (locus == "TRB").to_numpy()
     productive &= _productive_cdr3(cdr3)
     keep = trb & productive
-    clones = _clone_table(cdr3[keep], v_gene[keep], j_gene[keep], count[keep])
+    clones = _clone_table(cdr3, v_gene, j_gene, np.where(keep, count, 0))  # 0: left out
     unit = "duplicate_count" if count_key == "duplicatecount" else "consensus_count"
     return Repertoire(str(path), spec.name, unit, clones, int(count[trb & ~productive].sum()))
 
