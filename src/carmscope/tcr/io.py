@@ -229,17 +229,19 @@ def _text(frame: pd.DataFrame, column: str | None, strip: bool = True) -> pd.Ser
     values = frame[column]
     if not strip:
         return values
-    uniques = pd.unique(values)
-    padded = [u for u in uniques if u != u.strip()]
-    if padded:
-        values = values.replace({u: u.strip() for u in padded})
+    codes, uniques = pd.factorize(values)
+    if any(u != u.strip() for u in uniques):
+        stripped = np.array([u.strip() for u in uniques], dtype=object)
+        values = pd.Series(stripped[codes], index=values.index)
     return values
 
 
 def _map_unique(values: pd.Series, function) -> pd.Series:
-    """``function`` of each value, computed once per distinct value."""
-    uniques = pd.unique(values)
-    return values.map(dict(zip(uniques, map(function, uniques), strict=True)))
+    """``function`` of each value, computed once per distinct value (factorize and take: no
+    per-row hashing beyond the factorisation)."""
+    codes, uniques = pd.factorize(values)
+    mapped = np.array([function(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(mapped[codes], index=values.index)
 
 
 def _is_true(values: pd.Series) -> np.ndarray:
@@ -248,9 +250,9 @@ def _is_true(values: pd.Series) -> np.ndarray:
 
 
 def _genes(values: pd.Series, table) -> pd.Series:
-    uniques = pd.unique(values)
-    mapping = dict(zip(uniques, imgt_genes(uniques, table), strict=True))
-    return values.map(mapping)
+    codes, uniques = pd.factorize(values)
+    mapped = np.array([*imgt_genes(list(uniques), table), ""], dtype=object)
+    return pd.Series(mapped[codes], index=values.index)
 
 
 def _clone_table(cdr3: pd.Series, v_gene: pd.Series, j_gene: pd.Series, count) -> pd.DataFrame:
