@@ -66,8 +66,8 @@ def test_fisher_tails_equal_scipy_fisher_exact():
     greater, less = fisher_tails(post, base, total_post, total_base)
     for i in range(len(post)):
         table = [[post[i], base[i]], [total_post - post[i], total_base - base[i]]]
-        assert greater[i] == pytest.approx(stats.fisher_exact(table, "greater").pvalue, rel=1e-9)
-        assert less[i] == pytest.approx(stats.fisher_exact(table, "less").pvalue, rel=1e-9)
+        assert greater[i] == pytest.approx(stats.fisher_exact(table, "greater").pvalue, rel=1e-7)
+        assert less[i] == pytest.approx(stats.fisher_exact(table, "less").pvalue, rel=1e-7)
 
 
 def _clones(counts: dict[str, int]) -> pd.DataFrame:
@@ -135,3 +135,15 @@ def test_changes_and_overlap_agree_with_the_separate_functions():
     table, mh = changes_and_overlap(base, post)
     assert mh == pytest.approx(overlap(base, post))
     assert table.equals(compare_repertoires(base, post))
+
+
+def test_fisher_tails_at_a_million_templates_and_tiny_p_values():
+    post = np.array([0, 1, 5, 40, 400, 5000, 20000, 3, 0, 900])
+    base = np.array([7, 0, 5, 2, 100, 5200, 9000, 60, 30, 1000])
+    total_post, total_base = 1_000_000, 800_000
+    greater, less = fisher_tails(post, base, total_post, total_base)
+    for i in range(len(post)):
+        table = [[post[i], base[i]], [total_post - post[i], total_base - base[i]]]
+        assert greater[i] == pytest.approx(stats.fisher_exact(table, "greater").pvalue, rel=1e-6)
+        assert less[i] == pytest.approx(stats.fisher_exact(table, "less").pvalue, rel=1e-6)
+    assert greater[6] < 1e-50 and less[7] < 1e-10
