@@ -8,7 +8,8 @@
 #   tcr_summary   per-sample diversity and per-patient figures
 #   tcr_plots     per-patient scatter + clonality over time; the cohort panel
 #
-# Needs from common.smk: SAMPLES, PATIENTS, scaled, one_of_ids. Settings come from the
+# Needs from common.smk: SAMPLES, PATIENTS, scaled, one_of_ids, tcr_sample_records(samples),
+# tcr_clone_inputs(wildcards). Settings come from the
 # config's `tcr` section; `rule all` takes TCR_OUTPUTS.
 
 
@@ -25,7 +26,6 @@ TCR_VDJ_SAMPLES = [s for s in TCR_SAMPLES if SAMPLES.loc[s, "assay"] == "scrna"]
 TCR_COMPARED = compared_samples(SAMPLES)
 TCR_COMPARISONS = list(TCR_COMPARED)
 TCR_SETTINGS = {key: TCR[key] for key in ("min_count", "fdr", "min_fold", "detect_alpha")}
-TCR_SAMPLE_COLUMNS = ["patient_id", "timepoint", "day", "hours", "assay", "tissue", "vdj"]
 TCR_OUTPUTS = (
     [
         "results/tcr/samples.tsv",
@@ -37,21 +37,6 @@ TCR_OUTPUTS = (
     if TCR_SAMPLES
     else []
 )
-
-
-def tcr_sample_records(samples):
-    return SAMPLES.loc[list(samples), TCR_SAMPLE_COLUMNS].reset_index().to_dict("records")
-
-
-def tcr_clone_inputs(wildcards):
-    """A tcr sample's repertoire (counts); a scRNA sample's vdj and its annotated cells."""
-    row = SAMPLES.loc[wildcards.sample]
-    if row["assay"] == "tcr":
-        return {"repertoire": row["counts"]}
-    return {
-        "repertoire": row["vdj"],
-        "cells": f"results/expression/scrna/{wildcards.sample}/cells.tsv.gz",
-    }
 
 
 rule tcr_clones:
