@@ -43,6 +43,7 @@ def test_patient_flags_equal_truth(tcr_run):
         else:
             assert bool(got.loc[patient, "tcr_expansion"]) == bool(row["tcr_expansion"])
     assert got.loc["CARM-003", "tcr_expanded_cd8_fraction"] > 0.5
+    assert not pd.isna(got.loc["CARM-003", "tcr_expanded_cd8_exhaustion"])
 
 
 def test_outputs_have_the_issue_columns(tcr_run):
@@ -57,5 +58,5 @@ def test_outputs_have_the_issue_columns(tcr_run):
     assert changes["expanded"].sum() >= 10 and changes["new"].sum() >= 4
     clones = _read(tcr_run / "results/tcr/CARM-003_D8_sc/clones.tsv")
     assert {"clone_id", "cdr3_aa", "v_gene", "count", "frequency"} <= set(clones.columns)
-    assert "cells_cd8_t" in clones.columns
+    assert "cells_cd8_t" in clones.columns and "mean_exhaustion" in clones.columns
     assert (tcr_run / "results/tcr/patients/CARM-001.png").stat().st_size > 10_000

@@ -92,3 +92,31 @@ def test_only_post_or_only_baseline_is_not_evaluable_with_reason():
     assert only_post["tcr_tumour_reason"] == "no pre-infusion tumour repertoire"
     assert only_post["tcr_expansion"] is pd.NA and "tumour:" in only_post["tcr_expansion_reason"]
     assert np.isnan(only_post["tcr_tumour_clonality_baseline"])
+
+
+def test_exhaustion_per_cell_clone_and_expanded_cd8():
+    import anndata
+    import scipy.sparse as sp
+
+    from carmscope.tcr.cells import clone_exhaustion, exhaustion_of, exhaustion_scores
+
+    genes = ["PDCD1", "HAVCR2", "CD3E"]
+    x = sp.csr_matrix(np.array([[2.0, 0.0, 5.0], [1.0, 1.0, 0.0], [0.0, 0.0, 3.0]]))
+    adata = anndata.AnnData(
+        X=x, obs=pd.DataFrame(index=["A-1", "B-1", "C-1"]), var=pd.DataFrame(index=genes)
+    )
+    scores = exhaustion_scores(adata)  # mean of PDCD1 and HAVCR2 (the others are absent)
+    assert scores.to_dict() == {"A-1": 1.0, "B-1": 1.0, "C-1": 0.0}
+    cells = pd.DataFrame(
+        {
+            "barcode": ["A-1", "B-1", "C-1", "D-1"],
+            "clone_id": ["x", "x", "y", "y"],
+            "cell_type": ["cd8_t", "cd4_t", "cd8_t", "cd8_t"],
+        }
+    )
+    cells["exhaustion"] = cells["barcode"].map(scores)
+    assert clone_exhaustion(cells).set_index("clone_id")["mean_exhaustion"].to_dict() == {
+        "x": 1.0,
+        "y": 0.0,
+    }
+    assert exhaustion_of(cells, {"x"}) == (1.0, 0.0)  # CD8 only; D-1 unscored (QC)

@@ -122,6 +122,7 @@ def tcr_clone_inputs(wildcards):
     return {
         "repertoire": row["vdj"],
         "cells": f"results/expression/scrna/{wildcards.sample}/cells.tsv.gz",
+        "h5ad": f"results/expression/scrna/{wildcards.sample}/cells.h5ad",
     }
 
 

@@ -9,7 +9,9 @@ from carmscope.tcr.stage import sample_step, write_tsv
 sys.stderr = open(snakemake.log[0], "w")
 
 clones, summary, cells = sample_step(
-    snakemake.input.repertoire, snakemake.input.get("cells") or None
+    snakemake.input.repertoire,
+    snakemake.input.get("cells") or None,
+    snakemake.input.get("h5ad") or None,
 )
 print(f"{summary}", file=sys.stderr)
 write_tsv(clones, snakemake.output.clones)

@@ -311,6 +311,21 @@ COLUMNS: tuple[Column, ...] = (
         _TCR,
     ),
     Column(
+        P,
+        "tcr_expanded_cd8_exhaustion",
+        "log-normalised expression",
+        "Mean exhaustion (PDCD1, HAVCR2, LAG3, TIGIT, TOX, CTLA4) of the post-infusion vdj CD8 T "
+        "cells of tumour-expanded clones.",
+        _TCR,
+    ),
+    Column(
+        P,
+        "tcr_other_cd8_exhaustion",
+        "log-normalised expression",
+        "Mean exhaustion of the other post-infusion vdj CD8 T cells (for comparison).",
+        _TCR,
+    ),
+    Column(
         P, "tcr_expanded_cd8_fraction_reason", "text", "Why tcr_expanded_cd8_fraction is empty."
     ),
     # --- samples ------------------------------------------------------------------------------

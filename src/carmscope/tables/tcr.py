@@ -23,6 +23,8 @@ TCR_INTEGER_COLUMNS = (
 TCR_FLOAT_COLUMNS = (
     *(f"tcr_{t}_{f}" for t in TISSUES for f in FIGURES),
     "tcr_expanded_cd8_fraction",
+    "tcr_expanded_cd8_exhaustion",
+    "tcr_other_cd8_exhaustion",
 )
 TCR_TEXT_COLUMNS = (
     *(f"tcr_{t}_reason" for t in TISSUES),
@@ -51,6 +53,8 @@ COLUMN_ORDER = (
     "tcr_tumour_expanded_in_blood",
     "tcr_tumour_expanded_in_blood_first_sample",
     "tcr_expanded_cd8_fraction",
+    "tcr_expanded_cd8_exhaustion",
+    "tcr_other_cd8_exhaustion",
     "tcr_expanded_cd8_fraction_reason",
 )
 """The patient table's TCR columns, in order (each tissue's block, then the answers)."""

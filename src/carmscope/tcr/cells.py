@@ -4,6 +4,11 @@ A scRNA sample's ``vdj`` file (10x ``filtered_contig_annotations.csv`` or AIRR w
 ``cell_id``) is read like any repertoire (:func:`carmscope.tcr.io.read_repertoire`); its cells
 join the expression stage's per-cell table (``barcode``, ``cell_type``) by barcode. Barcodes
 match exactly, or, when none does, after dropping a GEM-well suffix (``-1``) on both sides.
+
+Exhaustion of a cell: the mean log-normalised expression (``ln(1 + 1e4 x count / total)``, the
+expression stage's ``X``) of the expression stage's exhaustion genes
+(:data:`carmscope.expression.composition.EXHAUSTION_GENES`: PDCD1, HAVCR2, LAG3, TIGIT, TOX,
+CTLA4) found in the matrix; empty for cells not in the processed matrix (removed by QC).
 """
 
 from __future__ import annotations
@@ -66,6 +71,36 @@ def annotate_cells(
         )
     cells["cell_type"] = cells["barcode"].map(types).fillna("").to_numpy()
     return cells
+
+
+def exhaustion_scores(adata, genes=None) -> pd.Series:
+    """Per barcode of a processed AnnData (log-normalised ``X``): mean expression of the
+    exhaustion genes present (NaN for every cell when none is)."""
+    from carmscope.expression.composition import EXHAUSTION_GENES
+
+    found = [gene for gene in (genes or EXHAUSTION_GENES) if gene in adata.var_names]
+    if not found:
+        return pd.Series(np.nan, index=adata.obs_names, name="exhaustion")
+    values = adata[:, found].X
+    values = values.toarray() if hasattr(values, "toarray") else np.asarray(values)
+    return pd.Series(values.mean(axis=1), index=adata.obs_names, name="exhaustion")
+
+
+def clone_exhaustion(cells: pd.DataFrame) -> pd.DataFrame:
+    """Mean exhaustion of each clone's scored cells: ``clone_id``, ``mean_exhaustion``."""
+    scored = cells.dropna(subset=["exhaustion"])
+    table = scored.groupby("clone_id", sort=False)["exhaustion"].mean()
+    return table.rename("mean_exhaustion").reset_index()
+
+
+def exhaustion_of(cells: pd.DataFrame, clones: set[str]) -> tuple[float, float]:
+    """Mean exhaustion of the CD8 T cells in ``clones``, and of the other CD8 T cells (NaN
+    where there is no scored cell)."""
+    cd8 = cells[(cells["cell_type"] == CD8_TYPE)].dropna(subset=["exhaustion"])
+    inside = cd8["clone_id"].isin(clones)
+    mean_in = float(cd8.loc[inside, "exhaustion"].mean()) if inside.any() else np.nan
+    mean_out = float(cd8.loc[~inside, "exhaustion"].mean()) if (~inside).any() else np.nan
+    return mean_in, mean_out
 
 
 def cell_type_counts(cells: pd.DataFrame) -> pd.DataFrame:

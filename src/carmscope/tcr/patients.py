@@ -15,7 +15,9 @@ Patient level
     ``tcr_tumour_expanded_in_blood``: clones expanded in the tumour (any post sample) found in
     any blood repertoire of the patient, and the earliest blood sample holding one.
     ``tcr_expanded_cd8_fraction``: among the post-infusion ``vdj`` cells whose clone is expanded
-    in the tumour, the fraction annotated CD8 T.
+    in the tumour, the fraction annotated CD8 T; ``tcr_expanded_cd8_exhaustion`` and
+    ``tcr_other_cd8_exhaustion``: mean exhaustion (:mod:`carmscope.tcr.cells`) of those CD8 T
+    cells and of the other post-infusion vdj CD8 T cells.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from carmscope.tcr.cells import cd8_fraction
+from carmscope.tcr.cells import cd8_fraction, exhaustion_of
 from carmscope.tcr.compare import CHANGE_COLUMNS, ChangeSettings, compare_repertoires, overlap
 from carmscope.tcr.diversity import clonality
 from carmscope.vocabulary import (
@@ -214,7 +216,12 @@ def patient_row(
 
 
 def _cd8_block(samples, tumour_changes, vdj_cells, tumour_ok: bool) -> dict[str, object]:
-    block = {"tcr_expanded_cd8_fraction": np.nan, "tcr_expanded_cells": 0}
+    block = {
+        "tcr_expanded_cd8_fraction": np.nan,
+        "tcr_expanded_cells": 0,
+        "tcr_expanded_cd8_exhaustion": np.nan,
+        "tcr_other_cd8_exhaustion": np.nan,
+    }
     if not tumour_ok:
         return block | {"tcr_expanded_cd8_fraction_reason": "tumour not evaluable"}
     if not vdj_cells:
@@ -227,9 +234,17 @@ def _cd8_block(samples, tumour_changes, vdj_cells, tumour_ok: bool) -> dict[str,
     cells = pd.concat([vdj_cells[s] for s in post], ignore_index=True)
     fraction, n = cd8_fraction(cells, expanded)
     reason = "" if n else "no annotated post-infusion vdj cell of an expanded clone"
+    if "exhaustion" in cells.columns:
+        exhausted = exhaustion_of(
+            cells.assign(exhaustion=pd.to_numeric(cells["exhaustion"], errors="coerce")), expanded
+        )
+    else:
+        exhausted = (np.nan, np.nan)
     return {
         "tcr_expanded_cd8_fraction": fraction,
         "tcr_expanded_cells": n,
+        "tcr_expanded_cd8_exhaustion": exhausted[0],
+        "tcr_other_cd8_exhaustion": exhausted[1],
         "tcr_expanded_cd8_fraction_reason": reason,
     }
 

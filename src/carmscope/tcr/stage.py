@@ -13,7 +13,12 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from carmscope.tcr.cells import annotate_cells, cell_type_counts
+from carmscope.tcr.cells import (
+    annotate_cells,
+    cell_type_counts,
+    clone_exhaustion,
+    exhaustion_scores,
+)
 from carmscope.tcr.compare import ChangeSettings
 from carmscope.tcr.diversity import DIVERSITY_COLUMNS, diversity
 from carmscope.tcr.io import read_clones, read_repertoire
@@ -37,9 +42,11 @@ SAMPLE_TABLE_COLUMNS = (
 )
 
 
-def sample_step(repertoire_path: str, cells_path: str | None = None):
+def sample_step(repertoire_path: str, cells_path: str | None = None, h5ad_path: str | None = None):
     """Read one repertoire; with ``cells_path`` (the expression stage's ``cells.tsv.gz``) join
-    its cells to their cell types and add ``cells_{type}`` columns to the clone table.
+    its cells to their cell types and add ``cells_{type}`` columns to the clone table; with
+    ``h5ad_path`` (its ``cells.h5ad``) also each cell's exhaustion and each clone's
+    ``mean_exhaustion``.
 
     Returns
     -------
@@ -56,6 +63,12 @@ def sample_step(repertoire_path: str, cells_path: str | None = None):
         clones = clones.merge(cell_type_counts(cells), on="clone_id", how="left")
         extra = [c for c in clones.columns if c.startswith("cells_")]
         clones[extra] = clones[extra].fillna(0).astype(int)
+        if h5ad_path:
+            import anndata
+
+            scores = exhaustion_scores(anndata.read_h5ad(h5ad_path, backed="r").to_memory())
+            cells["exhaustion"] = cells["barcode"].map(scores).to_numpy(dtype=float)
+            clones = clones.merge(clone_exhaustion(cells), on="clone_id", how="left")
     summary = {
         "format": repertoire.format,
         "unit": repertoire.unit,
