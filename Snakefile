@@ -13,6 +13,7 @@ include: "workflow/rules/inputs.smk"
 include: "workflow/rules/expression.smk"
 include: "workflow/rules/ctdna.smk"
 include: "workflow/rules/car.smk"
+include: "workflow/rules/tcr.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/blood.smk"
 

@@ -29,7 +29,7 @@ from carmscope.io.tenx import (
     describe_matrix,
 )
 from carmscope.messages import found_columns, quoted
-from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
+from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS, TCR
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
@@ -143,6 +143,8 @@ def inspect_counts(path: str, assay: str, genome: str | None = None) -> dict[str
         return _inspect_vendor_table(path)
     if assay in BLOOD_MEASURE_ASSAYS:
         return _inspect_blood_table(path, assay)
+    if assay == TCR:
+        return _inspect_repertoire(path)
     return _count_figures(path, inspect_matrix(path, genome))
 
 
@@ -283,6 +285,22 @@ def _inspect_blood_table(path: str, assay: str) -> dict[str, object]:
     if table.empty:
         raise InputContentError(path, "has a header but no analyte rows")
     return {"counts_format": "analyte_table", "n_features": int(table["analyte"].nunique())}
+
+
+def _inspect_repertoire(path: str) -> dict[str, object]:
+    """A T cell receptor repertoire (carmscope.tcr.io.read_repertoire): its format, productive
+    TRB clones and templates (or cells)."""
+    from carmscope.tcr.io import RepertoireError, read_repertoire
+
+    try:
+        repertoire = read_repertoire(path)
+    except RepertoireError as error:  # "<path>: line N, column C: message"
+        raise InputContentError(path, str(error).removeprefix(str(path)).lstrip(",: ")) from None
+    return {
+        "counts_format": f"tcr_{repertoire.format}",
+        "n_features": len(repertoire.clones),
+        "total_counts": repertoire.total,
+    }
 
 
 def _count_figures(path: str | os.PathLike, summary: MatrixSummary) -> dict[str, object]:

@@ -222,4 +222,4 @@ def test_inventory_row_is_written_as_pandas_writes_it(tiny_cohort, tmp_path):
         pd.DataFrame([row]).to_csv(tmp_path / "pandas.tsv", sep="\t", index=False)
         assert (tmp_path / "ours.tsv").read_text() == (tmp_path / "pandas.tsv").read_text()
         assays.add(sample.assay)
-    assert assays == {"scrna", "bulk_rna", "cfdna", "car_pcr", "cytokines"}
+    assert assays == {"scrna", "bulk_rna", "cfdna", "car_pcr", "cytokines", "tcr"}

@@ -42,7 +42,9 @@ def test_tables_pass_validation(tiny_cohort, monkeypatch):
     monkeypatch.chdir(tiny_cohort)
     sheets = load_sheets("patients.tsv", "samples.tsv")
     assert len(sheets.patients) == 4
-    assert set(sheets.samples["assay"]) == {"scrna", "bulk_rna", "cfdna", "car_pcr", "cytokines"}
+    assays = {"scrna", "bulk_rna", "cfdna", "car_pcr", "cytokines", "tcr"}
+    assert set(sheets.samples["assay"]) == assays
+    assert (sheets.samples["vdj"] != "").sum() == 2  # CARM-003's biopsies
 
 
 def test_same_seed_gives_identical_bytes_whatever_the_workers(tiny_cohort, tmp_path):

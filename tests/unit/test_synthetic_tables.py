@@ -74,12 +74,13 @@ def test_one_rule_per_set_of_files_each_for_its_patients(tiny_tables):
     shapes = generated_files(sheets, "cohort", patients).patient_shapes()
     by_name = {shape.name: shape for shape in shapes}
     assert {name: shape.patients for name, shape in by_name.items()} == {
-        "synthetic_patient_scrna2_cfdna4_pcr7_cyt7": ("CARM-001",),
-        "synthetic_patient_scrna2_cfdna4_pcr1_cyt1": ("CARM-002",),
+        # CARM-001 and CARM-002 write their repertoires in different formats (file names)
+        "synthetic_patient_scrna2_cfdna4_pcr7_cyt7_tcr5": ("CARM-001",),
+        "synthetic_patient_scrna2_cfdna4_pcr1_cyt1_tcr5": ("CARM-002",),
         "synthetic_patient_scrna2_bulk2_cfdna4_pcr7_cyt7": ("CARM-003",),
-        "synthetic_patient_scrna2_cyt7": ("CARM-004",),
+        "synthetic_patient_scrna2_cyt7_tcr1": ("CARM-004",),
     }
-    outputs = by_name["synthetic_patient_scrna2_cyt7"].outputs
+    outputs = by_name["synthetic_patient_scrna2_cyt7_tcr1"].outputs
     draws = ("pre", "H2", "H6", "H24", "H48", "H72", "H168")
     assert outputs == tuple(
         os.path.normpath(f"cohort/{path}")
@@ -90,6 +91,7 @@ def test_one_rule_per_set_of_files_each_for_its_patients(tiny_tables):
             "scrna/{patient}_D8_sc.h5",
             "scrna/{patient}_D8_sc.bam",
             "scrna/{patient}_D8_sc.bam.bai",
+            "tcr/{patient}_screening_tcrt.airr.tsv",
             *(f"blood/{{patient}}/{{patient}}_{draw}_cyt.tsv" for draw in draws),
             "truth/per_patient/{patient}.json.gz",
         )

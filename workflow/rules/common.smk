@@ -106,6 +106,26 @@ def car_cells_table(wildcards):
     return f"results/car/scrna/{wildcards.sample}/cells.tsv.gz"
 
 
+TCR_SAMPLE_COLUMNS = ["patient_id", "timepoint", "day", "hours", "assay", "tissue", "vdj"]
+
+
+def tcr_sample_records(samples):
+    """Sheet rows of the given samples as records for a tcr rule's params."""
+    return SAMPLES.loc[list(samples), TCR_SAMPLE_COLUMNS].reset_index().to_dict("records")
+
+
+def tcr_clone_inputs(wildcards):
+    """A tcr sample's repertoire (counts); a scRNA sample's vdj and its annotated cells."""
+    row = SAMPLES.loc[wildcards.sample]
+    if row["assay"] == "tcr":
+        return {"repertoire": row["counts"]}
+    return {
+        "repertoire": row["vdj"],
+        "cells": f"results/expression/scrna/{wildcards.sample}/cells.tsv.gz",
+        "h5ad": f"results/expression/scrna/{wildcards.sample}/cells.h5ad",
+    }
+
+
 def final_outputs():
     """Every file `rule all` asks for."""
     targets = ["results/qc/inputs.tsv"]
@@ -117,6 +137,7 @@ def final_outputs():
     targets += CTDNA_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)
+    targets += TCR_OUTPUTS
     # the result tables read every per-sample table they need (car_by_cell_type.tsv, ...)
     targets += list(tables_rules.TABLE_FILES.values()) + list(tables_rules.FIGURE_FILES.values())
     # the rest of the synthetic cohort: its references and truth (analyses need neither)

@@ -35,6 +35,7 @@ outputs = read_step_outputs(
         for name in ("samples", "timepoints", "patients")
         if f"ctdna_{name}" in inputs
     },
+    tcr_patients=inputs.get("tcr_patients"),
 )
 per_patient = patient_table(outputs, settings)
 if "blood_patients" in inputs:  # the blood stage's car_blood_* and cytokine_* columns

@@ -41,7 +41,7 @@ import pandas as pd
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES
 from carmscope.construct import Construct, read_constructs
 from carmscope.genesets import read_gmt, read_signature_table
-from carmscope.synthetic import blood, cfdna, expression, reads, tenx
+from carmscope.synthetic import blood, cfdna, expression, reads, tcr, tenx
 from carmscope.synthetic.design import (
     CohortParams,
     PatientDesign,
@@ -292,6 +292,7 @@ def gather_truth(simulation: Simulation, truths: Iterable[PatientTruth]) -> None
         simulation.params.seed,
         simulation.params.bulk_reads,
     )
+    tcr.write_truth(folder, [simulation.patients[p] for p in patient_ids], simulation.params)
     (folder / "inflammatory_genes.txt").write_text(
         "".join(f"{gene}\n" for gene in sorted(simulation.inflammatory_genes))
     )
@@ -382,7 +383,11 @@ def _write_sample(
 ) -> SampleTruth:
     writer = {"scrna": _write_scrna, "bulk_rna": _write_bulk, "cfdna": _write_plasma}
     writer.update(dict.fromkeys(blood.ASSAYS, _write_blood))
+    writer[tcr.TCR] = _write_tcr
     truth = writer[sample.assay](simulation, patient, sample)
+    if sample.vdj:
+        path = _output(simulation, sample.vdj)
+        truth.sample |= tcr.write_vdj(path, sample, patient, truth.cells, simulation.params)
     truth.sample = {
         "sample_id": sample.sample_id,
         "patient_id": sample.patient_id,
@@ -482,6 +487,11 @@ def _write_blood(
     values = blood.patient_values(patient, simulation.params.seed)
     path = _output(simulation, sample.counts)
     return SampleTruth(sample=blood.write_blood_sample(path, values, sample.sample_id))
+
+
+def _write_tcr(simulation: Simulation, patient: PatientDesign, sample: SampleDesign):
+    path = _output(simulation, sample.counts)
+    return SampleTruth(sample=tcr.write_tcr_sample(path, sample, patient, simulation.params))
 
 
 def _write_plasma(

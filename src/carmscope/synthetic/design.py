@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from carmscope.celltypes import CELL_TYPES
-from carmscope.synthetic import blood
+from carmscope.synthetic import blood, tcr
 from carmscope.vocabulary import CFDNA, baseline_position, post_infusion_positions
 
 # --- CT-0508-like templates (one per patient of the default cohort) --------------------------
@@ -333,7 +333,10 @@ class SampleDesign:
     hours: float | None = None
     """Hours from the first infusion (blood draws); None: ``day`` x 24."""
     tissue: str = ""
-    """``blood`` for blood draws; '' (the assay's default) otherwise."""
+    """``blood`` for blood draws, ``tumour`` or ``blood`` for ``tcr`` samples; '' (the
+    assay's default) otherwise."""
+    vdj: str = ""
+    """10x contig annotations of a scRNA biopsy's T cells, relative to the cohort folder."""
 
     @property
     def is_biopsy(self) -> bool:
@@ -448,6 +451,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
                 assay="scrna",
                 counts=f"scrna/{scrna_id}.h5",
                 reads=f"scrna/{scrna_id}.bam",
+                vdj=tcr.vdj_path(template, scrna_id),
                 **common,
             )
         )
@@ -462,6 +466,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
                     **common,
                 )
             )
+    samples += [SampleDesign(**plan) for plan in tcr.tcr_sample_plan(patient_id, template)]
     if trajectory:
         days = PLASMA_DAYS[:3] if template in THREE_PLASMA_TEMPLATES else PLASMA_DAYS
         folds = (1.0, *CTDNA_TRAJECTORIES[trajectory])

@@ -18,7 +18,16 @@ import pandas as pd
 from carmscope.synthetic.design import PatientDesign
 
 PATIENT_COLUMNS = ("patient_id", "indication", "her2_ihc", "dosing", "best_response")
-SAMPLE_COLUMNS = ("sample_id", "patient_id", "timepoint", "day", "assay", "counts", "reads")
+SAMPLE_COLUMNS = (
+    "sample_id",
+    "patient_id",
+    "timepoint",
+    "day",
+    "assay",
+    "counts",
+    "reads",
+    "vdj",
+)
 
 TRUTH_FILES = (
     "truth/patients.tsv",
@@ -28,6 +37,8 @@ TRUTH_FILES = (
     "truth/inflammatory_genes.txt",
     "truth/blood_kinetics.tsv",
     "truth/blood_cytokines.tsv",
+    "truth/tcr_clones.tsv",
+    "truth/tcr_patients.tsv",
 )
 REFERENCE_FILES = (
     "reference/genome.fa",
@@ -67,6 +78,7 @@ def samples_table(
             row = {column: getattr(sample, column) for column in SAMPLE_COLUMNS}
             row["counts"] = _relative(data_dir, table_dir, sample.counts)
             row["reads"] = _relative(data_dir, table_dir, sample.reads)
+            row["vdj"] = _relative(data_dir, table_dir, sample.vdj)
             row["hours"] = "" if sample.hours is None else f"{sample.hours:g}"
             row["tissue"] = sample.tissue
             rows.append(row)
@@ -101,6 +113,7 @@ ASSAY_LABELS = {
     "cfdna": "cfdna",
     "car_pcr": "pcr",
     "cytokines": "cyt",
+    "tcr": "tcr",
 }
 
 
@@ -108,7 +121,7 @@ def patient_files(patient: PatientDesign) -> list[str]:
     """The data files the generator writes for one patient (VCF and samples' files, with their
     indexes), relative to the data folder."""
     named = [patient.tumor_variants] + [
-        path for sample in patient.samples for path in (sample.counts, sample.reads)
+        path for sample in patient.samples for path in (sample.counts, sample.reads, sample.vdj)
     ]
     return [file for path in named if path for file in with_index_files(path)]
 
@@ -322,7 +335,7 @@ def design_mismatches(
         designed = designed_samples.loc[sample_id]
         for column in SAMPLE_COLUMNS[1:]:
             expected = designed[column]
-            if column in ("counts", "reads"):
+            if column in ("counts", "reads", "vdj"):
                 expected = os.path.join(data_dir, expected) if expected else ""
                 same = _same_path(row[column], expected)
             else:

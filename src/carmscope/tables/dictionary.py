@@ -51,12 +51,27 @@ _CAR = "docs/car_detection.md"
 _CTDNA = "docs/ctdna.md"
 _BLOOD = "docs/blood.md"
 _NCA = f"Non-compartmental analysis of the blood CAR series (car_blood_measure); {_BLOOD}."
+_TCR = "docs/tcr.md"
 _BOOL = "True/False"
 _PAIR = "Baseline/post pair of the patient (see Biopsy pair); post - baseline for deltas."
 
 P = "patients"
 S = "samples"
 C = "cohort_summary"
+
+
+def _tcr_tissue_columns(tissue: str) -> tuple[Column, ...]:
+    t = f"tcr_{tissue}"
+    return (
+        Column("patients", f"{t}_clonality_baseline", "0-1", f"Clonality (1 - Pielou evenness) of the baseline {tissue} repertoire.", _TCR),  # noqa: E501
+        Column("patients", f"{t}_clonality_post", "0-1", f"Clonality of the first post-infusion {tissue} repertoire.", _TCR),  # noqa: E501
+        Column("patients", f"{t}_clonality_delta", "0-1", "Post - baseline clonality.", _TCR),
+        Column("patients", f"{t}_expanded_clones", "count", f"Clones expanded in the first post-infusion {tissue} repertoire (one-sided Fisher, BH q <= tcr.fdr, fold >= tcr.min_fold).", f"{_TCR}; DeWitt et al. 2015, Rytlewski et al. 2019."),  # noqa: E501
+        Column("patients", f"{t}_new_clones", "count", "Expanded clones absent at baseline and detectable at its depth (Poisson, tcr.detect_alpha).", _TCR),  # noqa: E501
+        Column("patients", f"{t}_overlap", "0-1", "Morisita-Horn overlap of the baseline and first post-infusion repertoires.", f"{_TCR}; Horn 1966."),  # noqa: E501
+        Column("patients", f"{t}_reason", "text", f"Why the {tissue} TCR figures are empty (not evaluable)."),  # noqa: E501
+    )  # fmt: skip
+
 
 COLUMNS: tuple[Column, ...] = (
     # --- patients -----------------------------------------------------------------------------
@@ -261,6 +276,57 @@ COLUMNS: tuple[Column, ...] = (
         "hours",
         "Time of the cytokine's peak after infusion.",
         _BLOOD,
+    ),
+    # --- patients: T cell receptors (docs/tcr.md) ---
+    *_tcr_tissue_columns("tumour"),
+    *_tcr_tissue_columns("blood"),
+    Column(
+        P,
+        "tcr_expansion",
+        "True/False",
+        "The tumour comparison has an expanded clone; when the tumour is not evaluable, the blood comparison decides.",  # noqa: E501
+        _TCR,
+    ),
+    Column(
+        P, "tcr_expansion_reason", "text", "Why tcr_expansion is empty (neither tissue evaluable)."
+    ),
+    Column(
+        P,
+        "tcr_tumour_expanded_in_blood",
+        "count",
+        "Clones expanded in the tumour (any post sample) found in any blood repertoire.",
+        _TCR,
+    ),
+    Column(
+        P,
+        "tcr_tumour_expanded_in_blood_first_sample",
+        "ID",
+        "Earliest blood sample holding one of them.",
+    ),
+    Column(
+        P,
+        "tcr_expanded_cd8_fraction",
+        "fraction 0-1",
+        "Among the post-infusion vdj cells whose clone is expanded in the tumour, the fraction annotated CD8 T.",  # noqa: E501
+        _TCR,
+    ),
+    Column(
+        P,
+        "tcr_expanded_cd8_exhaustion",
+        "log-normalised expression",
+        "Mean exhaustion (PDCD1, HAVCR2, LAG3, TIGIT, TOX, CTLA4) of the post-infusion vdj CD8 T "
+        "cells of tumour-expanded clones.",
+        _TCR,
+    ),
+    Column(
+        P,
+        "tcr_other_cd8_exhaustion",
+        "log-normalised expression",
+        "Mean exhaustion of the other post-infusion vdj CD8 T cells (for comparison).",
+        _TCR,
+    ),
+    Column(
+        P, "tcr_expanded_cd8_fraction_reason", "text", "Why tcr_expanded_cd8_fraction is empty."
     ),
     # --- samples ------------------------------------------------------------------------------
     Column(S, "sample_id", "ID", "Sample ID from the samples sheet."),

@@ -38,6 +38,7 @@ import pandas as pd
 from carmscope import vocabulary
 from carmscope.expression.paired import baseline_post_pairs
 from carmscope.tables.steps import StepOutputs, as_bool, as_float, as_int, as_text
+from carmscope.tables.tcr import tcr_block, with_tcr_types
 
 FILE_COLUMNS = ("tumor_variants",)
 """Patients-sheet columns that hold input paths, not clinical data (left out of the table)."""
@@ -429,12 +430,13 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
         row |= _cd8_block(lookup, settings, assay, baseline, post)
         row |= _inflammation_block(lookup, settings, assay, baseline, post)
         row |= _ctdna_block(outputs, patient)
+        row |= tcr_block(outputs, patient)
         row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post], qc, car)
         rows.append(row)
     table = pd.DataFrame(rows)
     table[list(BOOLEAN_COLUMNS)] = table[list(BOOLEAN_COLUMNS)].astype("boolean")
     table[list(INTEGER_COLUMNS)] = table[list(INTEGER_COLUMNS)].astype("Int64")
-    return table
+    return with_tcr_types(table)
 
 
 def with_blood_columns(table: pd.DataFrame, blood: pd.DataFrame | None) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 from carmscope.blood import rules as blood_rules
 from carmscope.genesets import read_gmt
 from carmscope.tables.patients import TableSettings
+from carmscope.tcr.patients import repertoire_sample_ids
 
 RESULTS = "results/tables"
 REPORT = "results/report"
@@ -105,6 +106,8 @@ def table_inputs(
     ]
     if car_scanned:
         files["car"] = "results/car/summary.tsv"
+    if "vdj" in samples.columns and repertoire_sample_ids(samples):
+        files["tcr_patients"] = "results/tcr/patients.tsv"
     if ctdna_tracked is None:
         ctdna_tracked = bool((samples["assay"] == "cfdna").any())
     if ctdna_tracked:

@@ -75,6 +75,8 @@ class StepOutputs:
     ctdna_samples: pd.DataFrame = field(default_factory=lambda: _empty(CTDNA_SAMPLE_COLUMNS))
     ctdna_timepoints: pd.DataFrame = field(default_factory=lambda: _empty(CTDNA_TIMEPOINT_COLUMNS))
     ctdna_patients: pd.DataFrame = field(default_factory=lambda: _empty(CTDNA_PATIENT_COLUMNS))
+    tcr_patients: pd.DataFrame = field(default_factory=lambda: _empty(("patient_id",)))
+    """``results/tcr/patients.tsv`` (empty when the cohort has no repertoire)."""
 
     def metrics(self, assay: str) -> pd.DataFrame:
         """The long metric table of one expression assay (empty when it has no samples)."""
@@ -141,6 +143,7 @@ def read_step_outputs(
     car: str | None = None,
     car_cell_types: Iterable[str] = (),
     ctdna: Mapping[str, str] | None = None,
+    tcr_patients: str | None = None,
 ) -> StepOutputs:
     """Read the step outputs from their files.
 
@@ -172,4 +175,5 @@ def read_step_outputs(
         ctdna_samples=_read_optional(ctdna.get("samples"), CTDNA_SAMPLE_COLUMNS),
         ctdna_timepoints=_read_optional(ctdna.get("timepoints"), CTDNA_TIMEPOINT_COLUMNS),
         ctdna_patients=_read_optional(ctdna.get("patients"), CTDNA_PATIENT_COLUMNS),
+        tcr_patients=_read_optional(tcr_patients, ("patient_id",)),
     )

@@ -37,6 +37,7 @@ PROPORTION_ENDPOINTS = (
     "ctdna_transient_decrease",
     "ctdna_clearance",
     "ctdna_progression",
+    "tcr_expansion",
 )
 BIOPSY_ENDPOINT = "car_post_biopsies_detected"
 

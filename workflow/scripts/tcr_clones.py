@@ -1,0 +1,19 @@
+"""Snakemake adapter: one repertoire (tcr counts or a scRNA sample's vdj) -> clone table."""
+
+import sys
+
+import pandas as pd
+
+from carmscope.tcr.stage import sample_step, write_tsv
+
+sys.stderr = open(snakemake.log[0], "w")
+
+clones, summary, cells = sample_step(
+    snakemake.input.repertoire,
+    snakemake.input.get("cells") or None,
+    snakemake.input.get("h5ad") or None,
+)
+print(f"{summary}", file=sys.stderr)
+write_tsv(clones, snakemake.output.clones)
+pd.DataFrame([summary]).to_csv(snakemake.output.summary, sep="\t", index=False)
+cells.to_csv(snakemake.output.cells, sep="\t", index=False)
