@@ -1,94 +1,29 @@
-"""The panel-of-normals background mode: rule helpers, per-patient panels and backgrounds,
+"""The panel-of-normals background mode: the mode check, per-patient panels and backgrounds,
 calls that do not depend on the other patients, specificity on tumour-free plasma."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from carmscope.ctdna import rules
 from carmscope.ctdna.background import BACKGROUND_COLUMNS, patient_backgrounds, site_background
 from carmscope.ctdna.calls import sample_calls, variant_calls, variant_calls_by_patient
 from carmscope.ctdna.panels import PANEL_COLUMNS, patient_panel
+from carmscope.ctdna.settings import CtdnaConfigError, background_mode
 from carmscope.ctdna.variants import VARIANT_COLUMNS
+from tests.config_schema import with_defaults
 from tests.unit.test_ctdna_calls import counts
 
-# --- rule helpers -------------------------------------------------------------------------------
+# --- the background mode (the rules' paths: tests/unit/test_wiring_ctdna.py) -------------------
 
 
 def test_background_mode_defaults_to_cohort_and_needs_normals():
-    assert rules.background_mode({}) == "cohort"
-    assert rules.background_mode({"background": "cohort", "panel_of_normals": []}) == "cohort"
-    assert rules.background_mode({"background": "normals", "panel_of_normals": ["n.bam"]}) == (
-        "normals"
-    )
-    with pytest.raises(rules.CtdnaConfigError, match=r"ctdna\.panel_of_normals lists no BAM"):
-        rules.background_mode({"background": "normals", "panel_of_normals": []})
-    with pytest.raises(rules.CtdnaConfigError, match=r"ctdna\.background is 'other'"):
-        rules.background_mode({"background": "other"})
-
-
-def test_normal_names_are_numbered_and_sanitised():
-    names = rules.normal_names(["a/PON 1.bam", "b/PON-2.x.bam", "c/PON 1.bam"])
-    assert names == {
-        "1_PON_1": "a/PON 1.bam",
-        "2_PON-2.x": "b/PON-2.x.bam",
-        "3_PON_1": "c/PON 1.bam",
-    }
-
-
-def test_cohort_mode_paths_are_todays():
-    assert rules.panel_of("cohort", "P1") == "results/ctdna/panel.tsv"
-    assert rules.normal_counts("cohort", ["1_a", "2_b"], ["P1", "P2"]) == [
-        "results/ctdna/normals/1_a.tsv",
-        "results/ctdna/normals/2_b.tsv",
-    ]
-    assert rules.normal_panel_patients("cohort", ["1_a", "2_b"], ["P1"]) == ["", ""]
-    assert rules.tumour_variant_files("cohort", ["P1", "P2"]) == [
-        "results/ctdna/tumour_variants.tsv"
-    ]
-    # one job counts every normal at the cohort panel
-    assert rules.normal_counts_outputs("cohort", ["1_a", "2_b"]) == rules.normal_counts(
-        "cohort", ["1_a", "2_b"], ["P1", "P2"]
-    )
-    assert rules.normal_counts_log("cohort") == "logs/ctdna_count_normals/cohort.log"
-
-
-def test_normals_mode_paths_are_per_patient():
-    assert rules.panel_of("normals", "P1") == "results/ctdna/panels/P1.tsv"
-    files = rules.normal_counts("normals", ["1_a", "2_b"], ["P1", "P2"])
-    assert files == [
-        "results/ctdna/normals/P1/1_a.tsv",
-        "results/ctdna/normals/P1/2_b.tsv",
-        "results/ctdna/normals/P2/1_a.tsv",
-        "results/ctdna/normals/P2/2_b.tsv",
-    ]
-    assert rules.normal_panel_patients("normals", ["1_a", "2_b"], ["P1", "P2"]) == [
-        "P1",
-        "P1",
-        "P2",
-        "P2",
-    ]
-    # adding a patient appends its files: the existing ones keep their names
-    assert rules.normal_counts("normals", ["1_a", "2_b"], ["P1"]) == files[:2]
-    assert rules.tumour_variant_files("normals", ["P1", "P2"]) == [
-        "results/ctdna/panels/P1.tsv",
-        "results/ctdna/panels/P2.tsv",
-    ]
-    # one job per patient counts every normal at the patient's panel
-    outputs = rules.normal_counts_outputs("normals", ["1_a", "2_b"])
-    assert outputs == [
-        "results/ctdna/normals/{patient}/1_a.tsv",
-        "results/ctdna/normals/{patient}/2_b.tsv",
-    ]
-    assert [output.format(patient="P2") for output in outputs] == files[2:]
-    assert rules.normal_counts_log("normals") == "logs/ctdna_count_normals/{patient}.log"
-    assert rules.normal_sample("1_a")["sample_id"] == "panel_of_normals/1_a"
-
-
-def test_panel_patients_in_sample_table_order():
-    samples = pd.DataFrame({"patient_id": ["P2", "P1", "P2", "P3"]}, index=["s1", "s2", "s3", "s4"])
-    assert rules.panel_patients(samples, ["s1", "s2", "s3"]) == ["P2", "P1"]
-    assert rules.panel_patients(samples, []) == []
+    assert background_mode(with_defaults()["ctdna"]) == "cohort"
+    assert background_mode({"background": "cohort", "panel_of_normals": []}) == "cohort"
+    assert background_mode({"background": "normals", "panel_of_normals": ["n.bam"]}) == ("normals")
+    with pytest.raises(CtdnaConfigError, match=r"ctdna\.panel_of_normals lists no BAM"):
+        background_mode({"background": "normals", "panel_of_normals": []})
+    with pytest.raises(CtdnaConfigError, match=r"ctdna\.background is 'other'"):
+        background_mode({"background": "other"})
 
 
 # --- per-patient panels -------------------------------------------------------------------------

@@ -6,12 +6,14 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from carmscope.tables import dictionary, rules
+from carmscope.tables import dictionary
 from carmscope.tables.figures import cohort_overview, patient_panels
 from carmscope.tables.patients import TableSettings, patient_table
 from carmscope.tables.samples import sample_table
+from carmscope.tables.settings import TablesConfigError, table_settings
 from carmscope.tables.summary import cohort_summary
 from carmscope.tables.workbook import number_text, write_tsv, write_workbook
+from tests.config_schema import with_defaults
 from tests.unit.test_tables import SETS, outputs, sheets
 
 
@@ -100,42 +102,31 @@ def test_failed_workbook_leaves_nothing(tables, tmp_path, monkeypatch):
 
 
 def config(repo, **tables_section):
-    return {
-        "patients": "patients.tsv",
-        "genesets": {"gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")]},
-        "tables": tables_section,
-    }
+    return with_defaults(
+        {
+            "patients": "patients.tsv",
+            "genesets": {"gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")]},
+            "tables": tables_section,
+        }
+    )
+
+
+def settings(config, patients):
+    """The tables settings as tables.smk builds them."""
+    return table_settings(config["tables"], config["genesets"]["gmt"], patients, config["patients"])
 
 
 def test_settings_take_every_gmt_set_by_default_and_check_names(repo):
     patients, _ = sheets()
-    chosen = rules.settings(config(repo), patients)
+    chosen = settings(config(repo), patients)
     assert "HALLMARK_INFLAMMATORY_RESPONSE" in chosen.inflammation_sets
     assert chosen.strata == ("her2_ihc", "dosing")
-    one = rules.settings(
-        config(repo, inflammation_sets=["HALLMARK_IL6_JAK_STAT3_SIGNALING"]), patients
-    )
+    one = settings(config(repo, inflammation_sets=["HALLMARK_IL6_JAK_STAT3_SIGNALING"]), patients)
     assert one.inflammation_sets == ("HALLMARK_IL6_JAK_STAT3_SIGNALING",)
-    with pytest.raises(rules.TablesConfigError, match=r"HALLMARK_NOPE.*available"):
-        rules.settings(config(repo, inflammation_sets=["HALLMARK_NOPE"]), patients)
-    with pytest.raises(rules.TablesConfigError, match=r"tables\.strata: arm .*patients\.tsv"):
-        rules.settings(config(repo, strata=["arm"]), patients)
-
-
-def test_settings_params_round_trip(repo):
-    patients, _ = sheets()
-    chosen = rules.settings(config(repo, cd8_up_min_delta=0.05), patients)
-    assert TableSettings(**rules.settings_params(chosen)).cd8_up_min_delta == 0.05
-
-
-def test_table_inputs_follow_the_stages_the_cohort_has():
-    _, samples = sheets()
-    samples = samples.assign(counts="x.h5", reads="")
-    files = rules.table_inputs(samples, car_scanned=False)
-    assert "car" not in files and files["car_cell_types"] == []
-    assert files["ctdna_patients"] == "results/ctdna/patients.tsv"
-    no_plasma = rules.table_inputs(samples[samples["assay"] != "cfdna"], car_scanned=True)
-    assert "ctdna_patients" not in no_plasma and no_plasma["car"] == "results/car/summary.tsv"
+    with pytest.raises(TablesConfigError, match=r"HALLMARK_NOPE.*available"):
+        settings(config(repo, inflammation_sets=["HALLMARK_NOPE"]), patients)
+    with pytest.raises(TablesConfigError, match=r"tables\.strata: arm .*patients\.tsv"):
+        settings(config(repo, strata=["arm"]), patients)
 
 
 def test_figures_are_drawn_for_every_patient(tables, tmp_path):
@@ -147,14 +138,3 @@ def test_figures_are_drawn_for_every_patient(tables, tmp_path):
     )
     assert sorted(os.listdir(tmp_path / "patients")) == [f"P{i}.png" for i in range(1, 5)]
     assert all(os.path.getsize(path) > 10_000 for path in paths)
-
-
-def test_table_inputs_leave_out_biopsies_without_counts_and_untracked_plasma():
-    _, samples = sheets()
-    samples = samples.assign(counts="x.h5", reads="")
-    reads_only = samples.index[samples["assay"] == "scrna"][0]
-    samples.loc[reads_only, ["counts", "reads"]] = ["", "x.bam"]
-    files = rules.table_inputs(samples, car_scanned=True, ctdna_tracked=False)
-    assert f"results/expression/scrna/{reads_only}/qc.tsv" not in files["expression_qc"]
-    assert len(files["expression_qc"]) == (samples["assay"] == "scrna").sum() - 1
-    assert "ctdna_patients" not in files

@@ -3,12 +3,13 @@
 # and bulk RNA) the CAR reads, UMIs per cell and coverage along the construct, then the
 # per-sample calls against the floor and the patient's pre-infusion biopsy.
 #
-# Needs from common.smk: SAMPLES and SHEETS. Helpers and defaults: carmscope.car.rules
-# (car_rules.outputs(SAMPLES) lists every file of the stage for `rule all`).
+# Needs from common.smk: SAMPLES and SHEETS. Helpers: workflow/lib/wiring/car.py
+# (car_rules.outputs(SAMPLES) lists every file of the stage for `rule all`); the config's
+# `car` section comes filled with the schema's defaults.
 
-from carmscope.car import rules as car_rules
+from wiring import car as car_rules
 
-CAR = car_rules.settings(config)
+CAR = config["car"]
 if _not_built := car_rules.kernels_not_built():
     raise WorkflowError(_not_built)
 

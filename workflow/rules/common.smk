@@ -1,5 +1,7 @@
 # Everything that is not a rule: config and table validation, wildcard constraints, input
-# functions. The domain code lives in the `carmscope` package under src/.
+# functions. The rest of the wiring (paths, resources, parse-time checks) is the `wiring`
+# package in workflow/lib/, which only the workflow imports; the domain code lives in the
+# `carmscope` package under src/.
 import os
 import sys
 from pathlib import Path
@@ -7,13 +9,13 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-# The carmscope package, for this file; job scripts import it through the
-# workflow/scripts/carmscope link (Snakemake puts a script's folder on its path).
-SRC_DIR = str(Path(workflow.basedir) / "src")
-if SRC_DIR not in sys.path:
-    sys.path.insert(0, SRC_DIR)
+# The carmscope package and the wiring, for the rule files; job scripts import carmscope
+# through the workflow/scripts/carmscope link (Snakemake puts a script's folder on its path).
+for _folder in ("src", "workflow/lib"):
+    if str(Path(workflow.basedir) / _folder) not in sys.path:
+        sys.path.insert(0, str(Path(workflow.basedir) / _folder))
 
-from carmscope.resources import scaled  # noqa: E402
+from wiring.resources import scaled  # noqa: E402
 from carmscope.sheets import ID_PATTERN, SheetError, load_sheets, one_of_ids  # noqa: E402
 from carmscope.synthetic.design import (  # noqa: E402
     design_cohort,

@@ -1,6 +1,6 @@
 # ctDNA: tumour-informed tracking of each patient's variants in plasma (carmscope.ctdna;
 # methods in docs/ctdna.md). Two background modes (config ctdna.background; paths from
-# carmscope.ctdna.rules):
+# workflow/lib/wiring/ctdna.py):
 # - cohort (default): every cohort variant is counted in every plasma sample (not only the
 #   patient's own): the other patients' plasma at a site gives its background error rate;
 #   adding a patient re-counts every plasma sample.
@@ -32,12 +32,13 @@ localrules:
     ctdna_plots,
 
 
-from carmscope.ctdna import rules as ctdna_rules  # noqa: E402
+from carmscope.ctdna.settings import CtdnaConfigError, background_mode  # noqa: E402
+from wiring import ctdna as ctdna_rules  # noqa: E402
 
 CTDNA = config["ctdna"]
 try:
-    CTDNA_MODE = ctdna_rules.background_mode(CTDNA)
-except ctdna_rules.CtdnaConfigError as error:
+    CTDNA_MODE = background_mode(CTDNA)
+except CtdnaConfigError as error:
     raise WorkflowError(str(error)) from None
 CTDNA_VARIANT_PATIENTS = [p for p in PATIENTS.index if PATIENTS.loc[p, "tumor_variants"]]
 # plasma samples of patients without tumour variants are not tracked (their ctDNA is reported

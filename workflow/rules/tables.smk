@@ -7,11 +7,15 @@
 # Both are cohort aggregates of small tables: they run on the submit host (localrule) and
 # re-run when any patient is added; the per-sample steps they read do not.
 # Needs from common.smk: PATIENTS, SAMPLES, scaled, WorkflowError; from car.smk: car_rules.
+# Helpers: workflow/lib/wiring/tables.py; the settings' checks: carmscope.tables.settings.
 
-from carmscope.tables import rules as tables_rules
+from carmscope.tables.settings import table_settings
+from wiring import tables as tables_rules
 
 try:
-    TABLE_SETTINGS = tables_rules.settings(config, PATIENTS)
+    TABLE_SETTINGS = table_settings(
+        config["tables"], config["genesets"]["gmt"], PATIENTS, config["patients"]
+    )
 except (OSError, ValueError) as error:  # TablesConfigError, GMT format errors
     raise WorkflowError(str(error)) from None
 

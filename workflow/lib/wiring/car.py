@@ -1,7 +1,8 @@
-"""What the CAR rules (``workflow/rules/car.smk``) need: settings, samples, inputs, outputs.
+"""What the CAR rules (``workflow/rules/car.smk``) need: samples, inputs, outputs, resources.
 
-Plain functions of the config and the sample sheets, so the rule file holds only rules and
-these can be tested. Paths follow ``docs/car_detection.md``.
+Plain functions of the config's ``car`` section (filled by the schema's defaults) and the
+sample sheets, so the rule file holds only rules and these can be tested. Paths follow
+``docs/car_detection.md``.
 """
 
 from __future__ import annotations
@@ -20,25 +21,6 @@ ASSAYS = ("scrna", "bulk_rna")
 RESULTS = "results/car"
 INDEX = f"{RESULTS}/index/specific_kmers.tsv.gz"
 SUMMARY = f"{RESULTS}/summary.tsv"
-DEFAULTS: dict[str, object] = {
-    "construct": "resources/car/anti_her2_car.fa",
-    "segments": "resources/car/anti_her2_car.segments.tsv",
-    "host_transcripts": None,
-    "kmer_size": 19,
-    "min_specific_kmers": 8,
-    "max_mismatch_fraction": 0.1,
-    "min_umis_per_cell": 1,
-    "cell_barcode_tag": "CB",
-    "umi_tag": "UB",
-    "matrix_features": ["CAR_anti_HER2"],
-    "alpha": 0.001,
-    "floor_per_million": 1.0,
-    "min_reads": 3,
-    "threads": 4,
-    "cram_reference": None,
-    "targeted": {"enabled": False, "bed": None, "construct_contigs": []},
-}
-"""The ``car`` config section's defaults (the schema fills the same ones in)."""
 
 
 def kernels_not_built() -> str | None:
@@ -50,21 +32,12 @@ def kernels_not_built() -> str | None:
     """
     if importlib.util.find_spec("carmscope.bam._native") is not None:
         return None
+    package = importlib.util.find_spec("carmscope.bam").submodule_search_locations[0]
     return (
         "carmscope's compiled CAR kernels (carmscope.bam._native, from _native.c) are not "
-        f"built in {os.path.dirname(__file__)}: run `make setup` (or `.venv/bin/pip install "
+        f"built in {package}: run `make setup` (or `.venv/bin/pip install "
         "-e .`) in the repository, which compiles them."
     )
-
-
-def settings(config: Mapping) -> dict:
-    """The ``car`` config section with defaults for missing keys (``targeted`` merged too)."""
-    section = dict(config.get("car") or {})
-    merged = {**DEFAULTS, **{k: v for k, v in section.items() if v is not None}}
-    for key in ("host_transcripts", "cram_reference"):
-        merged[key] = section.get(key)
-    merged["targeted"] = {**DEFAULTS["targeted"], **(section.get("targeted") or {})}
-    return merged
 
 
 def folder(assay: str, sample: str) -> str:
@@ -134,7 +107,7 @@ def reads_index(reads: str) -> str | None:
 def index_inputs(car: Mapping) -> dict[str, str]:
     """Inputs of the index step: constructs, segments and the host transcripts if set."""
     files = {"construct": car["construct"], "segments": car["segments"]}
-    if car.get("host_transcripts"):
+    if car["host_transcripts"]:
         files["host_transcripts"] = car["host_transcripts"]
     return files
 
@@ -150,13 +123,13 @@ def scan_inputs(samples: pd.DataFrame, sample: str, car: Mapping) -> dict[str, s
     if row["assay"] == "scrna" and row["counts"]:
         files["counts"] = row["counts"]
     targeted = car["targeted"]
-    if targeted.get("enabled"):
+    if targeted["enabled"]:
         index = reads_index(row["reads"])
         if index:
             files["reads_index"] = index
-        if targeted.get("bed"):
+        if targeted["bed"]:
             files["targeted_bed"] = targeted["bed"]
-    if car.get("cram_reference"):
+    if car["cram_reference"]:
         files["reference"] = car["cram_reference"]
     return files
 

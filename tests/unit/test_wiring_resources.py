@@ -1,10 +1,9 @@
-"""Per-job resources as functions of input size and attempt (carmscope.resources)."""
+"""Per-job resources as functions of input size and attempt (workflow/lib/wiring/resources.py)."""
 
 from types import SimpleNamespace
 
 import pytest
-
-from carmscope.resources import amount, scaled
+from wiring.resources import amount, scaled
 
 
 def job_input(size_mb):

@@ -1,7 +1,8 @@
-"""What the ctDNA rules (``workflow/rules/ctdna.smk``) need: settings, panels, count files.
+"""What the ctDNA rules (``workflow/rules/ctdna.smk``) need: panels, count files, their paths.
 
 Plain functions of the config's ``ctdna`` section and the sample sheets, so the rule file holds
-only rules and these can be tested. Two background modes (docs/ctdna.md, "Background modes"):
+only rules and these can be tested; the mode itself is checked by ``carmscope.ctdna.settings``.
+Two background modes (docs/ctdna.md, "Background modes"):
 
 - ``cohort`` (default): one cohort panel (``results/ctdna/panel.tsv``) of every patient's
   variants is counted in every plasma sample and panel-of-normals BAM; each site's background
@@ -15,43 +16,16 @@ only rules and these can be tested. Two background modes (docs/ctdna.md, "Backgr
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
 RESULTS = "results/ctdna"
-BACKGROUND_MODES = ("cohort", "normals")
 COHORT_PANEL = f"{RESULTS}/panel.tsv"
 TUMOUR_VARIANTS = f"{RESULTS}/tumour_variants.tsv"
 PATIENT_PANEL = RESULTS + "/panels/{patient}.tsv"
 COHORT_NORMAL_COUNTS = RESULTS + "/normals/{normal}.tsv"
 PATIENT_NORMAL_COUNTS = RESULTS + "/normals/{patient}/{normal}.tsv"
-
-
-class CtdnaConfigError(ValueError):
-    """The config's ``ctdna`` section is inconsistent (the message names the key)."""
-
-
-def background_mode(section: Mapping) -> str:
-    """The ``ctdna.background`` mode, checked against ``ctdna.panel_of_normals``.
-
-    Raises
-    ------
-    CtdnaConfigError
-        An unknown mode, or ``normals`` without any ``panel_of_normals`` BAM.
-    """
-    mode = section.get("background") or "cohort"
-    if mode not in BACKGROUND_MODES:
-        raise CtdnaConfigError(
-            f"config ctdna.background is {mode!r}; expected one of {', '.join(BACKGROUND_MODES)}"
-        )
-    if mode == "normals" and not section.get("panel_of_normals"):
-        raise CtdnaConfigError(
-            "config ctdna.background is 'normals' but ctdna.panel_of_normals lists no BAM: "
-            "give the BAMs of tumour-free plasma processed like the samples, or set "
-            "ctdna.background: cohort (background from the other patients' plasma)"
-        )
-    return mode
 
 
 def normal_names(paths: Sequence[str]) -> dict[str, str]:

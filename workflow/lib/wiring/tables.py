@@ -1,15 +1,15 @@
-"""What the result-table rules (``workflow/rules/tables.smk``) need: settings from the config,
-checked against the sheets, and the step outputs each rule reads. Plain functions of the config
-and the sheets, so the rule file holds only rules and these can be tested."""
+"""What the result-table rules (``workflow/rules/tables.smk``) need: the step outputs each rule
+reads, their own outputs, and the settings as params (checked by
+``carmscope.tables.settings``). Plain functions of the sheets, so the rule file holds only rules
+and these can be tested."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import pandas as pd
 
 from carmscope.blood import rules as blood_rules
-from carmscope.genesets import read_gmt
 from carmscope.tables.patients import TableSettings
 from carmscope.tcr.patients import repertoire_sample_ids
 
@@ -23,52 +23,6 @@ TABLE_FILES = {
 }
 FIGURE_FILES = {"overview": f"{REPORT}/cohort_overview.png", "panels": f"{REPORT}/patients"}
 CTDNA_TABLES = ("samples", "timepoints", "patients")
-
-
-class TablesConfigError(ValueError):
-    """The ``tables`` config section does not fit the sheets or the gene sets."""
-
-
-def settings(config: Mapping, patients: pd.DataFrame) -> TableSettings:
-    """The ``tables`` section as :class:`TableSettings`, checked against the patients sheet and
-    the configured GMT files (``inflammation_sets: null`` takes every set of them)."""
-    section = dict(config.get("tables") or {})
-    available = {}
-    for path in config["genesets"]["gmt"]:
-        available |= dict.fromkeys(read_gmt(path))
-    sets = section.get("inflammation_sets")
-    if sets is None:
-        sets = list(available)
-    unknown = [name for name in sets if name not in available]
-    if unknown:
-        raise TablesConfigError(
-            f"config tables.inflammation_sets: {', '.join(unknown)} not in the gene sets of "
-            f"genesets.gmt ({', '.join(config['genesets']['gmt'])}); available: "
-            f"{', '.join(available)}"
-        )
-    strata = section.get("strata", ["her2_ihc", "dosing"])
-    missing = [column for column in strata if column not in patients.columns]
-    if missing:
-        raise TablesConfigError(
-            f"config tables.strata: {', '.join(missing)} is not a column of the patients "
-            f"sheet {config['patients']} (columns: {', '.join(patients.columns)})"
-        )
-    defaults = TableSettings()
-    return TableSettings(
-        biopsy_assays=tuple(section.get("biopsy_assays", defaults.biopsy_assays)),
-        cd8_fraction_metric=section.get("cd8_fraction_metric", defaults.cd8_fraction_metric),
-        cd8_score_metric=section.get("cd8_score_metric", defaults.cd8_score_metric),
-        inflammation_sets=tuple(sets),
-        inflammation_statistic=section.get(
-            "inflammation_statistic", defaults.inflammation_statistic
-        ),
-        cd8_up_min_delta=float(section.get("cd8_up_min_delta", defaults.cd8_up_min_delta)),
-        inflammation_up_min_delta=float(
-            section.get("inflammation_up_min_delta", defaults.inflammation_up_min_delta)
-        ),
-        min_qc_cells=int(section.get("min_qc_cells", defaults.min_qc_cells)),
-        strata=tuple(strata),
-    )
 
 
 def settings_params(settings: TableSettings) -> dict:

@@ -6,7 +6,7 @@ at most ``cap`` if one is given. On a cluster a job killed for memory (OUT_OF_ME
 (TIMEOUT) is resubmitted (``retries`` in profiles/slurm) with ``attempt`` 2, then 3, so it
 comes back with twice, then three times, what it had. In a rule::
 
-    from carmscope.resources import scaled
+    from wiring.resources import scaled
 
     resources:
         mem_mb=scaled(1000, per_mb=2),     # 1 GB + 2 MB per MB of input, times attempt

@@ -1,9 +1,12 @@
-"""What the CAR rules need from the config and the sample sheets (carmscope.car.rules)."""
+"""What the CAR rules need from the config and the sample sheets (workflow/lib/wiring/car.py)."""
+
+import re
 
 import pytest
+from wiring import car as rules
 
-from carmscope.car import rules
 from carmscope.sheets import load_sheets
+from tests.config_schema import with_defaults
 
 
 @pytest.fixture(scope="module")
@@ -11,13 +14,18 @@ def sheets(tiny_cohort):
     return load_sheets(tiny_cohort / "patients.tsv", tiny_cohort / "samples.tsv")
 
 
-def test_defaults_fill_a_partial_section():
-    car = rules.settings(
-        {"car": {"construct": "x.fa", "host_transcripts": None, "targeted": {"enabled": True}}}
-    )
+def settings(section=None):
+    """The ``car`` section as the rules get it: filled with the schema's defaults."""
+    return with_defaults({"car": section or {}})["car"]
+
+
+def test_defaults_fill_a_partial_section(repo):
+    car = settings({"construct": "x.fa", "host_transcripts": None, "targeted": {"enabled": True}})
     assert car["construct"] == "x.fa" and car["kmer_size"] == 19
     assert car["targeted"] == {"enabled": True, "bed": None, "construct_contigs": []}
-    assert rules.settings({}) == rules.DEFAULTS
+    # every key the CAR rules read has a default in the schema
+    read = set(re.findall(r'CAR\["(\w+)"\]', (repo / "workflow/rules/car.smk").read_text()))
+    assert read and read <= set(settings())
 
 
 def test_outputs_cover_every_biopsy_with_reads(sheets):
@@ -40,18 +48,13 @@ def test_post_infusion_biopsies_are_tested_against_their_baseline(sheets):
 
 
 def test_scan_inputs(sheets, tiny_cohort):
-    car = rules.settings({"car": {"targeted": {"enabled": True, "bed": "loci.bed"}}})
+    car = settings({"targeted": {"enabled": True, "bed": "loci.bed"}})
     scrna = rules.scan_inputs(sheets.samples, "CARM-001_D8_sc", car)
     assert set(scrna) == {"reads", "counts", "reads_index", "targeted_bed"}
     assert scrna["reads_index"] == scrna["reads"] + ".bai"
-    bulk = rules.scan_inputs(sheets.samples, "CARM-003_D8_bulk", rules.settings({}))
+    bulk = rules.scan_inputs(sheets.samples, "CARM-003_D8_bulk", settings())
     assert set(bulk) == {"reads"}
-    assert (
-        rules.index_inputs(rules.settings({"car": {"host_transcripts": "t.fa"}}))[
-            "host_transcripts"
-        ]
-        == "t.fa"
-    )
+    assert rules.index_inputs(settings({"host_transcripts": "t.fa"}))["host_transcripts"] == "t.fa"
     assert rules.scan_runtime(5000, 2) == 30
 
 
