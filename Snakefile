@@ -4,7 +4,13 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# config/config.yaml is the bundled demo (the synthetic CT-0508-like cohort, `make run`). It is
+# read only when the command line brings no config of its own (a --configfile, or --config
+# naming the tables): a user's config then stands alone, every key it leaves out taking the
+# schema's default, and never inherits the demo's paths (config/README.md).
+if not workflow.overwrite_configfiles and not {"patients", "samples"} & set(config):
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

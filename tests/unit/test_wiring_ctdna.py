@@ -66,3 +66,24 @@ def test_panel_patients_in_sample_table_order():
     samples = pd.DataFrame({"patient_id": ["P2", "P1", "P2", "P3"]}, index=["s1", "s2", "s3", "s4"])
     assert rules.panel_patients(samples, ["s1", "s2", "s3"]) == ["P2", "P1"]
     assert rules.panel_patients(samples, []) == []
+
+
+def test_cram_plasma_and_normals_need_the_reference():
+    samples = pd.DataFrame(
+        {"reads": ["a.bam", "b.CRAM", ""], "patient_id": ["P1", "P1", "P2"]},
+        index=["s1", "s2", "s3"],
+    )
+    assert rules.crams(samples, ["s1", "s3"], ["n1.bam"]) == []
+    crams = rules.crams(samples, ["s1", "s2", "s3"], ["n1.bam", "n2.cram"])
+    assert crams == ["b.CRAM", "n2.cram"]
+    message = rules.missing_reference(crams)
+    assert message.startswith("config ctdna.reference is not set")
+    assert "2 plasma or panel-of-normals file(s) are CRAM (b.CRAM, n2.cram)" in message
+    many = rules.missing_reference([f"{i}.cram" for i in range(5)])
+    assert "(0.cram, 1.cram, 2.cram and 2 more)" in many
+    # only a CRAM's count job depends on the FASTA
+    section = {"reference": "genome.fa"}
+    assert rules.reference_input(section, ["b.CRAM"]) == {"reference": "genome.fa"}
+    assert rules.reference_input(section, ["a.bam", "n2.cram"]) == {"reference": "genome.fa"}
+    assert rules.reference_input(section, ["a.bam", ""]) == {}
+    assert rules.reference_input({"reference": None}, ["b.cram"]) == {}

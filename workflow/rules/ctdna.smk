@@ -52,6 +52,11 @@ CTDNA_SAMPLES = [
 CTDNA_PANEL_PATIENTS = ctdna_rules.panel_patients(SAMPLES, CTDNA_SAMPLES)
 # panel-of-normals BAMs by the name of their counts file: number and sanitised basename
 CTDNA_NORMALS = ctdna_rules.normal_names(CTDNA["panel_of_normals"])
+# CRAM plasma or normals cannot be decoded without the FASTA they were aligned to
+if not CTDNA["reference"] and (
+    _crams := ctdna_rules.crams(SAMPLES, CTDNA_SAMPLES, CTDNA["panel_of_normals"])
+):
+    raise WorkflowError(ctdna_rules.missing_reference(_crams))
 # the ctDNA result files, for `rule all` (none when the cohort has no plasma samples)
 CTDNA_TABLES = ["variants", "samples", "timepoints", "patients", "background"]
 CTDNA_OUTPUTS = (
@@ -166,6 +171,8 @@ if CTDNA_NORMALS:
 
     rule ctdna_count_normals:
         input:
+            # CRAM normals: their reference (ctdna.reference), to decode them
+            **ctdna_rules.reference_input(CTDNA, list(CTDNA_NORMALS.values())),
             bams=list(CTDNA_NORMALS.values()),
             # cohort mode: the cohort panel (one job); normals mode: each patient's panel
             panel=lambda wildcards: ctdna_rules.panel_of(CTDNA_MODE, wildcards.get("patient")),

@@ -12,6 +12,6 @@ panel = read_panel(snakemake.input.panel)
 for bam, sample, output in zip(
     snakemake.input.bams, snakemake.params.samples, snakemake.output, strict=True
 ):
-    counts = bam_counts(bam, panel, snakemake.params.filters)
+    counts = bam_counts(bam, panel, snakemake.params.filters, snakemake.input.get("reference"))
     label_counts(counts, sample, "bam").to_csv(output, sep="\t", index=False)
     print(f"{sample['sample_id']}: {int(counts['evaluable'].sum())} sites counted", file=sys.stderr)

@@ -16,7 +16,7 @@ Two background modes (docs/ctdna.md, "Background modes"):
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -108,3 +108,29 @@ def normal_sample(normal: str) -> dict[str, object]:
         "timepoint": "",
         "day": None,
     }
+
+
+def crams(samples: pd.DataFrame, plasma: Sequence[str], normals: Sequence[str]) -> list[str]:
+    """The plasma reads (of the samples ``plasma``) and panel-of-normals files that are CRAM:
+    decoding them needs ``ctdna.reference``, the FASTA they were aligned to."""
+    files = [str(samples.loc[sample, "reads"]) for sample in plasma] + list(normals)
+    return [path for path in files if path.lower().endswith(".cram")]
+
+
+def missing_reference(crams: Sequence[str]) -> str:
+    """The parse-time error when CRAM plasma (or normals) come without ``ctdna.reference``."""
+    shown = ", ".join(crams[:3]) + (f" and {len(crams) - 3} more" if len(crams) > 3 else "")
+    return (
+        f"config ctdna.reference is not set, but {len(crams)} plasma or panel-of-normals "
+        f"file(s) are CRAM ({shown}), which cannot be read without the FASTA they were aligned "
+        "to: set ctdna.reference to that FASTA (every tumour VCF's REF is then checked against "
+        "it too)"
+    )
+
+
+def reference_input(section: Mapping, paths: Sequence[str]) -> dict[str, str]:
+    """``{"reference": ctdna.reference}`` when any of ``paths`` (a count job's reads) is a CRAM,
+    which needs it to be decoded; nothing for BAMs, whose jobs do not depend on the FASTA."""
+    if section["reference"] and any(path.lower().endswith(".cram") for path in paths):
+        return {"reference": section["reference"]}
+    return {}
