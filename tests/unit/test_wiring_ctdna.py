@@ -87,3 +87,14 @@ def test_cram_plasma_and_normals_need_the_reference():
     assert rules.reference_input(section, ["a.bam", "n2.cram"]) == {"reference": "genome.fa"}
     assert rules.reference_input(section, ["a.bam", ""]) == {}
     assert rules.reference_input({"reference": None}, ["b.cram"]) == {}
+
+
+def test_stage_outputs_are_the_call_tables_and_plots():
+    assert rules.outputs() == [
+        *(f"results/ctdna/{name}.tsv" for name in rules.CALL_TABLES),
+        "results/ctdna/spider.svg",
+        "results/ctdna/spider.png",
+        "results/ctdna/waterfall.svg",
+        "results/ctdna/waterfall.png",
+    ]
+    assert rules.SAMPLE_COUNTS.format(sample="S1") == "results/ctdna/counts/S1.tsv"

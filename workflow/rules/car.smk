@@ -47,12 +47,12 @@ rule car_scan_scrna:
         construct=CAR["construct"],
         segments=CAR["segments"],
     output:
-        evidence="results/car/scrna/{sample}/evidence.tsv",
-        cells="results/car/scrna/{sample}/cells.tsv.gz",
-        coverage="results/car/scrna/{sample}/coverage.tsv.gz",
-        regions="results/car/scrna/{sample}/regions.tsv",
+        evidence=car_rules.scan_file("scrna", "{sample}", "evidence.tsv"),
+        cells=car_rules.scan_file("scrna", "{sample}", "cells.tsv.gz"),
+        coverage=car_rules.scan_file("scrna", "{sample}", "coverage.tsv.gz"),
+        regions=car_rules.scan_file("scrna", "{sample}", "regions.tsv"),
         plot=report(
-            "results/car/scrna/{sample}/coverage.png",
+            car_rules.scan_file("scrna", "{sample}", "coverage.png"),
             caption="../report/car_coverage.rst",
             category="4. CAR evidence",
             subcategory="scrna",
@@ -83,11 +83,11 @@ rule car_scan_scrna:
 
 use rule car_scan_scrna as car_scan_bulk with:
     output:
-        evidence="results/car/bulk_rna/{sample}/evidence.tsv",
-        coverage="results/car/bulk_rna/{sample}/coverage.tsv.gz",
-        regions="results/car/bulk_rna/{sample}/regions.tsv",
+        evidence=car_rules.scan_file("bulk_rna", "{sample}", "evidence.tsv"),
+        coverage=car_rules.scan_file("bulk_rna", "{sample}", "coverage.tsv.gz"),
+        regions=car_rules.scan_file("bulk_rna", "{sample}", "regions.tsv"),
         plot=report(
-            "results/car/bulk_rna/{sample}/coverage.png",
+            car_rules.scan_file("bulk_rna", "{sample}", "coverage.png"),
             caption="../report/car_coverage.rst",
             category="4. CAR evidence",
             subcategory="bulk_rna",

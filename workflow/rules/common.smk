@@ -105,7 +105,7 @@ def sample_input_files(sample):
 
 def car_cells_table(wildcards):
     """Per-cell CAR table of a scRNA sample (barcode, car_umis), from CAR detection."""
-    return f"results/car/scrna/{wildcards.sample}/cells.tsv.gz"
+    return car_rules.scan_file("scrna", wildcards.sample, "cells.tsv.gz")
 
 
 TCR_SAMPLE_COLUMNS = ["patient_id", "timepoint", "day", "hours", "assay", "tissue", "vdj"]
@@ -130,9 +130,9 @@ def tcr_clone_inputs(wildcards):
 
 def final_outputs():
     """Every file `rule all` asks for."""
-    targets = ["results/qc/inputs.tsv"]
+    targets = [inspection_rules.INVENTORY]
     targets += [
-        f"results/expression/{assay}/paired_tests.tsv"
+        expression_rules.assay_file(assay, "paired_tests.tsv")
         for assay in ("scrna", "bulk_rna")
         if expression_samples(assay)
     ]

@@ -58,13 +58,7 @@ if not CTDNA["reference"] and (
 ):
     raise WorkflowError(ctdna_rules.missing_reference(_crams))
 # the ctDNA result files, for `rule all` (none when the cohort has no plasma samples)
-CTDNA_TABLES = ["variants", "samples", "timepoints", "patients", "background"]
-CTDNA_OUTPUTS = (
-    expand("results/ctdna/{name}.tsv", name=CTDNA_TABLES)
-    + expand("results/ctdna/{name}.{ext}", name=["spider", "waterfall"], ext=["svg", "png"])
-    if CTDNA_SAMPLES
-    else []
-)
+CTDNA_OUTPUTS = ctdna_rules.outputs() if CTDNA_SAMPLES else []
 
 
 rule ctdna_panel:
@@ -72,8 +66,8 @@ rule ctdna_panel:
         vcfs=[PATIENTS.loc[p, "tumor_variants"] for p in CTDNA_VARIANT_PATIENTS],
         reference=[CTDNA["reference"]] if CTDNA["reference"] else [],
     output:
-        panel="results/ctdna/panel.tsv",
-        tumour_variants="results/ctdna/tumour_variants.tsv",
+        panel=ctdna_rules.COHORT_PANEL,
+        tumour_variants=ctdna_rules.TUMOUR_VARIANTS,
     log:
         "logs/ctdna_panel.log",
     conda:
@@ -142,7 +136,7 @@ rule ctdna_count_alleles:
             else []
         ),
     output:
-        "results/ctdna/counts/{sample}.tsv",
+        ctdna_rules.SAMPLE_COUNTS,
     log:
         "logs/ctdna_count_alleles/{sample}.log",
     wildcard_constraints:
@@ -200,14 +194,10 @@ if CTDNA_NORMALS:
 rule ctdna_calls:
     input:
         tumour_variants=ctdna_rules.tumour_variant_files(CTDNA_MODE, CTDNA_PANEL_PATIENTS),
-        counts=expand("results/ctdna/counts/{sample}.tsv", sample=CTDNA_SAMPLES),
+        counts=expand(ctdna_rules.SAMPLE_COUNTS, sample=CTDNA_SAMPLES),
         normals=ctdna_rules.normal_counts(CTDNA_MODE, CTDNA_NORMALS, CTDNA_PANEL_PATIENTS),
     output:
-        variants="results/ctdna/variants.tsv",
-        samples="results/ctdna/samples.tsv",
-        timepoints="results/ctdna/timepoints.tsv",
-        patients="results/ctdna/patients.tsv",
-        background="results/ctdna/background.tsv",
+        **{name: ctdna_rules.table(name) for name in ctdna_rules.CALL_TABLES},
     log:
         "logs/ctdna_calls.log",
     conda:
@@ -237,19 +227,19 @@ rule ctdna_calls:
 
 rule ctdna_plots:
     input:
-        timepoints="results/ctdna/timepoints.tsv",
-        patients="results/ctdna/patients.tsv",
+        timepoints=rules.ctdna_calls.output.timepoints,
+        patients=rules.ctdna_calls.output.patients,
     output:
-        spider_svg="results/ctdna/spider.svg",
+        spider_svg=ctdna_rules.plot("spider", "svg"),
         spider_png=report(
-            "results/ctdna/spider.png",
+            ctdna_rules.plot("spider", "png"),
             caption="../report/ctdna_spider.rst",
             category="3. ctDNA",
             labels={"figure": "spider"},
         ),
-        waterfall_svg="results/ctdna/waterfall.svg",
+        waterfall_svg=ctdna_rules.plot("waterfall", "svg"),
         waterfall_png=report(
-            "results/ctdna/waterfall.png",
+            ctdna_rules.plot("waterfall", "png"),
             caption="../report/ctdna_waterfall.rst",
             category="3. ctDNA",
             labels={"figure": "waterfall"},

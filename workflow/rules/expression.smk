@@ -6,7 +6,10 @@
 # column) and car_cells_table(wildcards) (the per-cell CAR table of a scRNA sample: TSV with
 # columns barcode, car_umis). Settings come from the config's `expression` section.
 # On a cluster (docs/cluster.md): bulk scores and CAR-by-cell-type tables run many samples to
-# a SLURM job (groups), the cohort's paired tests on the submit host.
+# a SLURM job (groups), the cohort's paired tests on the submit host. Paths:
+# workflow/lib/wiring/expression.py.
+
+from wiring import expression as expression_rules  # noqa: E402
 
 
 localrules:
@@ -22,12 +25,12 @@ rule expression_scrna:
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
-        h5ad="results/expression/scrna/{sample}/cells.h5ad",
-        cells="results/expression/scrna/{sample}/cells.tsv.gz",
-        qc="results/expression/scrna/{sample}/qc.tsv",
-        composition="results/expression/scrna/{sample}/composition.tsv",
-        scores="results/expression/scrna/{sample}/scores.tsv",
-        metrics="results/expression/scrna/{sample}/metrics.tsv",
+        h5ad=expression_rules.sample_file("scrna", "{sample}", "cells.h5ad"),
+        cells=expression_rules.sample_file("scrna", "{sample}", "cells.tsv.gz"),
+        qc=expression_rules.sample_file("scrna", "{sample}", "qc.tsv"),
+        composition=expression_rules.sample_file("scrna", "{sample}", "composition.tsv"),
+        scores=expression_rules.sample_file("scrna", "{sample}", "scores.tsv"),
+        metrics=expression_rules.sample_file("scrna", "{sample}", "metrics.tsv"),
     log:
         "logs/expression_scrna/{sample}.log",
     conda:
@@ -53,8 +56,8 @@ rule expression_bulk:
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
-        scores="results/expression/bulk_rna/{sample}/scores.tsv",
-        metrics="results/expression/bulk_rna/{sample}/metrics.tsv",
+        scores=expression_rules.sample_file("bulk_rna", "{sample}", "scores.tsv"),
+        metrics=expression_rules.sample_file("bulk_rna", "{sample}", "metrics.tsv"),
     log:
         "logs/expression_bulk/{sample}.log",
     group:
@@ -71,10 +74,10 @@ rule expression_bulk:
 
 rule expression_car_cells:
     input:
-        cells="results/expression/scrna/{sample}/cells.tsv.gz",
+        cells=rules.expression_scrna.output.cells,
         car=car_cells_table,
     output:
-        "results/expression/scrna/{sample}/car_by_cell_type.tsv",
+        expression_rules.sample_file("scrna", "{sample}", "car_by_cell_type.tsv"),
     log:
         "logs/expression_car_cells/{sample}.log",
     group:
@@ -94,14 +97,14 @@ rule expression_car_cells:
 rule expression_paired:
     input:
         metrics=lambda wildcards: expand(
-            "results/expression/{assay}/{sample}/metrics.tsv",
+            expression_rules.sample_file("{assay}", "{sample}", "metrics.tsv"),
             assay=wildcards.assay,
             sample=expression_samples(wildcards.assay),
         ),
     output:
-        metrics="results/expression/{assay}/metrics.tsv",
-        paired="results/expression/{assay}/paired_values.tsv",
-        tests="results/expression/{assay}/paired_tests.tsv",
+        metrics=expression_rules.assay_file("{assay}", "metrics.tsv"),
+        paired=expression_rules.assay_file("{assay}", "paired_values.tsv"),
+        tests=expression_rules.assay_file("{assay}", "paired_tests.tsv"),
     log:
         "logs/expression_paired/{assay}.log",
     wildcard_constraints:

@@ -1,6 +1,8 @@
 # Input inspection: open every input file and check its contents before analyses use it.
 # On a cluster the per-sample inspections run 24 to a SLURM job (group "inspect"); the gather
-# runs on the submit host (docs/cluster.md).
+# runs on the submit host (docs/cluster.md). Paths: workflow/lib/wiring/inspection.py.
+
+from wiring import inspection as inspection_rules  # noqa: E402
 
 
 localrules:
@@ -11,7 +13,7 @@ rule inspect_inputs:
     input:
         unpack(lambda wildcards: sample_input_files(wildcards.sample)),
     output:
-        "results/qc/inputs/{sample}.tsv",
+        inspection_rules.SAMPLE,
     log:
         "logs/inspect_inputs/{sample}.log",
     group:
@@ -32,9 +34,9 @@ rule inspect_inputs:
 
 rule gather_input_inspection:
     input:
-        expand("results/qc/inputs/{sample}.tsv", sample=SAMPLES.index),
+        expand(inspection_rules.SAMPLE, sample=SAMPLES.index),
     output:
-        "results/qc/inputs.tsv",
+        inspection_rules.INVENTORY,
     log:
         "logs/gather_input_inspection.log",
     conda:

@@ -45,6 +45,11 @@ def folder(assay: str, sample: str) -> str:
     return f"{RESULTS}/{assay}/{sample}"
 
 
+def scan_file(assay: str, sample: str, name: str) -> str:
+    """One output of one sample's scan (``sample`` may be the wildcard ``{sample}``)."""
+    return f"{folder(assay, sample)}/{name}"
+
+
 def scanned_samples(samples: pd.DataFrame, assay: str) -> list[str]:
     """Samples of ``assay`` with reads to scan, in table order."""
     chosen = samples[(samples["assay"] == assay) & (samples["reads"] != "")]
@@ -58,17 +63,17 @@ def all_scanned(samples: pd.DataFrame) -> list[tuple[str, str]]:
 
 def evidence_files(samples: pd.DataFrame) -> list[str]:
     """Evidence table of every scanned biopsy (the inputs of the calls)."""
-    return [f"{folder(assay, sample)}/evidence.tsv" for assay, sample in all_scanned(samples)]
+    return [scan_file(assay, sample, "evidence.tsv") for assay, sample in all_scanned(samples)]
 
 
 def outputs(samples: pd.DataFrame) -> list[str]:
     """Every file of the CAR stage, for ``rule all``."""
     files = [SUMMARY]
     for assay, sample in all_scanned(samples):
-        base = folder(assay, sample)
-        files += [f"{base}/{name}" for name in ("coverage.tsv.gz", "regions.tsv", "coverage.png")]
+        names = ("coverage.tsv.gz", "regions.tsv", "coverage.png")
+        files += [scan_file(assay, sample, name) for name in names]
         if assay == "scrna":
-            files.append(f"{base}/cells.tsv.gz")
+            files.append(scan_file(assay, sample, "cells.tsv.gz"))
     return files
 
 

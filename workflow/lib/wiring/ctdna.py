@@ -26,6 +26,27 @@ TUMOUR_VARIANTS = f"{RESULTS}/tumour_variants.tsv"
 PATIENT_PANEL = RESULTS + "/panels/{patient}.tsv"
 COHORT_NORMAL_COUNTS = RESULTS + "/normals/{normal}.tsv"
 PATIENT_NORMAL_COUNTS = RESULTS + "/normals/{patient}/{normal}.tsv"
+SAMPLE_COUNTS = RESULTS + "/counts/{sample}.tsv"
+CALL_TABLES = ("variants", "samples", "timepoints", "patients", "background")
+"""The tables of ``ctdna_calls``."""
+PLOTS = ("spider", "waterfall")
+
+
+def table(name: str) -> str:
+    """One of the stage's cohort tables (:data:`CALL_TABLES`)."""
+    return f"{RESULTS}/{name}.tsv"
+
+
+def plot(name: str, ext: str) -> str:
+    """One of the stage's plots (:data:`PLOTS`) as ``svg`` or ``png``."""
+    return f"{RESULTS}/{name}.{ext}"
+
+
+def outputs() -> list[str]:
+    """The stage's tables and plots, for ``rule all``."""
+    return [table(name) for name in CALL_TABLES] + [
+        plot(name, ext) for name in PLOTS for ext in ("svg", "png")
+    ]
 
 
 def normal_names(paths: Sequence[str]) -> dict[str, str]:

@@ -12,6 +12,7 @@ import pandas as pd
 from carmscope.blood import rules as blood_rules
 from carmscope.tables.patients import TableSettings
 from carmscope.tcr.patients import repertoire_sample_ids
+from wiring import car, ctdna, expression, inspection
 
 RESULTS = "results/tables"
 REPORT = "results/report"
@@ -47,25 +48,25 @@ def table_inputs(
     ``ctdna_tracked``: whether any plasma sample is tracked (its patient has tumour variants);
     None: whether the cohort has any plasma sample.
     """
-    files: dict[str, str | list[str]] = {"input_qc": "results/qc/inputs.tsv"}
+    files: dict[str, str | list[str]] = {"input_qc": inspection.INVENTORY}
     for assay in ("scrna", "bulk_rna"):
         if _assay_samples(samples, assay):
-            files[f"metrics_{assay}"] = f"results/expression/{assay}/metrics.tsv"
+            files[f"metrics_{assay}"] = expression.assay_file(assay, "metrics.tsv")
     scrna = _assay_samples(samples, "scrna")
-    files["expression_qc"] = [f"results/expression/scrna/{s}/qc.tsv" for s in scrna]
+    files["expression_qc"] = [expression.sample_file("scrna", s, "qc.tsv") for s in scrna]
     files["car_cell_types"] = [
-        f"results/expression/scrna/{s}/car_by_cell_type.tsv"
+        expression.sample_file("scrna", s, "car_by_cell_type.tsv")
         for s in scrna
         if samples.loc[s, "reads"] and samples.loc[s, "counts"]
     ]
     if car_scanned:
-        files["car"] = "results/car/summary.tsv"
+        files["car"] = car.SUMMARY
     if "vdj" in samples.columns and repertoire_sample_ids(samples):
         files["tcr_patients"] = "results/tcr/patients.tsv"
     if ctdna_tracked is None:
         ctdna_tracked = bool((samples["assay"] == "cfdna").any())
     if ctdna_tracked:
-        files |= {f"ctdna_{name}": f"results/ctdna/{name}.tsv" for name in CTDNA_TABLES}
+        files |= {f"ctdna_{name}": ctdna.table(name) for name in CTDNA_TABLES}
     if blood_rules.has_blood(samples):
         files["blood_patients"] = blood_rules.TABLE_FILES["patients"]
     return files
