@@ -54,7 +54,7 @@ def resource_expression(block, name):
 
 def test_every_rule_declares_threads_and_resources_that_grow_with_attempt():
     """Every rule with an action declares threads, mem_mb and runtime, as functions of attempt
-    (a lambda naming `attempt`, or carmscope.resources.scaled, which multiplies by it)."""
+    (a lambda naming `attempt`, or wiring.resources.scaled, which multiplies by it)."""
     problems = []
     for name, block in rule_blocks().items():
         if not any(action in block for action in ACTIONS):

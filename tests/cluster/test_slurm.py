@@ -465,7 +465,7 @@ def test_failing_job_fails_the_run_with_its_log(request, runs, slurm_cluster, to
     records = sacct_records(run_id, run.started - timedelta(minutes=5))
     states = [state for _, state, _, _ in records]
     assert states == ["FAILED", "FAILED"], f"expected the job and its retry to fail: {records}"
-    # the retry asked for more time: runtime grows with attempt (carmscope.resources.scaled)
+    # the retry asked for more time: runtime grows with attempt (wiring.resources.scaled)
     minutes = [minutes_of(limit) for _, _, limit, _ in records]
     assert minutes[1] > minutes[0], f"time limits of the two attempts: {records}"
 

@@ -5,11 +5,12 @@ What a user's cohort needs and lacks is named at parse time (here: ctdna.referen
 plasma)."""
 
 import re
-import subprocess
 
 import pandas as pd
 import pytest
 import yaml
+
+from tests.integration.test_workflow import snakemake
 
 pytestmark = pytest.mark.integration
 
@@ -25,24 +26,13 @@ def workdir(tmp_path, repo):
     return tmp_path
 
 
-def dry_run(repo, tool, workdir, *args):
-    command = [
-        tool("snakemake"),
-        "--snakefile",
-        str(repo / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--dry-run",
-        "--cores",
-        "1",
-        *args,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600)
+def dry_run(repo, tool, workdir, *args, configfile=None):
+    result = snakemake(repo, tool, workdir, "--dry-run", *args, configfile=configfile)
     return result.returncode, result.stdout + result.stderr
 
 
 def user_config(workdir, patients, samples, **sections):
-    """patients, samples and car: all a user's config needs."""
+    """patients, samples and car: all a user's config needs (written to config.yaml)."""
     config = {
         "patients": str(patients),
         "samples": str(samples),
@@ -52,9 +42,8 @@ def user_config(workdir, patients, samples, **sections):
         },
         **sections,
     }
-    path = workdir / "user.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return str(path)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
+    return "config.yaml"
 
 
 def job_blocks(output, rule):
@@ -64,7 +53,7 @@ def job_blocks(output, rule):
 
 def test_a_minimal_user_config_inherits_no_demo_path(workdir, repo, tool, tiny_cohort):
     config = user_config(workdir, tiny_cohort / "patients.tsv", tiny_cohort / "samples.tsv")
-    code, output = dry_run(repo, tool, workdir, "--configfile", config)
+    code, output = dry_run(repo, tool, workdir, configfile=config)
     assert code == 0, output[-3000:]
     assert DEMO not in output and "rule synthetic_" not in output
     (panel,) = job_blocks(output, "ctdna_panel")
@@ -102,7 +91,7 @@ def test_cram_plasma_without_ctdna_reference_is_named_at_parse_time(
         ]
     samples.to_csv(workdir / "samples.tsv", sep="\t", index=False)
     config = user_config(workdir, tiny_cohort / "patients.tsv", workdir / "samples.tsv")
-    code, output = dry_run(repo, tool, workdir, "--configfile", config)
+    code, output = dry_run(repo, tool, workdir, configfile=config)
     assert code != 0
     assert "config ctdna.reference is not set" in output
     assert "are CRAM (plasma.cram)" in output  # the path as the sheet gives it (relative)
@@ -115,7 +104,7 @@ def test_cram_plasma_without_ctdna_reference_is_named_at_parse_time(
         workdir / "samples.tsv",
         ctdna={"reference": reference},
     )
-    code, output = dry_run(repo, tool, workdir, "--configfile", config)
+    code, output = dry_run(repo, tool, workdir, configfile=config)
     assert code == 0, output[-3000:]
     counts = job_blocks(output, "ctdna_count_alleles")
     with_reference = [block for block in counts if reference in block.split("\n")[0]]

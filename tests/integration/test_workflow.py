@@ -49,15 +49,14 @@ def write_tiny_tables(workdir, tool):
     )
 
 
-def snakemake(repo, tool, workdir, *args, timeout=900):
+def snakemake(repo, tool, workdir, *args, timeout=900, configfile="config.yaml"):
     command = [
         tool("snakemake"),
         "--snakefile",
         str(repo / "Snakefile"),
         "--directory",
         str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
+        *(["--configfile", str(workdir / configfile)] if configfile else []),
         "--cores",
         "2",
         *args,

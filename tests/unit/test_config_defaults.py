@@ -42,6 +42,15 @@ def field(cls, name: str):
     return found.default
 
 
+def fields(prefix: str, cls, leave_out=()):
+    """``(key, default getter)`` of every field of a dataclass that mirrors a config section."""
+    return [
+        (f"{prefix}.{f.name}", lambda name=f.name: field(cls, name))
+        for f in dataclasses.fields(cls)
+        if f.name not in leave_out
+    ]
+
+
 def parameter(function, name: str):
     """The default of a function's parameter."""
     return inspect.signature(function).parameters[name].default
@@ -63,14 +72,8 @@ LIBRARY_DEFAULTS = [
     # the library's constructs: resources/car of the source tree
     ("car.construct", lambda: str(construct.DEFAULT_FASTA.relative_to(SCHEMA.parents[2]))),
     ("car.segments", lambda: str(construct.DEFAULT_SEGMENTS.relative_to(SCHEMA.parents[2]))),
-    *(
-        (f"ctdna.filters.{f.name}", lambda name=f.name: field(AlleleFilters, name))
-        for f in dataclasses.fields(AlleleFilters)
-    ),
-    *(
-        (f"ctdna.{f.name}", lambda name=f.name: field(CallSettings, name))
-        for f in dataclasses.fields(CallSettings)
-    ),
+    *fields("ctdna.filters", AlleleFilters),
+    *fields("ctdna", CallSettings),
     ("ctdna.floor", lambda: background.DEFAULT_FLOOR),
     ("ctdna.max_rate", lambda: background.DEFAULT_MAX_RATE),
     ("ctdna.alpha", lambda: calls.DEFAULT_ALPHA),
@@ -78,10 +81,7 @@ LIBRARY_DEFAULTS = [
     ("ctdna.fall_fraction", lambda: response.FALL_FRACTION),
     ("ctdna.progression_rise", lambda: response.PROGRESSION_RISE),
     ("ctdna.change_alpha", lambda: response.CHANGE_ALPHA),
-    *(
-        (f"expression.qc.{f.name}", lambda name=f.name: field(QCThresholds, name))
-        for f in dataclasses.fields(QCThresholds)
-    ),
+    *fields("expression.qc", QCThresholds),
     ("expression.annotation.min_score", lambda: annotation.MIN_SCORE),
     ("expression.annotation.min_margin", lambda: annotation.MIN_MARGIN),
     ("expression.annotation.max_rank", lambda: annotation.MAX_RANK),
@@ -90,11 +90,7 @@ LIBRARY_DEFAULTS = [
     ("expression.group_column", lambda: parameter(paired.paired_tests, "group_column")),
     # inflammation_sets: the schema's null means "every set of genesets.gmt", which only the
     # settings check can resolve (carmscope.tables.settings); the dataclass holds the result
-    *(
-        (f"tables.{f.name}", lambda name=f.name: field(TableSettings, name))
-        for f in dataclasses.fields(TableSettings)
-        if f.name != "inflammation_sets"
-    ),
+    *fields("tables", TableSettings, leave_out=("inflammation_sets",)),
 ]
 
 
