@@ -38,8 +38,8 @@ rule all:
 onsuccess:
     from carmscope.tables.run_summary import clear_stale, run_summary
 
-    clear_stale()
-    summary = run_summary("results/tables/patients.tsv")
+    clear_stale(tables_rules.STALE_NOTE)
+    summary = run_summary(tables_rules.TABLE_FILES["patients"])
     if summary:
         print(summary, file=sys.stderr)
 
@@ -47,4 +47,4 @@ onsuccess:
 onerror:
     from carmscope.tables.run_summary import mark_stale
 
-    mark_stale()
+    mark_stale(tables_rules.STALE_NOTE)

@@ -66,13 +66,12 @@ def run_summary(patients_table: str | os.PathLike[str], max_listed: int = 10) ->
     return "\n".join(lines)
 
 
-STALE_NOTE = "results/tables/STALE.txt"
-"""Written when a run fails, removed when one succeeds: tables beside it may predate the run."""
-
-
-def mark_stale(note: str | os.PathLike[str] = STALE_NOTE, when: str = "") -> None:
+def mark_stale(note: str | os.PathLike[str], when: str = "") -> None:
     """Say, beside the result tables, that the last run failed, so tables left from an earlier
-    run are not taken for this one's (a ``--keep-going`` run with failures keeps them)."""
+    run are not taken for this one's (a ``--keep-going`` run with failures keeps them).
+
+    ``note``: the file to write beside the tables (the workflow's is ``STALE_NOTE`` of
+    ``workflow/lib/wiring/tables.py``); written when a run fails, removed when one succeeds."""
     folder = os.path.dirname(os.fspath(note))
     if folder and not os.path.isdir(folder):
         return  # no tables yet: nothing to mark
@@ -84,7 +83,7 @@ def mark_stale(note: str | os.PathLike[str] = STALE_NOTE, when: str = "") -> Non
         )
 
 
-def clear_stale(note: str | os.PathLike[str] = STALE_NOTE) -> None:
+def clear_stale(note: str | os.PathLike[str]) -> None:
     """Remove the note of :func:`mark_stale` after a successful run."""
     if os.path.exists(note):
         os.remove(note)

@@ -23,6 +23,9 @@ TABLE_FILES = {
     "workbook": f"{RESULTS}/carmscope_results.xlsx",
 }
 FIGURE_FILES = {"overview": f"{REPORT}/cohort_overview.png", "panels": f"{REPORT}/patients"}
+STALE_NOTE = f"{RESULTS}/STALE.txt"
+"""Written beside the tables when a run fails, removed when one succeeds (the tables beside it
+may predate the failed run)."""
 CTDNA_TABLES = ("samples", "timepoints", "patients")
 
 
