@@ -42,7 +42,7 @@ rule car_scan_scrna:
     input:
         unpack(lambda wildcards: car_rules.scan_inputs(SAMPLES, wildcards.sample, CAR)),
         # inspection runs first; an unusable input stops here with its message
-        verdict="results/qc/inputs/{sample}.tsv",
+        verdict=inspection_rules.SAMPLE,
         kmers=car_rules.INDEX,
         construct=CAR["construct"],
         segments=CAR["segments"],

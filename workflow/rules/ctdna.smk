@@ -124,7 +124,7 @@ rule ctdna_count_alleles:
         ),
         # cohort mode: the cohort panel; normals mode: the sample's patient's own panel
         # inspection runs first; an unusable input stops here with its message
-        verdict="results/qc/inputs/{sample}.tsv",
+        verdict=inspection_rules.SAMPLE,
         panel=lambda wildcards: ctdna_rules.panel_of(
             CTDNA_MODE, SAMPLES.loc[wildcards.sample, "patient_id"]
         ),

@@ -20,7 +20,7 @@ rule expression_scrna:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
         # inspection runs first; an unusable input stops here with its message
-        verdict="results/qc/inputs/{sample}.tsv",
+        verdict=inspection_rules.SAMPLE,
         markers=config["expression"]["markers"],
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
@@ -52,7 +52,7 @@ rule expression_bulk:
     input:
         counts=lambda wildcards: sample_field(wildcards, "counts"),
         # inspection runs first; an unusable input stops here with its message
-        verdict="results/qc/inputs/{sample}.tsv",
+        verdict=inspection_rules.SAMPLE,
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
