@@ -1,11 +1,15 @@
-"""What the blood rules need (carmscope.blood.rules) and the stage's figures."""
+"""What the blood rules need (workflow/lib/wiring/blood.py) and the stage's figures."""
+
+import dataclasses
 
 import pandas as pd
 import pytest
+from wiring import blood as rules
 
-from carmscope.blood import rules
 from carmscope.blood.cohort import BloodSettings
 from carmscope.blood.plots import cytokine_heatmap, kinetics_plot
+from carmscope.blood.records import records_frame
+from tests.config_schema import with_defaults
 
 
 def samples():
@@ -43,7 +47,7 @@ def test_inputs_outputs_and_records():
     assert "results/blood/kinetics.tsv" in rules.outputs(sheet)
     records = rules.sample_records(sheet)
     assert [r["sample_id"] for r in records] == ["B1", "B2", "C1", "C2", "R1"]
-    back = rules.records_frame(records)
+    back = records_frame(records)
     assert back.loc["B1", "hours"] == -1.0 and back["reads"].eq("").all()
     tumour_only = sheet.loc[["T1"]]
     assert not rules.has_blood(tumour_only) and rules.outputs(tumour_only) == []
@@ -51,8 +55,12 @@ def test_inputs_outputs_and_records():
 
 
 def test_settings_from_the_config_section():
-    assert BloodSettings(**rules.settings({})) == BloodSettings()
-    chosen = rules.settings({"blood": {"blq_fraction": 0.25, "half_life_adj_r2_factor": 0.01}})
+    # the schema's defaults are the library's, but for half_life_min_adj_r2: the library keeps
+    # PKNCA's 0 (carmscope.blood.nca.MIN_ADJ_R2), the pipeline's schema raises it to 0.7
+    filled = BloodSettings(**rules.settings(with_defaults()["blood"]))
+    assert filled == dataclasses.replace(BloodSettings(), half_life_min_adj_r2=0.7)
+    section = {"blq_fraction": 0.25, "half_life_adj_r2_factor": 0.01}
+    chosen = rules.settings(with_defaults({"blood": section})["blood"])
     settings = BloodSettings(**chosen)
     assert settings.blq_fraction == 0.25 and settings.adj_r2_factor == 0.01
 

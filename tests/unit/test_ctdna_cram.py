@@ -4,8 +4,8 @@ as the same reads in a BAM."""
 import pandas as pd
 import pysam
 
-from carmscope.ctdna.alleles import read_tumour_variants
 from carmscope.ctdna.sample_counts import bam_counts
+from carmscope.ctdna.variants import read_tumour_variants
 from tests.config_schema import with_defaults
 
 

@@ -9,7 +9,7 @@
 #   blood_plots      CAR level against hours per patient; cytokine heat map
 #
 # Needs from common.smk: PATIENTS, SAMPLES, scaled; from car.smk: car_rules; from tables.smk:
-# TABLE_SETTINGS (strata). Paths and settings: carmscope.blood.rules; `rule all` takes
+# TABLE_SETTINGS (strata). Paths and settings: workflow/lib/wiring/blood.py; `rule all` takes
 # blood_rules.outputs(SAMPLES) (none without blood samples).
 
 
@@ -18,9 +18,9 @@ localrules:
     blood_plots,
 
 
-from carmscope.blood import rules as blood_rules  # noqa: E402
+from wiring import blood as blood_rules  # noqa: E402
 
-BLOOD = blood_rules.settings(config)
+BLOOD = blood_rules.settings(config["blood"])
 
 
 rule blood_kinetics:

@@ -5,7 +5,7 @@ import sys
 import pandas as pd
 
 from carmscope.blood.cohort import BloodSettings
-from carmscope.blood.rules import records_frame
+from carmscope.blood.records import records_frame
 from carmscope.blood.stage import blood_tables, write_blood_tables
 from carmscope.verdict import require_usable
 

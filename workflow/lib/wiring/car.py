@@ -8,7 +8,6 @@ sample sheets, so the rule file holds only rules and these can be tested. Paths 
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Mapping
 
 import pandas as pd

@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from carmscope.blood import rules as blood_rules
 from carmscope.tables.patients import TableSettings
 from carmscope.tcr.patients import repertoire_sample_ids
+from wiring import blood as blood_rules
 from wiring import car, ctdna, expression, inspection
 
 RESULTS = "results/tables"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from carmscope.blood.cohort import BloodSettings
+from carmscope.blood.records import SAMPLE_FIELDS
 from carmscope.blood.series import blood_rna_samples
 from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
 
@@ -27,7 +27,6 @@ FIGURE_FILES = {
     "kinetics": f"{RESULTS}/car_kinetics.png",
     "cytokines": f"{RESULTS}/cytokine_heatmap.png",
 }
-SAMPLE_FIELDS = ("patient_id", "timepoint", "day", "hours", "assay", "tissue", "counts")
 """Columns of the samples sheet the blood step reads (from ``params``)."""
 
 
@@ -68,14 +67,6 @@ def sample_records(samples: pd.DataFrame) -> list[dict]:
     return samples.loc[chosen, list(SAMPLE_FIELDS)].reset_index().to_dict("records")
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
-    """The samples frame back from :func:`sample_records`."""
-    frame = pd.DataFrame(records, columns=["sample_id", *SAMPLE_FIELDS])
-    frame = frame.astype({"hours": float, "day": "int64"}).set_index("sample_id")
-    frame["reads"] = ""
-    return frame
-
-
 def outputs(samples: pd.DataFrame) -> list[str]:
     """Every file of the blood stage, for ``rule all`` (none without blood samples)."""
     if not has_blood(samples):
@@ -83,14 +74,13 @@ def outputs(samples: pd.DataFrame) -> list[str]:
     return [*TABLE_FILES.values(), *FIGURE_FILES.values()]
 
 
-def settings(config: Mapping) -> dict:
-    """The ``blood`` config section as :class:`BloodSettings` keywords (schema defaults)."""
-    section = dict(config.get("blood") or {})
-    defaults = BloodSettings()
+def settings(section: Mapping) -> dict:
+    """The ``blood`` config section (filled by the schema's defaults) as
+    :class:`~carmscope.blood.cohort.BloodSettings` keywords."""
     return {
-        "car_analyte": section.get("car_analyte", defaults.car_analyte),
-        "blq_fraction": section.get("blq_fraction", defaults.blq_fraction),
-        "half_life_min_points": section.get("half_life_min_points", defaults.half_life_min_points),
-        "adj_r2_factor": section.get("half_life_adj_r2_factor", defaults.adj_r2_factor),
-        "half_life_min_adj_r2": section.get("half_life_min_adj_r2", defaults.half_life_min_adj_r2),
+        "car_analyte": section["car_analyte"],
+        "blq_fraction": section["blq_fraction"],
+        "half_life_min_points": section["half_life_min_points"],
+        "adj_r2_factor": section["half_life_adj_r2_factor"],
+        "half_life_min_adj_r2": section["half_life_min_adj_r2"],
     }
