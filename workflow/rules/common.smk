@@ -123,8 +123,8 @@ def tcr_clone_inputs(wildcards):
         return {"repertoire": row["counts"]}
     return {
         "repertoire": row["vdj"],
-        "cells": f"results/expression/scrna/{wildcards.sample}/cells.tsv.gz",
-        "h5ad": f"results/expression/scrna/{wildcards.sample}/cells.h5ad",
+        "cells": expression_rules.sample_file("scrna", wildcards.sample, "cells.tsv.gz"),
+        "h5ad": expression_rules.sample_file("scrna", wildcards.sample, "cells.h5ad"),
     }
 
 
