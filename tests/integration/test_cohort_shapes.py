@@ -99,6 +99,8 @@ def mixed_samples(row):
     """CARM-001 counts-only scRNA (+ plasma), CARM-002 plasma only, CARM-003 bulk RNA only
     (+ plasma), CARM-004 one reads-only scRNA biopsy before infusion and nothing after."""
     patient, assay = row["patient_id"], row["assay"]
+    if assay not in ("scrna", "bulk_rna", "cfdna"):
+        return None  # the shapes of the biopsy and plasma stages (tcr and blood: their tests)
     if patient == "CARM-001" and assay == "scrna":
         return row | {"reads": ""}
     if patient in ("CARM-002", "CARM-003") and assay == "scrna":

@@ -55,8 +55,8 @@ def cohort_tables(cohort: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The cohort's own tables with every path made absolute (so they can be written anywhere)."""
     patients = pd.read_csv(cohort / "patients.tsv", sep="\t", dtype=str, keep_default_na=False)
     samples = pd.read_csv(cohort / "samples.tsv", sep="\t", dtype=str, keep_default_na=False)
-    for table, columns in ((patients, ["tumor_variants"]), (samples, ["counts", "reads"])):
-        for column in columns:
+    for table, columns in ((patients, ["tumor_variants"]), (samples, ["counts", "reads", "vdj"])):
+        for column in (c for c in columns if c in table.columns):
             table[column] = [str(cohort / path) if path else "" for path in table[column]]
     return patients, samples
 
