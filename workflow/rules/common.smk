@@ -135,6 +135,7 @@ def final_outputs():
         if expression_samples(assay)
     ]
     targets += CTDNA_OUTPUTS
+    targets += EMBEDDING_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)
     targets += TCR_OUTPUTS

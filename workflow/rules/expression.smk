@@ -22,7 +22,8 @@ rule expression_scrna:
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
-        h5ad="results/expression/scrna/{sample}/cells.h5ad",
+        # the final cells.h5ad (with embedding and CAR calls) is rule expression_embedding's
+        h5ad=temp("results/expression/scrna/{sample}/annotated.h5ad"),
         cells="results/expression/scrna/{sample}/cells.tsv.gz",
         qc="results/expression/scrna/{sample}/qc.tsv",
         composition="results/expression/scrna/{sample}/composition.tsv",

@@ -67,4 +67,4 @@ scores.insert(0, "sample_id", sample_id)
 scores.to_csv(snakemake.output.scores, sep="\t", index=False)
 metrics.insert(0, "sample_id", sample_id)
 metrics.to_csv(snakemake.output.metrics, sep="\t", index=False)
-cells.write_h5ad(snakemake.output.h5ad, compression="gzip")
+cells.write_h5ad(snakemake.output.h5ad)  # temporary: expression_embedding compresses
