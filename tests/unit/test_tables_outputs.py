@@ -229,3 +229,32 @@ def test_same_tables_give_the_same_workbook_bytes(tables, tmp_path):
     time.sleep(1.1)
     write_workbook(tables, tmp_path / "b.xlsx")
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+
+
+@pytest.mark.parametrize("n", [2, 4, 6, 12])
+def test_car_panel_tick_labels_do_not_overlap(n):
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from carmscope.tables.figures import _car_axes
+
+    biopsies = pd.DataFrame(
+        {
+            "sample_id": [f"CARM-0123_timepoint{i}_scrna_long" for i in range(n)],
+            "timepoint": (["screening", "progression"] * n)[:n],
+            "day": np.arange(n) * 30 - 7,
+            "assay": (["scrna", "bulk_rna"] * n)[:n],
+            "car.reads_per_million": np.linspace(0, 500, n),
+            "car.detected": [i % 3 != 0 for i in range(n)],
+        }
+    )
+    figure = Figure(figsize=(12, 8.5))
+    axes = figure.subplots(2, 2)[0, 0]
+    _car_axes(axes, biopsies)
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in axes.get_xticklabels()]
+    assert len(boxes) == n
+    for first, second in zip(boxes, boxes[1:], strict=False):
+        assert not first.overlaps(second), (first, second)

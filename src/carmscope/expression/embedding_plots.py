@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 
 from carmscope.celltypes import CELL_TYPES, UNASSIGNED
 from carmscope.expression.embedding import UMAP_KEY, has_embedding
+from carmscope.reproducible import save_figure
 
 DPI = 110
 _PALETTE = (
@@ -45,17 +46,7 @@ CAR_EDGE = "black"
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI, bbox_inches="tight", metadata=_metadata(path))
-
-
-def _metadata(path: str | os.PathLike) -> dict:
-    """Fixed metadata (no date, no version) so the same data give the same bytes."""
-    suffix = os.fspath(path).rsplit(".", 1)[-1].lower()
-    if suffix == "svg":
-        return {"Date": None, "Creator": None}
-    if suffix == "pdf":
-        return {"CreationDate": None, "ModDate": None, "Creator": None, "Producer": None}
-    return {"Software": None} if suffix == "png" else {}
+    save_figure(figure, path, dpi=DPI, bbox_inches="tight")
 
 
 def _not_available(axes, message: str) -> None:
