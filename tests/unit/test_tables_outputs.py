@@ -1,5 +1,6 @@
 """Data dictionary, workbook, rule settings and report figures of the result tables."""
 
+import itertools
 import os
 
 import openpyxl
@@ -256,5 +257,5 @@ def test_car_panel_tick_labels_do_not_overlap(n):
     renderer = figure.canvas.get_renderer()
     boxes = [label.get_window_extent(renderer) for label in axes.get_xticklabels()]
     assert len(boxes) == n
-    for first, second in zip(boxes, boxes[1:], strict=False):
+    for first, second in itertools.pairwise(boxes):
         assert not first.overlaps(second), (first, second)
