@@ -17,6 +17,7 @@ include: "workflow/rules/car.smk"
 include: "workflow/rules/tcr.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/blood.smk"
+include: "workflow/rules/multiqc.smk"
 
 
 report: "workflow/report/workflow.rst"

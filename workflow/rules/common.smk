@@ -13,6 +13,7 @@ SRC_DIR = str(Path(workflow.basedir) / "src")
 if SRC_DIR not in sys.path:
     sys.path.insert(0, SRC_DIR)
 
+from carmscope.bundled import resolve_bundled  # noqa: E402
 from carmscope.resources import scaled  # noqa: E402
 from carmscope.sheets import ID_PATTERN, SheetError, load_sheets, one_of_ids  # noqa: E402
 from carmscope.synthetic.design import (  # noqa: E402
@@ -23,6 +24,8 @@ from carmscope.synthetic.design import (  # noqa: E402
 from carmscope.synthetic.tables import design_mismatches, generated_files  # noqa: E402
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
+# deployed (snakedeploy) or used as a module: bundled resources from the workflow's own folder
+resolve_bundled(config, workflow.basedir)
 
 SYNTHETIC_DIR = os.path.normpath(config["synthetic"]["outdir"])
 
@@ -135,7 +138,7 @@ def final_outputs():
         if expression_samples(assay)
     ]
     targets += CTDNA_OUTPUTS
-    targets += EMBEDDING_OUTPUTS
+    targets += EMBEDDING_OUTPUTS + MULTIQC_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)
     targets += TCR_OUTPUTS
