@@ -359,3 +359,38 @@ def test_same_inputs_give_byte_identical_results(tiny_run, repo, tool, tmp_path)
         if (first_run / path).read_bytes() != (tiny_run / "results" / path).read_bytes()
     ]
     assert differ == []
+
+
+def tools_command(repo, name):
+    """A test-only tool of .venv-tools/ (make tools), or skip saying why."""
+    path = repo / ".venv-tools" / "bin" / name
+    if not path.exists():
+        pytest.skip(
+            f"{name} not installed: run `make tools` (.venv-tools/, requirements-tools.lock)"
+        )
+    return str(path)
+
+
+def test_multiqc_finds_the_carmscope_sections(tiny_run, repo, tmp_path):
+    from carmscope.tables.multiqc import SECTIONS, file_name
+
+    folder = tiny_run / "results/qc/multiqc"
+    samples = read_result(tiny_run, "samples").set_index("sample_id")
+    car = pd.read_csv(folder / "carmscope_car_mqc.tsv", sep="\t", comment="#")
+    assert set(car["Sample"]) == set(samples.index[samples["car.reads"].notna()])
+    cells = pd.read_csv(folder / "carmscope_scrna_qc_mqc.tsv", sep="\t", comment="#")
+    assert (cells["qc.cells_after"] <= cells["qc.cells_before"]).all()
+    multiqc = tools_command(repo, "multiqc")
+    result = subprocess.run(
+        [multiqc, str(tiny_run / "results"), "--outdir", str(tmp_path), "--force", "--no-ai"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    report = (tmp_path / "multiqc_report.html").read_text()
+    for section in SECTIONS:
+        assert section.id in report, section.id
+        assert section.name in report, section.name
+    sources = (tmp_path / "multiqc_data/multiqc_sources.txt").read_text()
+    assert all(file_name(section) in sources for section in SECTIONS)
