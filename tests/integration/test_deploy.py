@@ -6,7 +6,6 @@ import shutil
 import subprocess
 
 import pytest
-import yaml
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +24,10 @@ def clone(tmp_path_factory, repo):
 
 
 def tiny_config(workdir, clone):
-    """The tiny cohort's tables in the deployment, with the bundled config's keys."""
-    config = yaml.safe_load((clone / "config/test/config.yaml").read_text())
-    for name in ("patients", "samples"):
-        shutil.copy(clone / f"config/test/{name}.tsv", workdir / f"config/{name}.tsv")
-        config[name] = f"config/{name}.tsv"
-    config["synthetic"]["outdir"] = "resources/synthetic_cohort/tiny"
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(config))
+    """The bundled config/ (as snakedeploy copies it) with the tiny cohort's config as the
+    deployment's config.yaml; its tables name data under the deployment's resources/."""
+    shutil.copytree(clone / "config", workdir / "config", dirs_exist_ok=True)
+    shutil.copy(clone / "config/test/config.yaml", workdir / "config/config.yaml")
 
 
 def dry_run(tool, workdir):
