@@ -9,7 +9,10 @@ from snakemake.utils import validate
 
 # The carmscope package, for this file; job scripts import it through the
 # workflow/scripts/carmscope link (Snakemake puts a script's folder on its path).
-SRC_DIR = str(Path(workflow.basedir) / "src")
+# The repository: this file's folder's grandparent (also when used as a module, where
+# workflow.basedir is the including Snakefile's folder).
+WORKFLOW_ROOT = Path(str(workflow.current_basedir)).parents[1]
+SRC_DIR = str(WORKFLOW_ROOT / "src")
 if SRC_DIR not in sys.path:
     sys.path.insert(0, SRC_DIR)
 
@@ -25,7 +28,7 @@ from carmscope.synthetic.tables import design_mismatches, generated_files  # noq
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
 # deployed (snakedeploy) or used as a module: bundled resources from the workflow's own folder
-resolve_bundled(config, workflow.basedir)
+resolve_bundled(config, WORKFLOW_ROOT)
 
 SYNTHETIC_DIR = os.path.normpath(config["synthetic"]["outdir"])
 
