@@ -258,11 +258,17 @@ def test_workbook_and_dictionary_cover_the_tables(tiny_run):
     ]
 
 
-def test_report_is_self_contained_html_with_every_patient(tiny_run, repo, tool, tmp_path):
-    report = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def tiny_report(tiny_run, repo, tool, tmp_path_factory):
+    """The HTML report of the tiny run (`make report`)."""
+    report = tmp_path_factory.mktemp("report") / "report.html"
     result = snakemake(repo, tool, tiny_run, "--report", str(report))
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    html = report.read_text()
+    return report
+
+
+def test_report_is_self_contained_html_with_every_patient(tiny_run, tiny_report):
+    html = tiny_report.read_text()
     for patient in read_result(tiny_run, "patients")["patient_id"]:
         assert f"{patient}.png" in html
     for text in ("patients.tsv", "cohort_summary.tsv", "Clopper-Pearson", "Wilcoxon"):
@@ -394,3 +400,88 @@ def test_multiqc_finds_the_carmscope_sections(tiny_run, repo, tmp_path):
         assert section.name in report, section.name
     sources = (tmp_path / "multiqc_data/multiqc_sources.txt").read_text()
     assert all(file_name(section) in sources for section in SECTIONS)
+
+
+# JavaScript run in the report page: the visible text elements (with their own text) whose boxes
+# overlap another's by more than a quarter of the smaller box.
+OVERLAPPING_TEXT = """
+(() => {
+  const boxes = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+    if (!own) continue;
+    const style = getComputedStyle(el);
+    if (style.visibility === 'hidden' || style.display === 'none') continue;
+    const r = el.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) continue;
+    boxes.push([el, r]);
+  }
+  const overlaps = [];
+  for (let i = 0; i < boxes.length; i++) {
+    for (let j = i + 1; j < boxes.length; j++) {
+      const [a, ra] = boxes[i], [b, rb] = boxes[j];
+      if (a.contains(b) || b.contains(a)) continue;
+      const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+      const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+      if (w <= 0 || h <= 0) continue;
+      const smaller = Math.min(ra.width * ra.height, rb.width * rb.height);
+      if (w * h > 0.25 * smaller) {
+        overlaps.push([a.textContent.trim().slice(0, 40), b.textContent.trim().slice(0, 40)]);
+      }
+    }
+  }
+  return overlaps;
+})()
+"""
+
+SHOW_IMAGE = """
+new Promise(resolve => {
+  app.setView({content: "img", contentPath: results[%s].data_uri, resultPath: %s});
+  const start = Date.now();
+  const check = () => {
+    const img = document.querySelector('#app img[src^="data:image"]');
+    if (img && img.complete) resolve({width: img.naturalWidth, height: img.naturalHeight});
+    else if (Date.now() - start > 10000) resolve({width: 0, height: 0});
+    else setTimeout(check, 50);
+  };
+  setTimeout(check, 50);
+})
+"""
+
+
+def test_report_opens_in_chromium_with_every_figure_and_no_overlapping_text(tiny_report, tmp_path):
+    """Headless Chromium (Debian's package): the report renders, each section (category)
+    is shown and screenshotted, every image result decodes, no text overlaps."""
+    import json
+
+    from tests.integration.browser import Chromium, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium not installed (apt-get install -y --no-install-recommends chromium)")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with Chromium(executable, tmp_path / "profile") as browser:
+        browser.open(tiny_report.as_uri(), "typeof app !== 'undefined' && app.state")
+        browser.wait_for("document.querySelector('#app').innerText.length > 0")
+        assert browser.evaluate(OVERLAPPING_TEXT) == []
+        browser.screenshot(shots / "00_start.png")
+        categories = browser.evaluate("Object.keys(categories)")
+        assert {"1. Cohort", "2. Patients", "3. Biopsy cells"} <= set(categories)
+        for number, category in enumerate(categories, start=1):
+            browser.evaluate(f"app.showCategory({json.dumps(category)})")
+            browser.wait_for(
+                f"document.querySelector('#app').innerText.includes({json.dumps(category)})"
+            )
+            assert browser.evaluate(OVERLAPPING_TEXT) == [], category
+            browser.screenshot(shots / f"{number:02d}_section.png")
+        images = browser.evaluate(
+            "Object.keys(results).filter(p => results[p].mime_type.startsWith('image/'))"
+        )
+        assert any("_umap.png" in path for path in images)
+        for path in images:
+            quoted = json.dumps(path)
+            size = browser.evaluate(SHOW_IMAGE % (quoted, quoted))
+            assert size["width"] > 100 and size["height"] > 100, path
+    for shot in shots.iterdir():
+        assert shot.stat().st_size > 5000, shot.name  # a rendered page, not a blank one
