@@ -37,13 +37,14 @@ class Chromium:
         to_child, self._commands = os.pipe()
         self._responses, from_child = os.pipe()
 
-        def wire_pipes():
-            os.dup2(to_child, 3)
-            os.dup2(from_child, 4)
+        def wire_pipes():  # in the child, before exec (and before other fds are closed)
+            commands, replies = os.dup(to_child), os.dup(from_child)  # 3 or 4 may be in use
+            os.dup2(commands, 3)
+            os.dup2(replies, 4)
 
         self.process = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"],
-            pass_fds=(to_child, from_child),
+            pass_fds=(3, 4),
             preexec_fn=wire_pipes,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -402,31 +402,32 @@ def test_multiqc_finds_the_carmscope_sections(tiny_run, repo, tmp_path):
     assert all(file_name(section) in sources for section in SECTIONS)
 
 
-# JavaScript run in the report page: the visible text elements (with their own text) whose boxes
-# overlap another's by more than a quarter of the smaller box.
+# JavaScript run in the report page: pairs of visible text runs (text nodes, measured by their
+# own extent, not their element's box) that overlap by more than a fifth of the smaller one.
 OVERLAPPING_TEXT = """
 (() => {
-  const boxes = [];
-  for (const el of document.querySelectorAll('body *')) {
-    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
-    if (!own) continue;
-    const style = getComputedStyle(el);
+  const runs = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.textContent.trim() || node.parentElement.closest('script,style')) continue;
+    const style = getComputedStyle(node.parentElement);
     if (style.visibility === 'hidden' || style.display === 'none') continue;
-    const r = el.getBoundingClientRect();
-    if (r.width < 1 || r.height < 1) continue;
-    boxes.push([el, r]);
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (r.width >= 1 && r.height >= 1) runs.push([node.textContent.trim().slice(0, 40), r]);
+    }
   }
   const overlaps = [];
-  for (let i = 0; i < boxes.length; i++) {
-    for (let j = i + 1; j < boxes.length; j++) {
-      const [a, ra] = boxes[i], [b, rb] = boxes[j];
-      if (a.contains(b) || b.contains(a)) continue;
+  for (let i = 0; i < runs.length; i++) {
+    for (let j = i + 1; j < runs.length; j++) {
+      const [a, ra] = runs[i], [b, rb] = runs[j];
       const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
       const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
       if (w <= 0 || h <= 0) continue;
-      const smaller = Math.min(ra.width * ra.height, rb.width * rb.height);
-      if (w * h > 0.25 * smaller) {
-        overlaps.push([a.textContent.trim().slice(0, 40), b.textContent.trim().slice(0, 40)]);
+      if (w * h > 0.2 * Math.min(ra.width * ra.height, rb.width * rb.height)) {
+        overlaps.push([a, b]);
       }
     }
   }
