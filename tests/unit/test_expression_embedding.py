@@ -185,3 +185,27 @@ def test_written_cells_open_in_scanpy_and_plot_by_cell_type_and_car(tmp_path):
     )
     assert "X_umap_sample" in joint.obsm
     assert (tmp_path / "P.png").stat().st_size > 5000
+
+
+def test_embedding_rules_order_a_patients_samples_by_day():
+    from carmscope.expression import embedding_rules
+
+    samples = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1", "P2", "P1"],
+            "timepoint": ["D8", "screening", "screening", "bulk"],
+            "day": [8, -7, -3, 1],
+            "assay": ["scrna", "scrna", "scrna", "bulk_rna"],
+            "reads": ["a.bam", "", "", ""],
+        },
+        index=["P1_D8", "P1_scr", "P2_scr", "P1_bulk"],
+    )
+    assert embedding_rules.patient_samples(samples, "P1") == ["P1_scr", "P1_D8"]
+    assert embedding_rules.patients(samples) == ["P1", "P2"]
+    assert embedding_rules.panel_labels(samples, "P1") == [
+        "screening (day -7, pre-infusion)",
+        "D8 (day 8, post-infusion)",
+    ]
+    assert embedding_rules.car_table(samples, "P1_D8") == ["results/car/scrna/P1_D8/cells.tsv.gz"]
+    assert embedding_rules.car_table(samples, "P1_scr") == []
+    assert "results/expression/scrna/patients/P2.h5ad" in embedding_rules.outputs(samples)

@@ -3,46 +3,19 @@
 # in `obs` (the final cells.h5ad) plus its UMAP and marker dot plot; per patient the samples
 # integrated (Harmony over samples) and shown side by side, baseline first.
 #
-# Needs from common.smk: SAMPLES, samples_of_assay, car_cells_table, scaled.
+# Needs from common.smk: SAMPLES, scaled. Sheet logic: carmscope.expression.embedding_rules.
 # Settings: config `expression.embedding` (defaults in the schema).
 
 
-def embedding_car_table(wildcards):
-    """The sample's per-cell CAR table, or nothing when it has no reads to scan."""
-    return [car_cells_table(wildcards)] if SAMPLES.loc[wildcards.sample, "reads"] else []
+from carmscope.expression import embedding_rules
 
-
-def scrna_patient_samples(patient):
-    """A patient's scRNA samples in time order (day, then sheet order)."""
-    rows = SAMPLES.loc[samples_of_assay("scrna")]
-    rows = rows[rows["patient_id"] == patient]
-    return list(rows.sort_values("day", kind="stable").index)
-
-
-def scrna_patients():
-    """Patients with at least one scRNA sample, in sheet order."""
-    return list(dict.fromkeys(SAMPLES.loc[samples_of_assay("scrna"), "patient_id"]))
-
-
-def embedding_panel_labels(patient):
-    """Panel titles: sample, timepoint, day (baseline and post-infusion marked)."""
-    labels = []
-    for sample in scrna_patient_samples(patient):
-        row = SAMPLES.loc[sample]
-        phase = "pre-infusion" if int(row["day"]) <= 0 else "post-infusion"
-        labels.append(f"{row['timepoint']} (day {row['day']}, {phase})")
-    return labels
-
-
-EMBEDDING_OUTPUTS = [
-    f"results/expression/scrna/{sample}/cells.h5ad" for sample in samples_of_assay("scrna")
-] + [f"results/expression/scrna/patients/{patient}.h5ad" for patient in scrna_patients()]
+EMBEDDING_OUTPUTS = embedding_rules.outputs(SAMPLES)
 
 
 rule expression_embedding:
     input:
         h5ad="results/expression/scrna/{sample}/annotated.h5ad",
-        car=embedding_car_table,
+        car=lambda wildcards: embedding_rules.car_table(SAMPLES, wildcards.sample),
         markers=config["expression"]["markers"],
     output:
         h5ad="results/expression/scrna/{sample}/cells.h5ad",
@@ -79,7 +52,7 @@ rule expression_patient_embedding:
     input:
         h5ad=lambda wildcards: expand(
             "results/expression/scrna/{sample}/cells.h5ad",
-            sample=scrna_patient_samples(wildcards.patient),
+            sample=embedding_rules.patient_samples(SAMPLES, wildcards.patient),
         ),
     output:
         h5ad="results/expression/scrna/patients/{patient}.h5ad",
@@ -99,8 +72,8 @@ rule expression_patient_embedding:
         mem_mb=scaled(4000, per_mb=40),
         runtime=scaled(30, per_mb=0.05),
     params:
-        samples=lambda wildcards: scrna_patient_samples(wildcards.patient),
-        labels=lambda wildcards: embedding_panel_labels(wildcards.patient),
+        samples=lambda wildcards: embedding_rules.patient_samples(SAMPLES, wildcards.patient),
+        labels=lambda wildcards: embedding_rules.panel_labels(SAMPLES, wildcards.patient),
         embedding=config["expression"]["embedding"],
     script:
         "../scripts/expression_patient_embedding.py"
