@@ -22,14 +22,14 @@ rule expression_embedding:
         umap=report(
             "results/report/biopsies/{sample}_umap.png",
             caption="../report/biopsy_umap.rst",
-            category="3. Biopsy cells",
+            category="5. Biopsy cells",
             subcategory="UMAP by cell type",
             labels={"sample": "{sample}", "figure": "UMAP"},
         ),
         dotplot=report(
             "results/report/biopsies/{sample}_markers.png",
             caption="../report/marker_dotplot.rst",
-            category="3. Biopsy cells",
+            category="5. Biopsy cells",
             subcategory="marker dot plot",
             labels={"sample": "{sample}", "figure": "markers"},
         ),
