@@ -331,7 +331,7 @@ def test_tables_print_integers_six_digits_and_p_values_and_the_workbook_matches(
         for column in text.columns:
             for cell in text[column]:
                 try:
-                    value = float(cell)
+                    float(cell)
                 except ValueError:
                     continue
                 checked += 1
