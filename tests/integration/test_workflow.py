@@ -444,7 +444,7 @@ new Promise(resolve => {
   app.setView({content: "img", contentPath: results[%s].data_uri, resultPath: %s});
   const start = Date.now();
   const check = () => {
-    const img = document.querySelector('#app img[src^="data:image"]');
+    const img = [...document.images].find(i => i.src === results[%s].data_uri);
     if (img && img.complete) resolve({width: img.naturalWidth, height: img.naturalHeight});
     else if (Date.now() - start > 10000) resolve({width: 0, height: 0});
     else setTimeout(check, 50);
@@ -486,7 +486,7 @@ def test_report_opens_in_chromium_with_every_figure_and_no_overlapping_text(tiny
         assert any("_umap.png" in path for path in images)
         for path in images:
             quoted = json.dumps(path)
-            size = browser.evaluate(SHOW_IMAGE % (quoted, quoted))
+            size = browser.evaluate(SHOW_IMAGE % (quoted, quoted, quoted))
             assert size["width"] > 100 and size["height"] > 100, path
     for shot in shots.iterdir():
         assert shot.stat().st_size > 5000, shot.name  # a rendered page, not a blank one
