@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-SCRNA = "scrna"
+from carmscope.vocabulary import SCRNA, is_pre_infusion, ordered, sample_hours
+
 SAMPLE_FOLDER = "results/expression/scrna/{sample}"
 PATIENT_OBJECT = "results/expression/scrna/patients/{patient}.h5ad"
 
@@ -15,10 +16,9 @@ def _scrna(samples: pd.DataFrame) -> pd.DataFrame:
 
 
 def patient_samples(samples: pd.DataFrame, patient: str) -> list[str]:
-    """A patient's scRNA samples in time order (day, then sheet order)."""
+    """A patient's scRNA samples in time order (then sheet order)."""
     rows = _scrna(samples)
-    rows = rows[rows["patient_id"] == patient]
-    return [str(s) for s in rows.sort_values("day", kind="stable").index]
+    return [str(s) for s in ordered(rows[rows["patient_id"] == patient]).index]
 
 
 def patients(samples: pd.DataFrame) -> list[str]:
@@ -29,9 +29,10 @@ def patients(samples: pd.DataFrame) -> list[str]:
 def panel_labels(samples: pd.DataFrame, patient: str) -> list[str]:
     """Panel titles of a patient's samples: timepoint, day, pre- or post-infusion."""
     labels = []
-    for sample in patient_samples(samples, patient):
+    mine = samples.loc[patient_samples(samples, patient)]
+    for sample, hours in sample_hours(mine).items():
         row = samples.loc[sample]
-        phase = "pre-infusion" if int(row["day"]) <= 0 else "post-infusion"
+        phase = "pre-infusion" if is_pre_infusion(hours) else "post-infusion"
         labels.append(f"{row['timepoint']} (day {row['day']}, {phase})")
     return labels
 

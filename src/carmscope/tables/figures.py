@@ -21,6 +21,7 @@ from carmscope.reproducible import save_figure
 from carmscope.tables.samples import metric_column
 from carmscope.tables.steps import as_bool
 from carmscope.tables.summary import BIOPSY_ENDPOINT, PROPORTION_ENDPOINTS
+from carmscope.vocabulary import BULK_RNA, SCRNA
 
 DPI = 120
 YES, NO, MISSING = "#1b7837", "#c2a5cf", "#f0f0f0"
@@ -137,7 +138,7 @@ def _biopsy_labels(biopsies: pd.DataFrame) -> list[str]:
     The sample IDs repeat the patient's ID (in the title already) and, side by side, overlapped
     as soon as a patient had three biopsies; the rotated short labels do not."""
     names = _column(biopsies, "timepoint").where(lambda v: v.notna(), biopsies["sample_id"])
-    assays = _column(biopsies, "assay").map({"scrna": "scRNA", "bulk_rna": "bulk"}).fillna("")
+    assays = _column(biopsies, "assay").map({SCRNA: "scRNA", BULK_RNA: "bulk"}).fillna("")
     return [
         f"{name}\nday {day}" + (f"\n{assay}" if assay else "")
         for name, day, assay in zip(names, biopsies["day"], assays, strict=True)
