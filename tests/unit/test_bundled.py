@@ -35,3 +35,17 @@ def test_a_run_from_the_checkout_changes_nothing(tmp_path):
     config = _config()
     assert resolve_bundled(config, tmp_path, tmp_path) == []
     assert config == _config()
+
+
+def test_workflow_catalogue_metadata(repo):
+    """The files the Snakemake workflow catalogue reads: its YAML, config/config.yaml and the
+    config/README.md it shows, a Snakefile snakedeploy finds."""
+    import yaml
+
+    catalogue = yaml.safe_load((repo / ".snakemake-workflow-catalog.yml").read_text())
+    usage = catalogue["usage"]
+    assert usage["software-stack-deployment"]["conda"] is True
+    assert usage["report"] is True
+    assert "--cores" in usage["mandatory-flags"]["flags"]
+    assert (repo / "config/config.yaml").exists() and (repo / "Snakefile").exists()
+    assert "## `expression`" in (repo / "config/README.md").read_text()
