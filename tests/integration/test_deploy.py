@@ -18,8 +18,8 @@ def clone(tmp_path_factory, repo):
     path = tmp_path_factory.mktemp("clone") / "carmscope"
     subprocess.run(["git", "clone", "-q", str(repo), str(path)], check=True)
     # the compiled CAR kernels are built by `make setup`, not committed: reuse this checkout's
-    for built in (repo / "src/carmscope/car").glob("_native*.so"):
-        shutil.copy(built, path / "src/carmscope/car")
+    for built in (repo / "src").rglob("_native*.so"):
+        shutil.copy(built, path / built.relative_to(repo))
     return path
 
 
