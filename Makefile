@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run run-tiny test test-slurm test-all lint format lock report clean
+.PHONY: setup tools run run-tiny test test-slurm test-all lint format lock report clean
 
 setup: $(STAMP)
 
@@ -18,6 +18,17 @@ $(STAMP): requirements.lock pyproject.toml setup.py src/carmscope/bam/_native.c
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# Test-only tools whose dependencies clash with the pipeline's pins (MultiQC's boto3 needs
+# python-dateutil < 3): their own environment, .venv-tools/, pinned in requirements-tools.lock.
+# The tests that use them (MultiQC sections, snakedeploy) skip, saying why, without it.
+TOOLS := .venv-tools
+tools: $(TOOLS)/.installed
+
+$(TOOLS)/.installed: requirements-tools.lock
+	test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.lock
+	touch $@
 
 run: setup
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES)

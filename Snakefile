@@ -17,11 +17,13 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/inputs.smk"
 include: "workflow/rules/expression.smk"
+include: "workflow/rules/embedding.smk"
 include: "workflow/rules/ctdna.smk"
 include: "workflow/rules/car.smk"
 include: "workflow/rules/tcr.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/blood.smk"
+include: "workflow/rules/multiqc.smk"
 
 
 report: "workflow/report/workflow.rst"

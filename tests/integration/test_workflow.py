@@ -138,6 +138,14 @@ def repo_path(relative):
     return Path(__file__).resolve().parents[2] / relative
 
 
+def printed(value):
+    """A step output's full-precision value as the result tables print it (six significant
+    digits, docs/outputs.md): equal to the table's value within the printed precision."""
+    if isinstance(value, pd.Series):
+        return [printed(v) for v in value]
+    return pytest.approx(value, rel=5e-6, abs=0, nan_ok=True)
+
+
 def read_result(workdir, name):
     return pd.read_csv(workdir / f"results/tables/{name}.tsv", sep="\t", dtype={"her2_ihc": str})
 
@@ -155,8 +163,8 @@ def test_patient_table_answers_equal_truth_and_step_outputs(tiny_run):
     paired = pd.read_csv(tiny_run / "results/expression/scrna/paired_values.tsv", sep="\t")
     cd8 = paired[paired["metric"] == "fraction_of_cells/cd8_t"].set_index("patient_id")
     for patient in cd8.index:
-        assert table.loc[patient, "cd8_fraction_baseline"] == cd8.loc[patient, "baseline"]
-        assert table.loc[patient, "cd8_fraction_delta"] == cd8.loc[patient, "delta"]
+        assert table.loc[patient, "cd8_fraction_baseline"] == printed(cd8.loc[patient, "baseline"])
+        assert table.loc[patient, "cd8_fraction_delta"] == printed(cd8.loc[patient, "delta"])
     for side in ("baseline", "post"):
         error = (table[f"cd8_fraction_{side}"] - truth[f"cd8_fraction_{side}"]).abs()
         assert (error < 0.02).all(), error
@@ -169,12 +177,12 @@ def test_patient_table_answers_equal_truth_and_step_outputs(tiny_run):
         for patient in cd8.index:
             source = by_metric.loc[(patient, metric)]
             for side in ("baseline", "post", "delta"):
-                assert table.loc[patient, f"{prefix}_{side}"] == source[side], (prefix, side)
+                assert table.loc[patient, f"{prefix}_{side}"] == printed(source[side]), prefix
     car = pd.read_csv(tiny_run / "results/car/summary.tsv", sep="\t").set_index("sample_id")
     for _, row in table.iterrows():
         source = car.loc[row["car_sample_id"]]
-        assert row["car_reads_per_million"] == source["car_reads_per_million"]
-        assert row["car_positive_cell_fraction"] == source["car_positive_fraction"]
+        assert row["car_reads_per_million"] == printed(source["car_reads_per_million"])
+        assert row["car_positive_cell_fraction"] == printed(source["car_positive_fraction"])
     changed = truth["cd8_fraction_delta"].abs() > 0.02
     assert (table.loc[changed, "cd8_up"] == (truth.loc[changed, "cd8_fraction_delta"] > 0)).all()
     inflamed = truth["inflammation_log2fc"] > 0
@@ -183,14 +191,16 @@ def test_patient_table_answers_equal_truth_and_step_outputs(tiny_run):
     # ctDNA: the stage's per-patient table and the truth's flags; empty when not evaluable
     ctdna = pd.read_csv(tiny_run / "results/ctdna/patients.tsv", sep="\t").set_index("patient_id")
     evaluable = ctdna.index[ctdna["evaluable"]]
-    assert (table.loc[evaluable, "ctdna_nadir_mean_vaf"] == ctdna.loc[evaluable, "nadir_vaf"]).all()
+    assert list(table.loc[evaluable, "ctdna_nadir_mean_vaf"]) == printed(
+        ctdna.loc[evaluable, "nadir_vaf"]
+    )
     for ours, theirs in (
         ("baseline_mean_vaf", "baseline_vaf"),
         ("nadir_day", "nadir_day"),
         ("nadir_change_pct", "best_change_pct"),
         ("latest_change_pct", "latest_change_pct"),
     ):
-        assert (table.loc[evaluable, f"ctdna_{ours}"] == ctdna.loc[evaluable, theirs]).all()
+        assert list(table.loc[evaluable, f"ctdna_{ours}"]) == printed(ctdna.loc[evaluable, theirs])
     for flag in ("molecular_response", "transient_decrease", "clearance", "progression"):
         assert (
             table.loc[evaluable, f"ctdna_{flag}"] == truth.loc[evaluable, f"ctdna_{flag}"]
@@ -209,9 +219,9 @@ def test_sample_table_carries_every_per_sample_figure(tiny_run):
     metrics = pd.read_csv(tiny_run / "results/expression/scrna/metrics.tsv", sep="\t")
     row = metrics.iloc[len(metrics) // 2]
     column = "expr." + row["metric"].replace("/", ".")
-    assert table.loc[row["sample_id"], column] == pytest.approx(row["value"], rel=1e-12)
+    assert table.loc[row["sample_id"], column] == printed(row["value"])
     plasma = pd.read_csv(tiny_run / "results/ctdna/samples.tsv", sep="\t").set_index("sample_id")
-    assert (table.loc[plasma.index, "ctdna.mean_vaf"] == plasma["mean_vaf"]).all()
+    assert list(table.loc[plasma.index, "ctdna.mean_vaf"]) == printed(plasma["mean_vaf"])
 
 
 def test_cohort_summary_counts_the_patient_table(tiny_run):
@@ -247,12 +257,237 @@ def test_workbook_and_dictionary_cover_the_tables(tiny_run):
     ]
 
 
-def test_report_is_self_contained_html_with_every_patient(tiny_run, repo, tool, tmp_path):
-    report = tmp_path / "report.html"
+@pytest.fixture(scope="module")
+def tiny_report(tiny_run, repo, tool, tmp_path_factory):
+    """The HTML report of the tiny run (`make report`)."""
+    report = tmp_path_factory.mktemp("report") / "report.html"
     result = snakemake(repo, tool, tiny_run, "--report", str(report))
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    html = report.read_text()
+    return report
+
+
+def test_report_is_self_contained_html_with_every_patient(tiny_run, tiny_report):
+    html = tiny_report.read_text()
     for patient in read_result(tiny_run, "patients")["patient_id"]:
         assert f"{patient}.png" in html
     for text in ("patients.tsv", "cohort_summary.tsv", "Clopper-Pearson", "Wilcoxon"):
         assert text in html
+    for text in ("_umap.png", "_markers.png", "Harmony", "marker genes"):
+        assert text in html, text
+
+
+# --- embeddings, formatted tables, reproducibility (issues 15 and 19) -------------------------
+
+
+def test_cells_h5ad_opens_in_scanpy_with_embedding_and_car_calls(tiny_run, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import scanpy as sc
+
+    samples = pd.read_csv(tiny_run / "tables/samples.tsv", sep="\t", keep_default_na=False)
+    scrna = samples[samples["assay"] == "scrna"]
+    car = pd.read_csv(tiny_run / "results/car/summary.tsv", sep="\t").set_index("sample_id")
+    for _, row in scrna.iterrows():
+        adata = sc.read_h5ad(tiny_run / f"results/expression/scrna/{row['sample_id']}/cells.h5ad")
+        assert adata.obsm["X_umap"].shape == (adata.n_obs, 2)
+        assert {"leiden", "cell_type"} <= set(adata.obs.columns)
+        assert adata.var["highly_variable"].any()
+        if row["reads"]:
+            # the CAR calls in obs are CAR detection's: as many CAR+ annotated cells as
+            # car_by_cell_type.tsv counts, and every CAR read of them in the CAR table
+            assert adata.obs["car_positive"].dtype == bool
+            assert adata.obs["car_umis"].dtype.kind == "i"
+            folder = tiny_run / f"results/expression/scrna/{row['sample_id']}"
+            by_type = pd.read_csv(folder / "car_by_cell_type.tsv", sep="\t").set_index("cell_type")
+            assert adata.obs["car_positive"].sum() == by_type.loc["all", "n_car_positive"]
+            assert (
+                adata.obs["car_positive"].sum() > 0 or not car.loc[row["sample_id"], "car_detected"]
+            )
+            axes = sc.pl.umap(adata, color=["cell_type", "car_positive"], show=False)
+            axes[0].figure.savefig(tmp_path / f"{row['sample_id']}.png")
+        for figure in ("umap", "markers"):
+            assert (tiny_run / f"results/report/biopsies/{row['sample_id']}_{figure}.png").exists()
+    for patient, group in scrna.groupby("patient_id"):
+        joint = sc.read_h5ad(tiny_run / f"results/expression/scrna/patients/{patient}.h5ad")
+        assert set(joint.obs["sample_id"]) == set(group["sample_id"])
+        assert joint.obsm["X_umap"].shape == (joint.n_obs, 2)
+        if len(group) > 1:
+            assert joint.uns["embedding"]["representation"] == "X_pca_harmony"
+        assert (tiny_run / f"results/report/patients_umap/{patient}.png").exists()
+
+
+def test_tables_print_integers_six_digits_and_p_values_and_the_workbook_matches(tiny_run):
+    import re
+
+    from carmscope.tables.formatting import is_p_value
+
+    scientific = re.compile(r"-?\d\.\d\de[+-]\d{2,3}\Z")
+    workbook = pd.read_excel(
+        tiny_run / "results/tables/carmscope_results.xlsx", sheet_name=None, dtype={"her2_ihc": str}
+    )
+    checked = 0
+    for name in ("patients", "samples", "cohort_summary"):
+        text = pd.read_csv(
+            tiny_run / f"results/tables/{name}.tsv", sep="\t", dtype=str, keep_default_na=False
+        )
+        for column in text.columns:
+            for cell in text[column]:
+                try:
+                    float(cell)
+                except ValueError:
+                    continue
+                checked += 1
+                if is_p_value(column):
+                    assert scientific.match(cell), (name, column, cell)
+                    continue
+                assert not cell.endswith(".0"), (name, column, cell)
+                if "." in cell or "e" in cell:  # not an integer: six significant digits
+                    digits = re.sub(r"e.*|[-.]", "", cell).lstrip("0")
+                    assert len(digits) <= 6, (name, column, cell)
+        # the workbook's sheet holds the values the TSV prints
+        tsv = read_result(tiny_run, name)
+        pd.testing.assert_frame_equal(tsv, workbook[name], check_dtype=False)
+    assert checked > 100
+
+
+def test_same_inputs_give_byte_identical_results(tiny_run, repo, tool, tmp_path):
+    """The tiny cohort's analyses run a second time in the same folder (results/ moved aside,
+    the synthetic inputs kept): every file under results/ is byte-identical (issue 15: gzip
+    mtime, figure metadata and SVG IDs, workbook timestamps)."""
+    first_run = tmp_path / "results"
+    shutil.move(tiny_run / "results", first_run)
+    result = snakemake(repo, tool, tiny_run)
+    assert result.returncode == 0, result.stderr[-5000:]
+    first = {p.relative_to(first_run) for p in first_run.rglob("*") if p.is_file()}
+    second = {p.relative_to(tiny_run / "results") for p in (tiny_run / "results").rglob("*")}
+    assert first == {p for p in second if (tiny_run / "results" / p).is_file()}
+    differ = [
+        str(path)
+        for path in sorted(first)
+        if (first_run / path).read_bytes() != (tiny_run / "results" / path).read_bytes()
+    ]
+    assert differ == []
+
+
+def tools_command(repo, name):
+    """A test-only tool of .venv-tools/ (make tools), or skip saying why."""
+    path = repo / ".venv-tools" / "bin" / name
+    if not path.exists():
+        pytest.skip(
+            f"{name} not installed: run `make tools` (.venv-tools/, requirements-tools.lock)"
+        )
+    return str(path)
+
+
+def test_multiqc_finds_the_carmscope_sections(tiny_run, repo, tmp_path):
+    from carmscope.tables.multiqc import SECTIONS, file_name
+
+    folder = tiny_run / "results/qc/multiqc"
+    samples = read_result(tiny_run, "samples").set_index("sample_id")
+    car = pd.read_csv(folder / "carmscope_car_mqc.tsv", sep="\t", comment="#")
+    assert set(car["Sample"]) == set(samples.index[samples["car.reads"].notna()])
+    cells = pd.read_csv(folder / "carmscope_scrna_qc_mqc.tsv", sep="\t", comment="#")
+    assert (cells["qc.cells_after"] <= cells["qc.cells_before"]).all()
+    multiqc = tools_command(repo, "multiqc")
+    result = subprocess.run(
+        [multiqc, str(tiny_run / "results"), "--outdir", str(tmp_path), "--force", "--no-ai"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    report = (tmp_path / "multiqc_report.html").read_text()
+    for section in SECTIONS:
+        assert section.id in report, section.id
+        assert section.name in report, section.name
+    for section in SECTIONS:  # MultiQC's parsed data: the samples of each carmscope file
+        ours = pd.read_csv(folder / file_name(section), sep="\t", comment="#")
+        parsed = pd.read_csv(tmp_path / f"multiqc_data/multiqc_{section.id}_table.txt", sep="\t")
+        assert set(parsed["Sample"]) == set(ours["Sample"]), section.id
+
+
+# JavaScript run in the report page: pairs of visible text runs (text nodes, measured by their
+# own extent, not their element's box) that overlap by more than a fifth of the smaller one.
+OVERLAPPING_TEXT = """
+(() => {
+  const runs = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const node = walker.currentNode;
+    if (!node.textContent.trim() || node.parentElement.closest('script,style')) continue;
+    const style = getComputedStyle(node.parentElement);
+    if (style.visibility === 'hidden' || style.display === 'none') continue;
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    for (const r of range.getClientRects()) {
+      if (r.width >= 1 && r.height >= 1) runs.push([node.textContent.trim().slice(0, 40), r]);
+    }
+  }
+  const overlaps = [];
+  for (let i = 0; i < runs.length; i++) {
+    for (let j = i + 1; j < runs.length; j++) {
+      const [a, ra] = runs[i], [b, rb] = runs[j];
+      const w = Math.min(ra.right, rb.right) - Math.max(ra.left, rb.left);
+      const h = Math.min(ra.bottom, rb.bottom) - Math.max(ra.top, rb.top);
+      if (w <= 0 || h <= 0) continue;
+      if (w * h > 0.2 * Math.min(ra.width * ra.height, rb.width * rb.height)) {
+        overlaps.push([a, b]);
+      }
+    }
+  }
+  return overlaps;
+})()
+"""
+
+SHOW_IMAGE = """
+new Promise(resolve => {
+  app.setView({content: "img", contentPath: results[%s].data_uri, resultPath: %s});
+  const start = Date.now();
+  const check = () => {
+    const img = [...document.images].find(i => i.src === results[%s].data_uri);
+    if (img && img.complete) resolve({width: img.naturalWidth, height: img.naturalHeight});
+    else if (Date.now() - start > 10000) resolve({width: 0, height: 0});
+    else setTimeout(check, 50);
+  };
+  setTimeout(check, 50);
+})
+"""
+
+
+def test_report_opens_in_chromium_with_every_figure_and_no_overlapping_text(tiny_report, tmp_path):
+    """Headless Chromium (Debian's package): the report renders, each section (category)
+    is shown and screenshotted, every image result decodes, no text overlaps."""
+    import json
+
+    from tests.integration.browser import Chromium, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium not installed (apt-get install -y --no-install-recommends chromium)")
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    with Chromium(executable, tmp_path / "profile") as browser:
+        browser.open(tiny_report.as_uri(), "typeof app !== 'undefined' && app.state")
+        browser.wait_for("document.querySelector('#app').innerText.length > 0")
+        assert browser.evaluate(OVERLAPPING_TEXT) == []
+        browser.screenshot(shots / "00_start.png")
+        categories = browser.evaluate("Object.keys(categories)")
+        assert {"1. Cohort", "2. Patients", "5. Biopsy cells"} <= set(categories)
+        for number, category in enumerate(categories, start=1):
+            browser.evaluate(f"app.showCategory({json.dumps(category)})")
+            browser.wait_for(
+                f"document.querySelector('#app').innerText.includes({json.dumps(category)})"
+            )
+            assert browser.evaluate(OVERLAPPING_TEXT) == [], category
+            browser.screenshot(shots / f"{number:02d}_section.png")
+        images = browser.evaluate(
+            "Object.keys(results).filter(p => results[p].mime_type.startsWith('image/'))"
+        )
+        assert any("_umap.png" in path for path in images)
+        for path in images:
+            quoted = json.dumps(path)
+            size = browser.evaluate(SHOW_IMAGE % (quoted, quoted, quoted))
+            assert size["width"] > 100 and size["height"] > 100, path
+    for shot in shots.iterdir():
+        assert shot.stat().st_size > 5000, shot.name  # a rendered page, not a blank one

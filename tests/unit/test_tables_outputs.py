@@ -1,5 +1,6 @@
 """Data dictionary, workbook, rule settings and report figures of the result tables."""
 
+import itertools
 import os
 
 import openpyxl
@@ -68,7 +69,7 @@ def test_numbers_are_written_by_value_not_by_column_dtype(tmp_path):
     a, b = (tmp_path / "a.tsv").read_text(), (tmp_path / "b.tsv").read_text()
     assert a.splitlines()[1] == b.splitlines()[1] == "12\t0.1"
     assert a.splitlines()[2] == "\t2.5"
-    assert number_text(24201.35527589545) == "24201.35527589545"
+    assert number_text(24201.35527589545) == "24201.4"
 
 
 def test_workbook_has_every_table_and_the_dictionary(tables, tmp_path):
@@ -79,7 +80,7 @@ def test_workbook_has_every_table_and_the_dictionary(tables, tmp_path):
     patients = sheets_read["patients"].set_index("patient_id")
     assert list(patients.index) == ["P1", "P2", "P3", "P4"]
     assert pd.isna(patients.loc["P3", "car_detected"])
-    assert patients.loc["P1", "car_reads_per_million"] == 2500.0
+    assert patients.loc["P1", "car_reads_per_million"] == 2500
     assert len(sheets_read["dictionary"]) == len(dictionary.COLUMNS)
     assert os.listdir(tmp_path) == ["results.xlsx"]
 
@@ -138,3 +139,100 @@ def test_figures_are_drawn_for_every_patient(tables, tmp_path):
     )
     assert sorted(os.listdir(tmp_path / "patients")) == [f"P{i}.png" for i in range(1, 5)]
     assert all(os.path.getsize(path) > 10_000 for path in paths)
+
+
+@pytest.mark.parametrize(
+    ("value", "p_value", "text"),
+    [
+        (1500.0, False, "1500"),
+        (0.044351999999999996, False, "0.044352"),
+        (1 / 3, False, "0.333333"),
+        (-73.63266598580684, False, "-73.6327"),
+        (3.2e-7, False, "3.2e-07"),
+        (1.234567891e-5, False, "1.23457e-05"),
+        (float("nan"), False, ""),
+        (0.044351999999999996, True, "4.44e-02"),
+        (1.0, True, "1.00e+00"),
+    ],
+)
+def test_numbers_print_at_sensible_precision(value, p_value, text):
+    assert number_text(value, p_value=p_value) == text
+
+
+def test_p_value_columns_come_from_the_dictionary():
+    from carmscope.tables.formatting import is_p_value
+
+    assert is_p_value("p_value") and is_p_value("q_value") and is_p_value("car.p_value")
+    assert is_p_value("ctdna.p_fall")
+    assert not is_p_value("fraction") and not is_p_value("ci_low")
+
+
+def test_formula_like_texts_are_escaped_in_tsv_and_workbook(tables, tmp_path):
+    hostile = ["=1+2", "+SUM(A1)", "-cmd|' /C calc'!A0", "@SUM(1)", "breast"]
+    patients = tables["patients"].assign(indication=hostile[: len(tables["patients"])])
+    patients.loc[patients.index[0], "dosing"] = "-2.5"  # a number written as text stays
+    write_tsv(patients, tmp_path / "patients.tsv")
+    write_workbook(dict(tables, patients=patients), tmp_path / "results.xlsx")
+    back = pd.read_csv(tmp_path / "patients.tsv", sep="\t", dtype=str, keep_default_na=False)
+    assert list(back["indication"]) == ["'=1+2", "'+SUM(A1)", "'-cmd|' /C calc'!A0", "'@SUM(1)"]
+    assert back.loc[0, "dosing"] == "-2.5"
+    sheet = openpyxl.load_workbook(tmp_path / "results.xlsx")["patients"]
+    column = [c.value for c in sheet[1]].index("indication") + 1
+    cells = [sheet.cell(row=r, column=column) for r in range(2, 6)]
+    assert [c.value for c in cells] == list(back["indication"])
+    assert all(c.data_type == "s" for c in cells)  # text, not formula ("f")
+
+
+def test_workbook_reads_well_and_matches_the_tsv(tables, tmp_path):
+    path = tmp_path / "results.xlsx"
+    write_workbook(tables, path)
+    book = openpyxl.load_workbook(path)
+    sheet = book["patients"]
+    assert sheet.freeze_panes == "B2"
+    headers = {c.value: c for c in sheet[1]}
+    assert "Patient ID" in headers["patient_id"].comment.text
+    width = sheet.column_dimensions["A"].width
+    assert 8 <= width <= 60
+    for name, table in tables.items():
+        write_tsv(table, tmp_path / f"{name}.tsv")
+        tsv = pd.read_csv(tmp_path / f"{name}.tsv", sep="\t")
+        excel = pd.read_excel(path, sheet_name=name)
+        pd.testing.assert_frame_equal(tsv, excel, check_dtype=False)
+
+
+def test_same_tables_give_the_same_workbook_bytes(tables, tmp_path):
+    import time
+
+    write_workbook(tables, tmp_path / "a.xlsx")
+    time.sleep(1.1)
+    write_workbook(tables, tmp_path / "b.xlsx")
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()
+
+
+@pytest.mark.parametrize("n", [2, 4, 6, 12])
+def test_car_panel_tick_labels_do_not_overlap(n):
+    import numpy as np
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from carmscope.tables.figures import _car_axes
+
+    biopsies = pd.DataFrame(
+        {
+            "sample_id": [f"CARM-0123_timepoint{i}_scrna_long" for i in range(n)],
+            "timepoint": (["screening", "progression"] * n)[:n],
+            "day": np.arange(n) * 30 - 7,
+            "assay": (["scrna", "bulk_rna"] * n)[:n],
+            "car.reads_per_million": np.linspace(0, 500, n),
+            "car.detected": [i % 3 != 0 for i in range(n)],
+        }
+    )
+    figure = Figure(figsize=(12, 8.5))
+    axes = figure.subplots(2, 2)[0, 0]
+    _car_axes(axes, biopsies)
+    FigureCanvasAgg(figure).draw()
+    renderer = figure.canvas.get_renderer()
+    boxes = [label.get_window_extent(renderer) for label in axes.get_xticklabels()]
+    assert len(boxes) == n
+    for first, second in itertools.pairwise(boxes):
+        assert not first.overlaps(second), (first, second)

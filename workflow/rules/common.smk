@@ -11,10 +11,14 @@ from snakemake.utils import validate
 
 # The carmscope package and the wiring, for the rule files; job scripts import carmscope
 # through the workflow/scripts/carmscope link (Snakemake puts a script's folder on its path).
+# The repository: this file's folder's grandparent (also when used as a module, where
+# workflow.basedir is the including Snakefile's folder).
+WORKFLOW_ROOT = Path(str(workflow.current_basedir)).parents[1]
 for _folder in ("src", "workflow/lib"):
-    if str(Path(workflow.basedir) / _folder) not in sys.path:
-        sys.path.insert(0, str(Path(workflow.basedir) / _folder))
+    if str(WORKFLOW_ROOT / _folder) not in sys.path:
+        sys.path.insert(0, str(WORKFLOW_ROOT / _folder))
 
+from carmscope.bundled import resolve_bundled  # noqa: E402
 from wiring.resources import scaled  # noqa: E402
 from carmscope.sheets import ID_PATTERN, SheetError, load_sheets, one_of_ids  # noqa: E402
 from carmscope.synthetic.design import (  # noqa: E402
@@ -25,6 +29,8 @@ from carmscope.synthetic.design import (  # noqa: E402
 from carmscope.synthetic.tables import design_mismatches, generated_files  # noqa: E402
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
+# deployed (snakedeploy) or used as a module: bundled resources from the workflow's own folder
+resolve_bundled(config, WORKFLOW_ROOT)
 
 SYNTHETIC_DIR = os.path.normpath(config["synthetic"]["outdir"])
 
@@ -137,6 +143,7 @@ def final_outputs():
         if expression_samples(assay)
     ]
     targets += CTDNA_OUTPUTS
+    targets += EMBEDDING_OUTPUTS + MULTIQC_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)
     targets += TCR_OUTPUTS

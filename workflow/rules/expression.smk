@@ -25,7 +25,8 @@ rule expression_scrna:
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
-        h5ad=expression_rules.sample_file("scrna", "{sample}", "cells.h5ad"),
+        # the final cells.h5ad (with embedding and CAR calls) is rule expression_embedding's
+        h5ad=temp(expression_rules.sample_file("scrna", "{sample}", "annotated.h5ad")),
         cells=expression_rules.sample_file("scrna", "{sample}", "cells.tsv.gz"),
         qc=expression_rules.sample_file("scrna", "{sample}", "qc.tsv"),
         composition=expression_rules.sample_file("scrna", "{sample}", "composition.tsv"),

@@ -15,6 +15,7 @@ from carmscope.expression.scoring import (
     score_scrna_sample,
     scores_to_metrics,
 )
+from carmscope.reproducible import write_tsv
 from carmscope.verdict import require_usable
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -58,7 +59,7 @@ per_cell = qc_table.join(
 )
 per_cell["cell_type"] = per_cell["cell_type"].fillna("")
 per_cell.index.name = "barcode"
-per_cell.to_csv(snakemake.output.cells, sep="\t")
+write_tsv(per_cell, snakemake.output.cells)
 pd.DataFrame([summary]).to_csv(snakemake.output.qc, sep="\t", index=False)
 cell_type_table(cells.obs.iloc[:0] if reason else cells.obs).assign(sample_id=sample_id).to_csv(
     snakemake.output.composition, sep="\t", index=False
@@ -67,4 +68,4 @@ scores.insert(0, "sample_id", sample_id)
 scores.to_csv(snakemake.output.scores, sep="\t", index=False)
 metrics.insert(0, "sample_id", sample_id)
 metrics.to_csv(snakemake.output.metrics, sep="\t", index=False)
-cells.write_h5ad(snakemake.output.h5ad, compression="gzip")
+cells.write_h5ad(snakemake.output.h5ad)  # temporary: expression_embedding compresses

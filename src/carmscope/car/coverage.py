@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from carmscope.construct import Construct
+from carmscope.reproducible import save_figure
 
 JUNCTION_SEPARATOR = "|"
 
@@ -177,7 +178,7 @@ def plot_coverage(coverage, regions, path: str | Path, title: str = "") -> None:
     if title:
         figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path, dpi=120)
     plt.close(figure)
 
 

@@ -23,6 +23,7 @@ from carmscope.car.matrix_feature import read_matrix_cells
 from carmscope.car.scan import ScanResult, ScanSettings, detect_format, scan_reads
 from carmscope.construct import Construct, read_constructs
 from carmscope.io.tables import read_stage_table
+from carmscope.reproducible import write_tsv
 
 SCRNA = "scrna"
 BULK = "bulk_rna"
@@ -129,12 +130,12 @@ def write_sample_outputs(
 ) -> None:
     """Write a sample's tables (TSV; gzipped when the name ends in ``.gz``) and plot."""
     analysis.evidence.to_csv(evidence, sep="\t", index=False)
-    analysis.coverage.to_csv(coverage, sep="\t", index=False)
+    write_tsv(analysis.coverage, coverage, index=False)
     analysis.regions.to_csv(regions, sep="\t", index=False)
     if cells is not None:
         if analysis.cells is None:
             raise ValueError("no per-cell table: the sample is not single-cell")
-        analysis.cells.to_csv(cells, sep="\t", index=False)
+        write_tsv(analysis.cells, cells, index=False)
     sample_id = str(analysis.evidence["sample_id"].iloc[0]) if len(analysis.evidence) else ""
     plot_coverage(analysis.coverage, analysis.regions, Path(plot), title=sample_id)
 

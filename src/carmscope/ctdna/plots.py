@@ -15,6 +15,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from carmscope.ctdna.response import FALL_FRACTION
+from carmscope.reproducible import save_figure
 
 RESPONDER_COLOUR = "#1b7837"
 OTHER_COLOUR = "#762a83"
@@ -38,7 +39,7 @@ def _legend(axes, marker: bool) -> None:
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    save_figure(figure, path, dpi=DPI, bbox_inches="tight")
 
 
 def spider_plot(

@@ -574,6 +574,17 @@ The `result_tables` step gathers every analysis into `results/tables/`:
 Conventions: tab-separated, `.` as decimal mark; **missing values are empty cells, never
 zero**, and each patients-table block has a `*_reason` column saying why; booleans are
 `True`/`False`; days follow the samples sheet (day <= 0 pre-infusion, day > 0 post-infusion).
+Numbers (`carmscope.tables.formatting`): integral values as integers (`1500`), p- and q-values
+(unit `probability`) in scientific notation with three significant digits (`4.44e-02`), every
+other number to six significant digits (`0.044352`; below 1e-4 in scientific notation). A text
+beginning with `=`, `+`, `-`, `@`, a tab or a carriage return is written with a leading `'`
+(OWASP's defence against spreadsheet formula injection). The workbook holds the same values
+as the TSVs, with fitted column widths, frozen header row and ID column, and each column's
+description from this dictionary as a comment on its header; same tables, same bytes.
+
+`results/qc/multiqc/*_mqc.tsv`: the per-sample QC (input inspection, cells passing QC, CAR
+reads, ctDNA depth) as MultiQC custom content: `multiqc results/` shows them as carmscope
+sections.
 
 **Biopsy pair.** A patient's CD8, inflammation and per-biopsy CAR figures come from one pair
 of biopsies of one assay: the first assay of `tables.biopsy_assays` (default scRNA, then bulk

@@ -17,9 +17,11 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from carmscope.reproducible import save_figure
 from carmscope.tables.samples import metric_column
 from carmscope.tables.steps import as_bool
 from carmscope.tables.summary import BIOPSY_ENDPOINT, PROPORTION_ENDPOINTS
+from carmscope.vocabulary import BULK_RNA, SCRNA
 
 DPI = 120
 YES, NO, MISSING = "#1b7837", "#c2a5cf", "#f0f0f0"
@@ -35,7 +37,7 @@ BIOPSY_ASSAYS = ("scrna", "bulk_rna")
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
     FigureCanvasAgg(figure)
-    figure.savefig(path, dpi=DPI, bbox_inches="tight")
+    save_figure(figure, path, dpi=DPI, bbox_inches="tight")
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -122,10 +124,25 @@ def _car_axes(axes, biopsies: pd.DataFrame) -> None:
     axes.set_yscale("log")
     axes.set_ylabel("CAR reads / 10^6 + 1")
     axes.set_xticks(x)
-    axes.set_xticklabels(
-        [f"{s}\nday {d}" for s, d in zip(scanned["sample_id"], scanned["day"], strict=True)],
-        fontsize=7,
-    )
+    # up to four labels fit side by side in the panel; more stand upright on one line each
+    upright = len(x) > 4
+    labels = _biopsy_labels(scanned)
+    if upright:
+        labels = [label.replace("\n", ", ") for label in labels]
+    axes.set_xticklabels(labels, fontsize=7, rotation=90 if upright else 0)
+
+
+def _biopsy_labels(biopsies: pd.DataFrame) -> list[str]:
+    """Short x labels of a patient's biopsies: timepoint (or sample ID), day and assay.
+
+    The sample IDs repeat the patient's ID (in the title already) and, side by side, overlapped
+    as soon as a patient had three biopsies; the rotated short labels do not."""
+    names = _column(biopsies, "timepoint").where(lambda v: v.notna(), biopsies["sample_id"])
+    assays = _column(biopsies, "assay").map({SCRNA: "scRNA", BULK_RNA: "bulk"}).fillna("")
+    return [
+        f"{name}\nday {day}" + (f"\n{assay}" if assay else "")
+        for name, day, assay in zip(names, biopsies["day"], assays, strict=True)
+    ]
 
 
 def _composition_axes(axes, biopsies: pd.DataFrame, pair: Sequence[str]) -> None:

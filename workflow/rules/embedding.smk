@@ -1,0 +1,79 @@
+# Embeddings of the scRNA biopsies (carmscope.expression.embedding; docs/expression.md,
+# section 7): per sample HVG, PCA, neighbour graph, Leiden and UMAP with the per-cell CAR calls
+# in `obs` (the final cells.h5ad) plus its UMAP and marker dot plot; per patient the samples
+# integrated (Harmony over samples) and shown side by side, baseline first.
+#
+# Needs from common.smk: SAMPLES, scaled. Sheet logic: carmscope.expression.embedding_rules.
+# Settings: config `expression.embedding` (defaults in the schema).
+
+
+from carmscope.expression import embedding_rules
+
+EMBEDDING_OUTPUTS = embedding_rules.outputs(SAMPLES)
+
+
+rule expression_embedding:
+    input:
+        h5ad="results/expression/scrna/{sample}/annotated.h5ad",
+        car=lambda wildcards: embedding_rules.car_table(SAMPLES, wildcards.sample),
+        markers=config["expression"]["markers"],
+    output:
+        h5ad="results/expression/scrna/{sample}/cells.h5ad",
+        umap=report(
+            "results/report/biopsies/{sample}_umap.png",
+            caption="../report/biopsy_umap.rst",
+            category="5. Biopsy cells",
+            subcategory="UMAP by cell type",
+            labels={"sample": "{sample}", "figure": "UMAP"},
+        ),
+        dotplot=report(
+            "results/report/biopsies/{sample}_markers.png",
+            caption="../report/marker_dotplot.rst",
+            category="5. Biopsy cells",
+            subcategory="marker dot plot",
+            labels={"sample": "{sample}", "figure": "markers"},
+        ),
+    log:
+        "logs/expression_embedding/{sample}.log",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(3000, per_mb=40),
+        runtime=scaled(20, per_mb=0.05),
+    params:
+        embedding=config["expression"]["embedding"],
+        min_umis=config["expression"]["car_min_umis"],
+    script:
+        "../scripts/expression_embedding.py"
+
+
+rule expression_patient_embedding:
+    input:
+        h5ad=lambda wildcards: expand(
+            "results/expression/scrna/{sample}/cells.h5ad",
+            sample=embedding_rules.patient_samples(SAMPLES, wildcards.patient),
+        ),
+    output:
+        h5ad="results/expression/scrna/patients/{patient}.h5ad",
+        umaps=report(
+            "results/report/patients_umap/{patient}.png",
+            caption="../report/patient_umaps.rst",
+            category="2. Patients",
+            subcategory="baseline vs post UMAP",
+            labels={"patient": "{patient}", "figure": "UMAP"},
+        ),
+    log:
+        "logs/expression_patient_embedding/{patient}.log",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(4000, per_mb=40),
+        runtime=scaled(30, per_mb=0.05),
+    params:
+        samples=lambda wildcards: embedding_rules.patient_samples(SAMPLES, wildcards.patient),
+        labels=lambda wildcards: embedding_rules.panel_labels(SAMPLES, wildcards.patient),
+        embedding=config["expression"]["embedding"],
+    script:
+        "../scripts/expression_patient_embedding.py"
