@@ -114,6 +114,7 @@ def final_outputs():
         for assay in ("scrna", "bulk_rna")
         if expression_samples(assay)
     ]
+    targets += de_outputs()
     targets += CTDNA_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)

@@ -1,0 +1,169 @@
+# Paired pseudobulk differential expression and pathway enrichment (carmscope.expression.de*,
+# methods in docs/expression.md): per scRNA sample the pseudobulk counts per cell type; per
+# assay and cell type the paired DESeq2 test (pydeseq2) of baseline vs first post-infusion
+# sample and the decoupler ulm enrichment of its Wald statistics; per assay a summary.
+#
+# Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay). Settings come from the
+# config's `expression.de` section and `genesets`.
+
+from carmscope.expression.de import DifferentialExpressionError, check_cell_types  # noqa: E402
+from carmscope.expression.pseudobulk import ALL as DE_ALL  # noqa: E402
+
+try:
+    DE_SCRNA_CELL_TYPES = check_cell_types(config["expression"]["de"]["cell_types"])
+except DifferentialExpressionError as error:
+    raise WorkflowError(str(error)) from None
+DE_TABLES = ("counts", "design", "results", "interaction", "enrichment", "status")
+
+
+def de_cell_types(assay):
+    """Profiles tested for one assay: the configured cell types (scRNA) or `all` (bulk)."""
+    return DE_SCRNA_CELL_TYPES if assay == "scrna" else [DE_ALL]
+
+
+def de_profile_inputs(wildcards):
+    """Per sample of the assay: its pseudobulk tables (scRNA) or its bulk count table."""
+    samples = samples_of_assay(wildcards.assay)
+    if wildcards.assay == "scrna":
+        return {
+            "counts": expand("results/expression/scrna/{sample}/pseudobulk.tsv", sample=samples),
+            "cells": expand(
+                "results/expression/scrna/{sample}/pseudobulk_cells.tsv", sample=samples
+            ),
+        }
+    return {"counts": [SAMPLES.loc[sample, "counts"] for sample in samples]}
+
+
+def de_summary_inputs(wildcards):
+    """Every table of every tested profile of the assay, by table."""
+    return {
+        table: expand(
+            "results/expression/{assay}/de/{cell_type}/{table}.tsv",
+            assay=wildcards.assay,
+            cell_type=de_cell_types(wildcards.assay),
+            table=table,
+        )
+        for table in DE_TABLES
+    }
+
+
+def de_outputs():
+    """Summary of every assay with baseline/post samples (the per-cell-type files follow)."""
+    return [
+        f"results/expression/{assay}/de/summary.tsv"
+        for assay in ("scrna", "bulk_rna")
+        if samples_of_assay(assay)
+    ]
+
+
+localrules:
+    expression_de_summary,
+
+
+rule expression_pseudobulk:
+    input:
+        h5ad="results/expression/scrna/{sample}/cells.h5ad",
+    output:
+        counts="results/expression/scrna/{sample}/pseudobulk.tsv",
+        cells="results/expression/scrna/{sample}/pseudobulk_cells.tsv",
+    log:
+        "logs/expression_pseudobulk/{sample}.log",
+    group:
+        "pseudobulk"
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1500, per_mb=15),
+        runtime=scaled(5, per_mb=0.02),
+    script:
+        "../scripts/expression_pseudobulk.py"
+
+
+rule expression_de:
+    input:
+        unpack(de_profile_inputs),
+        gmt=config["genesets"]["gmt"] + config["expression"]["de"]["gmt"],
+        signatures=config["genesets"]["signatures"],
+    output:
+        counts="results/expression/{assay}/de/{cell_type}/counts.tsv",
+        design="results/expression/{assay}/de/{cell_type}/design.tsv",
+        results="results/expression/{assay}/de/{cell_type}/results.tsv",
+        interaction="results/expression/{assay}/de/{cell_type}/interaction.tsv",
+        enrichment="results/expression/{assay}/de/{cell_type}/enrichment.tsv",
+        status="results/expression/{assay}/de/{cell_type}/status.tsv",
+        volcano=report(
+            "results/expression/{assay}/de/{cell_type}/volcano.png",
+            caption="../report/de_volcano.rst",
+            category="5. Differential expression",
+            subcategory="{assay}",
+            labels={"assay": "{assay}", "cell type": "{cell_type}"},
+        ),
+    log:
+        "logs/expression_de/{assay}/{cell_type}.log",
+    wildcard_constraints:
+        assay="scrna|bulk_rna",
+        cell_type="|".join(dict.fromkeys([*DE_SCRNA_CELL_TYPES, DE_ALL])),
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: 1500 + 20 * len(samples_of_assay(wildcards.assay)),
+        runtime=lambda wildcards: 10 + len(samples_of_assay(wildcards.assay)) // 4,
+    params:
+        samples=lambda wildcards: (
+            SAMPLES.loc[
+                samples_of_assay(wildcards.assay),
+                [c for c in ("patient_id", "day", "hours") if c in SAMPLES.columns],
+            ]
+            .reset_index()
+            .to_dict("records")
+        ),
+        patients=lambda wildcards: (
+            PATIENTS[list(config["expression"]["de"]["group_columns"])]
+            .reset_index()
+            .to_dict("records")
+        ),
+        settings={
+            key: config["expression"]["de"][key]
+            for key in ("min_cells", "min_pairs", "min_count", "alpha", "shrink", "group_columns")
+        },
+        min_set_size=config["expression"]["de"]["min_set_size"],
+    script:
+        "../scripts/expression_de.py"
+
+
+rule expression_de_summary:
+    input:
+        unpack(de_summary_inputs),
+    output:
+        summary="results/expression/{assay}/de/summary.tsv",
+        heatmap=report(
+            "results/expression/{assay}/de/enrichment_heatmap.png",
+            caption="../report/de_enrichment_heatmap.rst",
+            category="5. Differential expression",
+            subcategory="{assay}",
+            labels={"assay": "{assay}", "figure": "enrichment heat map"},
+        ),
+        de_genes=report(
+            "results/expression/{assay}/de/de_genes.png",
+            caption="../report/de_genes.rst",
+            category="5. Differential expression",
+            subcategory="{assay}",
+            labels={"assay": "{assay}", "figure": "DE genes per cell type"},
+        ),
+    log:
+        "logs/expression_de_summary/{assay}.log",
+    wildcard_constraints:
+        assay="scrna|bulk_rna",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cell_types=lambda wildcards: de_cell_types(wildcards.assay),
+        alpha=config["expression"]["de"]["alpha"],
+    script:
+        "../scripts/expression_de_summary.py"
