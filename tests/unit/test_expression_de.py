@@ -381,3 +381,69 @@ def test_gmt_without_any_gene_of_the_data_names_the_file(tmp_path):
             min_set_size=2,
             outputs=_outputs(tmp_path / "out"),
         )
+
+
+# --- R DESeq2 as the oracle -------------------------------------------------------------------
+
+R_SCRIPT = r"""
+args <- commandArgs(trailingOnly = TRUE)
+suppressMessages(library(DESeq2))
+counts <- as.matrix(read.delim(args[1], row.names = 1, check.names = FALSE))
+coldata <- read.delim(args[2], stringsAsFactors = FALSE)
+rownames(coldata) <- coldata$sample_id
+coldata <- coldata[colnames(counts), ]
+coldata$patient <- factor(coldata$patient_id)
+coldata$time <- factor(coldata$time, levels = c("baseline", "post"))
+dds <- DESeqDataSetFromMatrix(counts, coldata, ~ patient + time)
+dds <- DESeq(dds, quiet = TRUE)
+res <- results(dds, name = "time_post_vs_baseline", alpha = 0.05)
+write.table(data.frame(gene = rownames(res), as.data.frame(res)), args[3], sep = "\t",
+            quote = FALSE, row.names = FALSE)
+"""
+
+
+def _deseq2_missing() -> str:
+    import shutil
+    import subprocess
+
+    if shutil.which("Rscript") is None:
+        return "Rscript is not installed (apt-get install r-bioc-deseq2)"
+    check = subprocess.run(
+        ["Rscript", "-e", "suppressMessages(library(DESeq2))"], capture_output=True, text=True
+    )
+    if check.returncode != 0:
+        return "R package DESeq2 is not installed (apt-get install r-bioc-deseq2)"
+    return ""
+
+
+@pytest.mark.slow
+def test_same_counts_and_design_as_r_deseq2(tmp_path):
+    import subprocess
+
+    missing = _deseq2_missing()
+    if missing:
+        pytest.skip(missing)
+    counts, design, _ = simulated_pairs(n_pairs=7, n_genes=2000, n_up=150, n_down=100, lfc=1.0)
+    counts = de.filter_genes(counts, 10, 7)
+    counts.to_csv(tmp_path / "counts.tsv", sep="\t")
+    design.to_csv(tmp_path / "design.tsv", sep="\t", index=False)
+    (tmp_path / "deseq2.R").write_text(R_SCRIPT)
+    subprocess.run(
+        [
+            "Rscript",
+            str(tmp_path / "deseq2.R"),
+            str(tmp_path / "counts.tsv"),
+            str(tmp_path / "design.tsv"),
+            str(tmp_path / "r.tsv"),
+        ],
+        check=True,
+    )
+    expected = pd.read_csv(tmp_path / "r.tsv", sep="\t").set_index("gene")
+    ours = de.deseq2_paired(counts, design, shrink=False).set_index("gene")
+    both = ours.join(expected, rsuffix="_r")
+    rho = stats.spearmanr(both["log2FoldChange"], both["log2FoldChange_r"]).statistic
+    assert rho >= 0.99
+    ours_hits = set(both.index[both["padj"] < 0.05])
+    r_hits = set(both.index[both["padj_r"] < 0.05])
+    assert len(r_hits) > 100
+    assert len(ours_hits & r_hits) / len(ours_hits | r_hits) >= 0.9
