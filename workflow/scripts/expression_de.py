@@ -14,7 +14,7 @@ run_cell_type(
     samples=pd.DataFrame(snakemake.params.samples).set_index("sample_id"),
     patients=pd.DataFrame(snakemake.params.patients).set_index("patient_id"),
     counts_paths=list(snakemake.input.counts),
-    cells_paths=list(snakemake.input.cells) if "cells" in snakemake.input.keys() else None,
+    cells_paths=list(snakemake.input.cells) if hasattr(snakemake.input, "cells") else None,
     gmt_paths=list(snakemake.input.gmt),
     signature_paths=[snakemake.input.signatures],
     settings=DESettings.from_mapping(snakemake.params.settings),

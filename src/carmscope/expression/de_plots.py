@@ -62,7 +62,9 @@ def volcano(
     axes.scatter(lfc, y, c=colours, s=6, linewidths=0)
     n_up = int((significant & (lfc > 0)).sum())
     n_down = int((significant & (lfc < 0)).sum())
-    for _, row in results.assign(_y=y, _x=lfc)[significant].nlargest(LABELLED_GENES, "_y").iterrows():
+    for _, row in (
+        results.assign(_y=y, _x=lfc)[significant].nlargest(LABELLED_GENES, "_y").iterrows()
+    ):
         axes.annotate(row["gene"], (row["_x"], row["_y"]), fontsize=6)
     axes.axvline(0, color="black", linewidth=0.5)
     axes.set_xlabel("log2 fold change, post vs baseline (shrunken)")

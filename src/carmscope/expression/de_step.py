@@ -208,7 +208,9 @@ def run_summary(
         interaction = pd.read_csv(interactions[i], sep="\t")
         enrichment_tables[cell_type] = enrichment
         status = pd.read_csv(statuses[i], sep="\t", keep_default_na=False).iloc[0]
-        row = summary_row(cell_type, design, result, enrichment, interaction, status["reason"], alpha)
+        row = summary_row(
+            cell_type, design, result, enrichment, interaction, status["reason"], alpha
+        )
         rows.append(row)
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     for column in ("genes_tested", "genes_up", "genes_down", "interaction_genes"):

@@ -103,8 +103,10 @@ def pseudobulk_by_cell_type(
     indicator = sparse.csc_matrix(
         (
             np.ones(typed.size + n_obs, dtype=np.float64),
-            (np.concatenate([rows[typed], np.full(n_obs, len(cell_types))]),
-             np.concatenate([typed, np.arange(n_obs)])),
+            (
+                np.concatenate([rows[typed], np.full(n_obs, len(cell_types))]),
+                np.concatenate([typed, np.arange(n_obs)]),
+            ),
         ),
         shape=(len(names), n_obs),
     )
