@@ -447,3 +447,44 @@ def test_same_counts_and_design_as_r_deseq2(tmp_path):
     r_hits = set(both.index[both["padj_r"] < 0.05])
     assert len(r_hits) > 100
     assert len(ours_hits & r_hits) / len(ours_hits | r_hits) >= 0.9
+
+
+# --- workflow wiring --------------------------------------------------------------------------
+
+
+def test_de_rules_inputs_outputs_and_config_errors():
+    from carmscope.expression import de_rules
+
+    samples = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P1", "P1"],
+            "day": [-7, 8, 8],
+            "assay": ["scrna", "scrna", "bulk_rna"],
+            "counts": ["a.h5", "b.h5", "/data/P1_D8.tsv"],
+        },
+        index=pd.Index(["S1", "S2", "B1"], name="sample_id"),
+    )
+    config = {"expression": {"de": {"cell_types": ["cd8_t", "all"]}}}
+    assert de_rules.cell_types(config, "scrna") == ["cd8_t", "all"]
+    assert de_rules.cell_types(config, "bulk_rna") == ["all"]
+    assert de_rules.cell_type_pattern(config) == "cd8_t|all"
+    inputs = de_rules.profile_inputs(samples, "scrna")
+    assert inputs["cells"] == [
+        "results/expression/scrna/S1/pseudobulk_cells.tsv",
+        "results/expression/scrna/S2/pseudobulk_cells.tsv",
+    ]
+    assert de_rules.profile_inputs(samples, "bulk_rna") == {"counts": ["/data/P1_D8.tsv"]}
+    assert de_rules.summary_inputs(config, "scrna")["results"] == [
+        "results/expression/scrna/de/cd8_t/results.tsv",
+        "results/expression/scrna/de/all/results.tsv",
+    ]
+    assert de_rules.outputs(samples) == [
+        "results/expression/scrna/de/summary.tsv",
+        "results/expression/bulk_rna/de/summary.tsv",
+    ]
+    assert de_rules.sample_records(samples, "bulk_rna") == [
+        {"sample_id": "B1", "patient_id": "P1", "day": 8}
+    ]
+    bad = {"expression": {"de": {"cell_types": ["cd8_t", "CD8 T cells"]}}}
+    with pytest.raises(de.DifferentialExpressionError, match=r"expression\.de\.cell_types"):
+        de_rules.cell_types(bad, "scrna")

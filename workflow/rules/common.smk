@@ -114,7 +114,7 @@ def final_outputs():
         for assay in ("scrna", "bulk_rna")
         if expression_samples(assay)
     ]
-    targets += de_outputs()
+    targets += de_rules.outputs(SAMPLES)
     targets += CTDNA_OUTPUTS
     targets += car_rules.outputs(SAMPLES)
     targets += blood_rules.outputs(SAMPLES)

@@ -4,56 +4,16 @@
 # sample and the decoupler ulm enrichment of its Wald statistics; per assay a summary.
 #
 # Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay). Settings come from the
-# config's `expression.de` section and `genesets`.
+# config's `expression.de` section and `genesets`; inputs and outputs from
+# carmscope.expression.de_rules (de_rules.outputs(SAMPLES) lists the files for `rule all`).
 
-from carmscope.expression.de import DifferentialExpressionError, check_cell_types  # noqa: E402
-from carmscope.expression.pseudobulk import ALL as DE_ALL  # noqa: E402
+from carmscope.expression import de_rules  # noqa: E402
+from carmscope.expression.de import DifferentialExpressionError  # noqa: E402
 
 try:
-    DE_SCRNA_CELL_TYPES = check_cell_types(config["expression"]["de"]["cell_types"])
+    DE_CELL_TYPE_PATTERN = de_rules.cell_type_pattern(config)
 except DifferentialExpressionError as error:
     raise WorkflowError(str(error)) from None
-DE_TABLES = ("counts", "design", "results", "interaction", "enrichment", "status")
-
-
-def de_cell_types(assay):
-    """Profiles tested for one assay: the configured cell types (scRNA) or `all` (bulk)."""
-    return DE_SCRNA_CELL_TYPES if assay == "scrna" else [DE_ALL]
-
-
-def de_profile_inputs(wildcards):
-    """Per sample of the assay: its pseudobulk tables (scRNA) or its bulk count table."""
-    samples = samples_of_assay(wildcards.assay)
-    if wildcards.assay == "scrna":
-        return {
-            "counts": expand("results/expression/scrna/{sample}/pseudobulk.tsv", sample=samples),
-            "cells": expand(
-                "results/expression/scrna/{sample}/pseudobulk_cells.tsv", sample=samples
-            ),
-        }
-    return {"counts": [SAMPLES.loc[sample, "counts"] for sample in samples]}
-
-
-def de_summary_inputs(wildcards):
-    """Every table of every tested profile of the assay, by table."""
-    return {
-        table: expand(
-            "results/expression/{assay}/de/{cell_type}/{table}.tsv",
-            assay=wildcards.assay,
-            cell_type=de_cell_types(wildcards.assay),
-            table=table,
-        )
-        for table in DE_TABLES
-    }
-
-
-def de_outputs():
-    """Summary of every assay with baseline/post samples (the per-cell-type files follow)."""
-    return [
-        f"results/expression/{assay}/de/summary.tsv"
-        for assay in ("scrna", "bulk_rna")
-        if samples_of_assay(assay)
-    ]
 
 
 localrules:
@@ -82,7 +42,7 @@ rule expression_pseudobulk:
 
 rule expression_de:
     input:
-        unpack(de_profile_inputs),
+        unpack(lambda wildcards: de_rules.profile_inputs(SAMPLES, wildcards.assay)),
         gmt=config["genesets"]["gmt"] + config["expression"]["de"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
@@ -103,7 +63,7 @@ rule expression_de:
         "logs/expression_de/{assay}/{cell_type}.log",
     wildcard_constraints:
         assay="scrna|bulk_rna",
-        cell_type="|".join(dict.fromkeys([*DE_SCRNA_CELL_TYPES, DE_ALL])),
+        cell_type=DE_CELL_TYPE_PATTERN,
     conda:
         "../../envs/expression.yaml"
     threads: 1
@@ -111,14 +71,7 @@ rule expression_de:
         mem_mb=lambda wildcards: 1500 + 20 * len(samples_of_assay(wildcards.assay)),
         runtime=lambda wildcards: 10 + len(samples_of_assay(wildcards.assay)) // 4,
     params:
-        samples=lambda wildcards: (
-            SAMPLES.loc[
-                samples_of_assay(wildcards.assay),
-                [c for c in ("patient_id", "day", "hours") if c in SAMPLES.columns],
-            ]
-            .reset_index()
-            .to_dict("records")
-        ),
+        samples=lambda wildcards: de_rules.sample_records(SAMPLES, wildcards.assay),
         patients=lambda wildcards: (
             PATIENTS[list(config["expression"]["de"]["group_columns"])]
             .reset_index()
@@ -135,7 +88,7 @@ rule expression_de:
 
 rule expression_de_summary:
     input:
-        unpack(de_summary_inputs),
+        unpack(lambda wildcards: de_rules.summary_inputs(config, wildcards.assay)),
     output:
         summary="results/expression/{assay}/de/summary.tsv",
         heatmap=report(
@@ -163,7 +116,7 @@ rule expression_de_summary:
         mem_mb=1000,
         runtime=5,
     params:
-        cell_types=lambda wildcards: de_cell_types(wildcards.assay),
+        cell_types=lambda wildcards: de_rules.cell_types(config, wildcards.assay),
         alpha=config["expression"]["de"]["alpha"],
     script:
         "../scripts/expression_de_summary.py"
