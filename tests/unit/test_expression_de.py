@@ -307,7 +307,7 @@ def test_step_writes_every_table_and_the_summary(tmp_path):
     signatures.write_text("signature\tgene\nSIG\tG001\nSIG\tG002\nSIG\tG190\n")
     settings = de.DESettings(group_columns=("her2_ihc",), min_pairs=2)
     outputs = {}
-    for cell_type in ("cd8_t", "b"):
+    for cell_type in ("cd8_t", "b", "few"):
         outputs[cell_type] = _outputs(tmp_path / cell_type)
         run_cell_type(
             cell_type=cell_type if cell_type == "cd8_t" else ALL,
@@ -317,7 +317,7 @@ def test_step_writes_every_table_and_the_summary(tmp_path):
             cells_paths=cells_paths,
             gmt_paths=[gmt],
             signature_paths=[signatures],
-            settings=settings,
+            settings=settings if cell_type != "few" else de.DESettings(min_pairs=6),
             min_set_size=2,
             outputs=outputs[cell_type],
         )
@@ -336,13 +336,14 @@ def test_step_writes_every_table_and_the_summary(tmp_path):
     assert set(interaction["group_column"]) == {"her2_ihc"}
     assert outputs["cd8_t"].volcano.stat().st_size > 0
 
+    profiles = ("cd8_t", "b", "few")
     summary = run_summary(
-        cell_types=["cd8_t", "all"],
-        designs=[outputs[c].design for c in ("cd8_t", "b")],
-        results=[outputs[c].results for c in ("cd8_t", "b")],
-        enrichments=[outputs[c].enrichment for c in ("cd8_t", "b")],
-        interactions=[outputs[c].interaction for c in ("cd8_t", "b")],
-        statuses=[outputs[c].status for c in ("cd8_t", "b")],
+        cell_types=["cd8_t", "all", "not_enough"],
+        designs=[outputs[c].design for c in profiles],
+        results=[outputs[c].results for c in profiles],
+        enrichments=[outputs[c].enrichment for c in profiles],
+        interactions=[outputs[c].interaction for c in profiles],
+        statuses=[outputs[c].status for c in profiles],
         alpha=0.05,
         summary_path=tmp_path / "summary.tsv",
         heatmap_path=tmp_path / "heatmap.png",
@@ -351,6 +352,10 @@ def test_step_writes_every_table_and_the_summary(tmp_path):
     row = summary.set_index("cell_type").loc["cd8_t"]
     assert row["tested"] and row["n_pairs"] == 5 and row["genes_up"] >= 25
     assert "CHANGED (up)" in row["top_sets"]
+    untested = summary.set_index("cell_type").loc["not_enough"]
+    assert not untested["tested"] and "5 pair(s)" in untested["reason"]
+    assert pd.isna(untested["genes_up"])
+    assert pd.read_csv(outputs["few"].results, sep="\t").empty
     assert (tmp_path / "heatmap.png").stat().st_size > 0
 
 

@@ -162,6 +162,7 @@ def summary_row(
 ) -> dict[str, object]:
     """One line of ``summary.tsv`` from one cell type's tables."""
     tested = not results.empty
+    enrichment = enrichment.astype({"score": float, "pvalue": float, "padj": float})
     up, down = count_significant(results, alpha) if tested else (np.nan, np.nan)
     significant = enrichment[enrichment["padj"].astype(float) < alpha]
     top = significant.nsmallest(TOP_SETS, "pvalue")
