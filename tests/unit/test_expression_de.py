@@ -493,3 +493,15 @@ def test_de_rules_inputs_outputs_and_config_errors():
     bad = {"expression": {"de": {"cell_types": ["cd8_t", "CD8 T cells"]}}}
     with pytest.raises(de.DifferentialExpressionError, match=r"expression\.de\.cell_types"):
         de_rules.cell_types(bad, "scrna")
+
+
+def test_a_failed_fit_makes_the_cell_type_not_tested(monkeypatch):
+    counts, design, _ = simulated_pairs(n_pairs=3, n_genes=40)
+    profiles, n_cells = _profiles_from(counts)
+
+    def singular(*args, **kwargs):
+        raise np.linalg.LinAlgError("Singular matrix")
+
+    monkeypatch.setattr(de, "deseq2_paired", singular)
+    result = de.de_cell_type(profiles, n_cells, design, "cd8_t")
+    assert not result.tested and "the DESeq2 fit failed (Singular matrix)" in result.reason

@@ -68,6 +68,8 @@ INTERACTION_COLUMNS = (
 TIME_COEFFICIENT = "time[T.post]"
 """Name of the post-vs-baseline coefficient in pydeseq2's design matrix."""
 CONFIG_KEY = "expression.de.cell_types"
+MODEL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
+"""Failures of a pydeseq2 fit that make one contrast not tested instead of stopping the step."""
 
 
 class DifferentialExpressionError(ValueError):
@@ -480,16 +482,29 @@ def de_cell_type(
             f"not tested: no gene has >= {settings.min_count} counts in >= {n_pairs} samples"
         )
         return result
-    result.results = deseq2_paired(
-        kept, used, alpha=settings.alpha, shrink=settings.shrink, n_cpus=n_cpus
-    )
+    try:
+        result.results = deseq2_paired(
+            kept, used, alpha=settings.alpha, shrink=settings.shrink, n_cpus=n_cpus
+        )
+    except MODEL_ERRORS as error:  # e.g. a design that is not of full rank
+        result.reason = "; ".join([f"not tested: the DESeq2 fit failed ({error})", *notes])
+        return result
     result.tested = True
     interactions = []
     for column in settings.group_columns:
-        table, note = deseq2_interaction(
-            kept, used, column, min_pairs=settings.min_pairs, alpha=settings.alpha, n_cpus=n_cpus
-        )
-        interactions.append(table)
+        try:
+            table, note = deseq2_interaction(
+                kept,
+                used,
+                column,
+                min_pairs=settings.min_pairs,
+                alpha=settings.alpha,
+                n_cpus=n_cpus,
+            )
+        except MODEL_ERRORS as error:
+            table, note = None, f"{column}: not tested, the DESeq2 fit failed ({error})"
+        if table is not None:
+            interactions.append(table)
         if note:
             notes.append(note)
     if interactions:
