@@ -381,9 +381,10 @@ def deseq2_interaction(
     )
     empty = pd.DataFrame(columns=list(INTERACTION_COLUMNS))
     if len(enough) < 2:
+        counted = ", ".join(f"{value}: {int(n)}" for value, n in values.items())
         return empty, (
             f"{group_column}: not tested, fewer than 2 values with >= {min_pairs} pairs "
-            f"({dict(values)})"
+            f"(pairs by value: {counted or 'none'})"
         )
     chosen = design[design[group_column].isin(enough)].reset_index(drop=True)
     reference, others = enough[0], enough[1:]

@@ -127,14 +127,16 @@ def ulm_enrichment(
         return table
     data = values.to_frame().T
     chosen = net[net["source"].isin(tested_sets)][["source", "target", "weight"]]
-    scores, adjusted = dc.mt.ulm(data=data, net=chosen, tmin=min_set_size, verbose=False)
+    scores, _adjusted = dc.mt.ulm(data=data, net=chosen, tmin=min_set_size, verbose=False)
     score = scores.iloc[0]
     at = table["set"].isin(score.index)
     table.loc[at, "score"] = table.loc[at, "set"].map(score).to_numpy()
-    # decoupler returns BH-adjusted p-values; the raw p-value is the same two-sided t-test
-    # (``2 * sf(|t|, n - 2)``, decoupler's ulm) so that both can be reported
-    table.loc[at, "pvalue"] = 2.0 * stats.t.sf(np.abs(table.loc[at, "score"]), len(values) - 2)
-    table.loc[at, "padj"] = table.loc[at, "set"].map(adjusted.iloc[0]).to_numpy()
+    # decoupler returns only BH-adjusted p-values, and rounds those below ~1e-16 to 0; the raw
+    # p-value is the same two-sided t-test as decoupler's ulm (``2 * sf(|t|, n - 2)``) and
+    # SciPy's Benjamini-Hochberg adjusts it, so both are reported exactly
+    pvalues = 2.0 * stats.t.sf(np.abs(table.loc[at, "score"].to_numpy(float)), len(values) - 2)
+    table.loc[at, "pvalue"] = pvalues
+    table.loc[at, "padj"] = stats.false_discovery_control(pvalues, method="bh")
     table.loc[at, "direction"] = np.where(table.loc[at, "score"] > 0, "up", "down")
     members = net.groupby("source")["target"].agg(list)
     table.loc[at, "leading_genes"] = [
