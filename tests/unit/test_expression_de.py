@@ -464,12 +464,12 @@ def test_de_rules_inputs_outputs_and_config_errors():
 
     samples = pd.DataFrame(
         {
-            "patient_id": ["P1", "P1", "P1"],
-            "day": [-7, 8, 8],
-            "assay": ["scrna", "scrna", "bulk_rna"],
-            "counts": ["a.h5", "b.h5", "/data/P1_D8.tsv"],
+            "patient_id": ["P1", "P1", "P1", "P1"],
+            "day": [-7, 8, 8, 9],
+            "assay": ["scrna", "scrna", "bulk_rna", "scrna"],
+            "counts": ["a.h5", "b.h5", "/data/P1_D8.tsv", ""],  # S3: reads only
         },
-        index=pd.Index(["S1", "S2", "B1"], name="sample_id"),
+        index=pd.Index(["S1", "S2", "B1", "S3"], name="sample_id"),
     )
     config = {"expression": {"de": {"cell_types": ["cd8_t", "all"]}}}
     assert de_rules.cell_types(config, "scrna") == ["cd8_t", "all"]

@@ -3,7 +3,7 @@
 # assay and cell type the paired DESeq2 test (pydeseq2) of baseline vs first post-infusion
 # sample and the decoupler ulm enrichment of its Wald statistics; per assay a summary.
 #
-# Needs from common.smk: SAMPLES, PATIENTS, samples_of_assay(assay). Settings come from the
+# Needs from common.smk: SAMPLES, PATIENTS. Settings come from the
 # config's `expression.de` section and `genesets`; inputs and outputs from
 # carmscope.expression.de_rules (de_rules.outputs(SAMPLES) lists the files for `rule all`).
 
@@ -68,8 +68,8 @@ rule expression_de:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 1500 + 20 * len(samples_of_assay(wildcards.assay)),
-        runtime=lambda wildcards: 10 + len(samples_of_assay(wildcards.assay)) // 4,
+        mem_mb=lambda wildcards: 1500 + 20 * len(de_rules.samples_of(SAMPLES, wildcards.assay)),
+        runtime=lambda wildcards: 10 + len(de_rules.samples_of(SAMPLES, wildcards.assay)) // 4,
     params:
         samples=lambda wildcards: de_rules.sample_records(SAMPLES, wildcards.assay),
         patients=lambda wildcards: (

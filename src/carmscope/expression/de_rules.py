@@ -21,8 +21,12 @@ SUMMARY = "results/expression/{assay}/de/summary.tsv"
 
 
 def samples_of(samples: pd.DataFrame, assay: str) -> list[str]:
-    """IDs of the samples of one assay, in sheet order."""
-    return list(samples.index[samples["assay"] == assay])
+    """IDs of the samples of one assay that have a count matrix, in sheet order (a biopsy with
+    reads only goes through the CAR scan alone; pairs are chosen among these samples)."""
+    chosen = samples["assay"] == assay
+    if "counts" in samples.columns:
+        chosen &= samples["counts"].fillna("").astype(str) != ""
+    return list(samples.index[chosen])
 
 
 def cell_types(config: Mapping, assay: str) -> list[str]:
