@@ -122,7 +122,8 @@ def cohort_profiles(n_patients: int, seed: int = 7):
     from carmscope.expression.pseudobulk import ALL
     from carmscope.synthetic.expression import _composition_vector, _profiles
 
-    simulation = _simulation(n_patients=n_patients)
+    # a larger cfDNA reference so that 100 patients' variant panels fit (not used here)
+    simulation = _simulation(n_patients=n_patients, reference_contigs=max(3, n_patients // 4))
     params = simulation.params
     rng = np.random.default_rng(seed)
     genes = simulation.genes["gene_symbol"].to_numpy()
