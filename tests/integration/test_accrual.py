@@ -27,6 +27,8 @@ AGGREGATES = {
     "synthetic_truth",
     "gather_input_inspection",
     "expression_paired",
+    "expression_de",  # the cohort's paired DE per cell type, and its summary
+    "expression_de_summary",
     "car_calls",
     "ctdna_calls",
     "ctdna_plots",
@@ -43,6 +45,7 @@ PER_SAMPLE = {
     "expression_scrna",
     "expression_bulk",
     "expression_car_cells",
+    "expression_pseudobulk",
     "car_scan_scrna",
     "car_scan_bulk",
     "ctdna_patient_panel",

@@ -64,7 +64,10 @@ def shaped_run(repo, tool, cohort, workdir, patients, samples, targets=()):
             "gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")],
             "signatures": str(repo / "resources/genesets/immune_signatures.tsv"),
         },
-        "expression": {"markers": str(repo / "resources/markers/cell_type_markers.tsv")},
+        "expression": {
+            "markers": str(repo / "resources/markers/cell_type_markers.tsv"),
+            "de": {"cell_types": ["macrophage_m2", "all"]},  # short runs
+        },
         "ctdna": {"reference": str(cohort / "reference/genome.fa")},
     }
     (workdir / "config.yaml").write_text(yaml.safe_dump(config))

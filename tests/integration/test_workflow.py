@@ -32,7 +32,11 @@ def write_config(workdir, repo, **overrides):
             "gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")],
             "signatures": str(repo / "resources/genesets/immune_signatures.tsv"),
         },
-        "expression": {"markers": str(repo / "resources/markers/cell_type_markers.tsv")},
+        "expression": {
+            "markers": str(repo / "resources/markers/cell_type_markers.tsv"),
+            # two DE profiles keep the runs short (the DE step has its own tests)
+            "de": {"cell_types": ["macrophage_m2", "all"]},
+        },
     }
     config.update(overrides)
     path = workdir / "config.yaml"

@@ -142,6 +142,7 @@ def final_outputs():
         for assay in ("scrna", "bulk_rna")
         if expression_samples(assay)
     ]
+    targets += de_rules.outputs(SAMPLES)
     targets += CTDNA_OUTPUTS
     targets += EMBEDDING_OUTPUTS + MULTIQC_OUTPUTS
     targets += car_rules.outputs(SAMPLES)

@@ -15,6 +15,14 @@ Modules
     Cell-type fractions, exhaustion, ERBB2 in tumour cells, CAR+ cells by cell type.
 :mod:`~carmscope.expression.paired`
     Per-patient baseline/post values and the cohort's paired tests.
+:mod:`~carmscope.expression.pseudobulk`
+    Pseudobulk counts per cell type of a scRNA sample (and bulk samples as one profile).
+:mod:`~carmscope.expression.de`
+    Paired pseudobulk differential expression (pydeseq2), baseline vs post-infusion.
+:mod:`~carmscope.expression.enrichment`
+    Pathway enrichment of a DE contrast (decoupler ``ulm`` on the Wald statistics).
+:mod:`~carmscope.expression.de_step`, :mod:`~carmscope.expression.de_plots`
+    The DE step on files (tables, summary) and its figures.
 
 Every function works on AnnData objects or pandas tables, keeps sparse matrices sparse and knows
 nothing of Snakemake. The methods, thresholds and references are in ``docs/expression.md``.

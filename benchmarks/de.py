@@ -1,0 +1,210 @@
+"""Paired pseudobulk DE and enrichment: time and peak memory; pseudobulk beside decoupler's.
+
+Subcommands:
+
+* ``pseudobulk``: one 50,000-cell post-infusion biopsy of the default preset's design
+  (``cells_per_biopsy=50000``, simulated in memory with its true cell types; QC-failed cells
+  left out), then in one process, alternating, ``repeats`` times each:
+  ``carmscope.expression.pseudobulk.pseudobulk_by_cell_type`` (13 cell types and ``all``) and
+  ``decoupler.pp.pseudobulk(adata, "sample", "cell_type", layer="counts")`` (13 cell types, no
+  ``all``). Prints the median wall time of each and the ratio (goal: ours <= 2x decoupler's).
+* ``de --patients N``: pseudobulk count profiles of N patients x 2 samples (baseline, first
+  post-infusion) x every cell type and ``all`` of the synthetic cohort's design, drawn as
+  negative binomial counts around the generator's mean profiles (cells of the type x UMIs per
+  cell x the type's expression proportions, a per-patient log-normal gene effect of sd 0.2,
+  dispersion 0.05), then the step of ``workflow/scripts/expression_de.py`` for every profile:
+  ``de_cell_type`` (pydeseq2, apeglm shrinkage, the her2_ihc and dosing interactions) and
+  ``ulm_enrichment`` over the hallmark sets and immune signatures. Prints wall and CPU time
+  and the process's peak RSS (``ru_maxrss``); run one cohort size per process.
+  ``--profiles a,b`` tests only those profiles (each profile's time is printed, so the whole
+  step's time is their sum over the 14 profiles).
+
+Threads are limited to 2 (``OMP_NUM_THREADS``, ``NUMBA_NUM_THREADS``, BLAS); pydeseq2 gets
+``n_cpus=1`` as in the workflow's ``threads: 1``.
+
+Usage::
+
+    .venv/bin/python benchmarks/de.py pseudobulk
+    .venv/bin/python benchmarks/de.py de --patients 14
+    .venv/bin/python benchmarks/de.py de --patients 100
+"""
+
+from __future__ import annotations
+
+import os
+
+THREADS = "2"
+for _variable in (
+    "OMP_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+):
+    os.environ.setdefault(_variable, THREADS)
+
+import argparse  # noqa: E402
+import resource  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+GMT = REPO / "resources/genesets/hallmark_inflammation.v7.0.gmt"
+SIGNATURES = REPO / "resources/genesets/immune_signatures.tsv"
+
+
+def _simulation(**overrides):
+    from carmscope.synthetic.cohort import prepare
+    from carmscope.synthetic.design import params_from_config
+
+    return prepare(
+        params_from_config({"preset": "default", **overrides}),
+        "/tmp/carmscope-bench/de",
+        construct_fasta=REPO / "resources/car/anti_her2_car.fa",
+        segments_tsv=REPO / "resources/car/anti_her2_car.segments.tsv",
+        gmt_paths=[GMT],
+        signatures_tsv=SIGNATURES,
+    )
+
+
+def pseudobulk_benchmark(repeats: int) -> None:
+    import anndata as ad
+    import decoupler as dc
+
+    from carmscope.expression.pseudobulk import pseudobulk_by_cell_type
+    from carmscope.synthetic.expression import simulate_biopsy
+
+    simulation = _simulation(cells_per_biopsy=50_000)
+    patient = simulation.patients["CARM-001"]
+    sample = next(s for s in patient.samples if s.assay == "scrna" and s.day > 0)
+    started = time.perf_counter()
+    biopsy = simulate_biopsy(
+        sample, patient, simulation.params, simulation.genes, simulation.inflammatory_genes
+    )
+    good = ~biopsy.cells["low_quality"].to_numpy()
+    counts = biopsy.matrix[good].astype(np.float32)
+    obs = biopsy.cells.loc[good, ["cell_type"]].assign(sample=sample.sample_id)
+    adata = ad.AnnData(X=counts.copy(), obs=obs)
+    adata.var_names = biopsy.genes["gene_symbol"].to_numpy()
+    adata.var_names_make_unique()
+    adata.layers["counts"] = counts
+    print(
+        f"simulated {adata.n_obs} cells x {adata.n_vars} genes, {counts.nnz:,} non-zero "
+        f"({time.perf_counter() - started:.1f} s)"
+    )
+    ours, theirs = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        table, _cells = pseudobulk_by_cell_type(adata)
+        ours.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        reference = dc.pp.pseudobulk(adata, "sample", "cell_type", layer="counts")
+        theirs.append(time.perf_counter() - started)
+    for name in reference.obs_names:
+        cell_type = name.removeprefix(f"{sample.sample_id}_")
+        assert np.array_equal(reference[name].X.ravel(), table[cell_type].to_numpy())
+    print(f"pseudobulk_by_cell_type: {', '.join(f'{t:.2f}' for t in ours)} s")
+    print(f"decoupler.pp.pseudobulk: {', '.join(f'{t:.2f}' for t in theirs)} s")
+    print(
+        f"median {statistics.median(ours):.2f} s vs {statistics.median(theirs):.2f} s: "
+        f"ratio {statistics.median(ours) / statistics.median(theirs):.2f} (goal <= 2); "
+        "same sums for every cell type"
+    )
+
+
+def cohort_profiles(n_patients: int, seed: int = 7):
+    """Pseudobulk counts of every scRNA sample and profile of an ``n_patients`` cohort."""
+    from carmscope.celltypes import CELL_TYPES
+    from carmscope.expression.pseudobulk import ALL
+    from carmscope.synthetic.expression import _composition_vector, _profiles
+
+    # a larger cfDNA reference so that 100 patients' variant panels fit (not used here)
+    simulation = _simulation(n_patients=n_patients, reference_contigs=max(3, n_patients // 4))
+    params = simulation.params
+    rng = np.random.default_rng(seed)
+    genes = simulation.genes["gene_symbol"].to_numpy()
+    profiles, n_cells, rows = {}, {}, []
+    for patient in simulation.patients.values():
+        patient_effect = np.exp(rng.normal(0.0, 0.2, genes.size))
+        for sample in patient.samples:
+            if sample.assay != "scrna":
+                continue
+            # the generator's mean expression proportions of every cell type in this sample
+            nuclear = _profiles(
+                sample, patient, params, simulation.genes, simulation.inflammatory_genes
+            ).nuclear[: len(CELL_TYPES)]
+            cells = np.rint(_composition_vector(sample) * params.cells_per_biopsy * 0.94)
+            mean = cells[:, None] * params.median_umis_per_cell * nuclear * patient_effect
+            shape = 1.0 / 0.05
+            drawn = rng.poisson(rng.gamma(shape, mean / shape)).astype(np.int64)
+            table = pd.DataFrame(drawn.T, index=pd.Index(genes, name="gene"), columns=CELL_TYPES)
+            table[ALL] = table.sum(axis=1)
+            table = table.groupby(level=0).sum()
+            profiles[sample.sample_id] = table
+            n_cells[sample.sample_id] = pd.Series(
+                [*cells.astype(np.int64), int(cells.sum())], index=[*CELL_TYPES, ALL]
+            )
+            rows.append(
+                {"sample_id": sample.sample_id, "patient_id": patient.patient_id, "day": sample.day}
+            )
+    patients = pd.DataFrame(
+        {
+            "her2_ihc": [p.her2_ihc for p in simulation.patients.values()],
+            "dosing": [p.dosing for p in simulation.patients.values()],
+        },
+        index=list(simulation.patients),
+    )
+    return profiles, n_cells, pd.DataFrame(rows).set_index("sample_id"), patients
+
+
+def de_benchmark(n_patients: int, profiles_chosen: list[str] | None = None) -> None:
+    from carmscope.expression.de import DESettings, count_significant, de_cell_type, paired_design
+    from carmscope.expression.enrichment import ulm_enrichment
+    from carmscope.expression.pseudobulk import PROFILE_NAMES
+    from carmscope.expression.scoring import load_collections
+
+    profiles, n_cells, samples, patients = cohort_profiles(n_patients)
+    settings = DESettings(group_columns=("her2_ihc", "dosing"))
+    collections = load_collections([GMT], [SIGNATURES])
+    wall, cpu = time.perf_counter(), time.process_time()
+    design = paired_design(samples, patients, settings.group_columns)
+    chosen = profiles_chosen or list(PROFILE_NAMES)
+    print(f"{n_patients} patients, {len(design)} samples, profiles: {', '.join(chosen)}")
+    for cell_type in chosen:
+        started = time.perf_counter()
+        result = de_cell_type(profiles, n_cells, design, cell_type, settings)
+        enrichment = ulm_enrichment(result.results.set_index("gene")["stat"], collections)
+        up, down = count_significant(result.results, 0.05)
+        sets_up = int(((enrichment["padj"] < 0.05) & (enrichment["direction"] == "up")).sum())
+        print(
+            f"  {cell_type:18s} {len(result.results):5d} genes, {up:4d} up, {down:4d} down, "
+            f"{sets_up} sets up, {time.perf_counter() - started:6.1f} s"
+        )
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak:.0f} MiB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    pseudobulk = commands.add_parser("pseudobulk")
+    pseudobulk.add_argument("--repeats", type=int, default=3)
+    de = commands.add_parser("de")
+    de.add_argument("--patients", type=int, default=14)
+    de.add_argument(
+        "--profiles", default="", help="comma-separated profiles to test (default: all 14)"
+    )
+    args = parser.parse_args()
+    if args.command == "pseudobulk":
+        pseudobulk_benchmark(args.repeats)
+    else:
+        de_benchmark(args.patients, [p for p in args.profiles.split(",") if p] or None)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+# Paired pseudobulk differential expression and pathway enrichment (carmscope.expression.de*,
+# methods in docs/expression.md): per scRNA sample the pseudobulk counts per cell type; per
+# assay and cell type the paired DESeq2 test (pydeseq2) of baseline vs first post-infusion
+# sample and the decoupler ulm enrichment of its Wald statistics; per assay a summary.
+#
+# Needs from common.smk: SAMPLES, PATIENTS. Settings come from the
+# config's `expression.de` section and `genesets`; inputs and outputs from
+# carmscope.expression.de_rules (de_rules.outputs(SAMPLES) lists the files for `rule all`).
+
+from carmscope.expression import de_rules  # noqa: E402
+from carmscope.expression.de import DifferentialExpressionError  # noqa: E402
+
+try:
+    DE_CELL_TYPE_PATTERN = de_rules.cell_type_pattern(config)
+except DifferentialExpressionError as error:
+    raise WorkflowError(str(error)) from None
+
+
+localrules:
+    expression_de_summary,
+
+
+rule expression_pseudobulk:
+    input:
+        h5ad="results/expression/scrna/{sample}/cells.h5ad",
+    output:
+        counts="results/expression/scrna/{sample}/pseudobulk.tsv",
+        cells="results/expression/scrna/{sample}/pseudobulk_cells.tsv",
+    log:
+        "logs/expression_pseudobulk/{sample}.log",
+    group:
+        "pseudobulk"
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1500, per_mb=15),
+        runtime=scaled(5, per_mb=0.02),
+    script:
+        "../scripts/expression_pseudobulk.py"
+
+
+rule expression_de:
+    input:
+        unpack(lambda wildcards: de_rules.profile_inputs(SAMPLES, wildcards.assay)),
+        gmt=config["genesets"]["gmt"] + config["expression"]["de"]["gmt"],
+        signatures=config["genesets"]["signatures"],
+    output:
+        counts="results/expression/{assay}/de/{cell_type}/counts.tsv",
+        design="results/expression/{assay}/de/{cell_type}/design.tsv",
+        results="results/expression/{assay}/de/{cell_type}/results.tsv",
+        interaction="results/expression/{assay}/de/{cell_type}/interaction.tsv",
+        enrichment="results/expression/{assay}/de/{cell_type}/enrichment.tsv",
+        status="results/expression/{assay}/de/{cell_type}/status.tsv",
+        volcano=report(
+            "results/expression/{assay}/de/{cell_type}/volcano.png",
+            caption="../report/de_volcano.rst",
+            category="5. Differential expression",
+            subcategory="{assay}",
+            labels={"assay": "{assay}", "cell type": "{cell_type}"},
+        ),
+    log:
+        "logs/expression_de/{assay}/{cell_type}.log",
+    wildcard_constraints:
+        assay="scrna|bulk_rna",
+        cell_type=DE_CELL_TYPE_PATTERN,
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards: 1500 + 20 * len(de_rules.samples_of(SAMPLES, wildcards.assay)),
+        runtime=lambda wildcards: 10 + len(de_rules.samples_of(SAMPLES, wildcards.assay)) // 4,
+    params:
+        samples=lambda wildcards: de_rules.sample_records(SAMPLES, wildcards.assay),
+        patients=lambda wildcards: (
+            PATIENTS[list(config["expression"]["de"]["group_columns"])]
+            .reset_index()
+            .to_dict("records")
+        ),
+        settings={
+            key: config["expression"]["de"][key]
+            for key in ("min_cells", "min_pairs", "min_count", "alpha", "shrink", "group_columns")
+        },
+        min_set_size=config["expression"]["de"]["min_set_size"],
+    script:
+        "../scripts/expression_de.py"
+
+
+rule expression_de_summary:
+    input:
+        unpack(lambda wildcards: de_rules.summary_inputs(config, wildcards.assay)),
+    output:
+        summary="results/expression/{assay}/de/summary.tsv",
+        heatmap=report(
+            "results/expression/{assay}/de/enrichment_heatmap.png",
+            caption="../report/de_enrichment_heatmap.rst",
+            category="5. Differential expression",
+            subcategory="{assay}",
+            labels={"assay": "{assay}", "figure": "enrichment heat map"},
+        ),
+        de_genes=report(
+            "results/expression/{assay}/de/de_genes.png",
+            caption="../report/de_genes.rst",
+            category="5. Differential expression",
+            subcategory="{assay}",
+            labels={"assay": "{assay}", "figure": "DE genes per cell type"},
+        ),
+    log:
+        "logs/expression_de_summary/{assay}.log",
+    wildcard_constraints:
+        assay="scrna|bulk_rna",
+    conda:
+        "../../envs/expression.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        cell_types=lambda wildcards: de_rules.cell_types(config, wildcards.assay),
+        alpha=config["expression"]["de"]["alpha"],
+    script:
+        "../scripts/expression_de_summary.py"
