@@ -35,6 +35,9 @@ EXPECTED_GROUPS = {
     "ctdna_patient_panel": "ctdna_counts",
     "ctdna_count_alleles": "ctdna_counts",
     "ctdna_count_normals": "ctdna_counts",
+    "tcr_clones": "tcr_samples",
+    "tcr_changes": "tcr_samples",
+    "expression_pseudobulk": "pseudobulk",
 }
 
 

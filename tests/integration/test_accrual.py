@@ -36,6 +36,9 @@ AGGREGATES = {
     "report_figures",
     "blood_kinetics",
     "blood_plots",
+    "tcr_summary",  # the cohort's repertoire table and figures
+    "tcr_plots",
+    "multiqc_tables",
     "all",
 }
 PER_SAMPLE = {
@@ -51,6 +54,10 @@ PER_SAMPLE = {
     "ctdna_patient_panel",
     "ctdna_count_alleles",
     "ctdna_count_normals",
+    "expression_embedding",
+    "expression_patient_embedding",
+    "tcr_clones",
+    "tcr_changes",
 }
 TARGETS = [
     *(f"results/ctdna/{name}.tsv" for name in ("variants", "samples", "timepoints", "patients")),
