@@ -33,5 +33,6 @@ class LocatedInputError(ValueError):
             where += f", column {column!r}"
         super().__init__(f"{where}: {message}")
         self.path = str(path)
+        self.reason = message
         self.line = line
         self.column = column

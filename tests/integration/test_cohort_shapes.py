@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+
+from tests.integration.test_workflow import snakemake, write_config
 
 pytestmark = pytest.mark.integration
 
@@ -52,50 +53,19 @@ def shaped_run(repo, tool, cohort, workdir, patients, samples, targets=()):
         rows = [edited for row in read_rows(cohort / f"{name}.tsv") if (edited := edit(row))]
         tables[name] = cohort / f"{workdir.name}_{name}.tsv"
         write_rows(tables[name], rows)
-    config = {
-        "patients": str(tables["patients"]),
-        "samples": str(tables["samples"]),
-        "synthetic": {"outdir": str(workdir / "no_synthetic"), "preset": "tiny"},
-        "car": {
-            "construct": str(repo / "resources/car/anti_her2_car.fa"),
-            "segments": str(repo / "resources/car/anti_her2_car.segments.tsv"),
-        },
-        "genesets": {
-            "gmt": [str(repo / "resources/genesets/hallmark_inflammation.v7.0.gmt")],
-            "signatures": str(repo / "resources/genesets/immune_signatures.tsv"),
-        },
-        "expression": {
-            "markers": str(repo / "resources/markers/cell_type_markers.tsv"),
-            "de": {"cell_types": ["macrophage_m2", "all"]},  # short runs
-        },
-        "ctdna": {"reference": str(cohort / "reference/genome.fa")},
-    }
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config))
-    command = [
-        tool("snakemake"),
-        "--snakefile",
-        str(repo / "Snakefile"),
-        "--directory",
-        str(workdir),
-        "--configfile",
-        str(workdir / "config.yaml"),
-        "--cores",
-        "2",
-        *targets,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    write_config(
+        workdir,
+        repo,
+        patients=str(tables["patients"]),
+        samples=str(tables["samples"]),
+        synthetic={"outdir": str(workdir / "no_synthetic"), "preset": "tiny"},
+        ctdna={"reference": str(cohort / "reference/genome.fa")},
+    )
+    result = snakemake(repo, tool, workdir, *targets)
     assert result.returncode == 0, result.stderr[-5000:]
     return pd.read_csv(
         workdir / "results/tables/patients.tsv", sep="\t", keep_default_na=False
     ).set_index("patient_id")
-
-
-def keep(row):
-    return row
-
-
-def assay_of(row):
-    return row["assay"]
 
 
 def mixed_samples(row):

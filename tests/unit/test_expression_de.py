@@ -460,7 +460,7 @@ def test_same_counts_and_design_as_r_deseq2(tmp_path):
 
 
 def test_de_rules_inputs_outputs_and_config_errors():
-    from carmscope.expression import de_rules
+    from wiring import de as de_rules
 
     samples = pd.DataFrame(
         {

@@ -188,7 +188,7 @@ def test_written_cells_open_in_scanpy_and_plot_by_cell_type_and_car(tmp_path):
 
 
 def test_embedding_rules_order_a_patients_samples_by_day():
-    from carmscope.expression import embedding_rules
+    from wiring import embedding as embedding_rules
 
     samples = pd.DataFrame(
         {

@@ -5,9 +5,9 @@
 #
 # Needs from common.smk: SAMPLES, PATIENTS. Settings come from the
 # config's `expression.de` section and `genesets`; inputs and outputs from
-# carmscope.expression.de_rules (de_rules.outputs(SAMPLES) lists the files for `rule all`).
+# wiring.de (de_rules.outputs(SAMPLES) lists the files for `rule all`).
 
-from carmscope.expression import de_rules  # noqa: E402
+from wiring import de as de_rules  # noqa: E402
 from carmscope.expression.de import DifferentialExpressionError  # noqa: E402
 
 try:
@@ -68,8 +68,10 @@ rule expression_de:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 1500 + 20 * len(de_rules.samples_of(SAMPLES, wildcards.assay)),
-        runtime=lambda wildcards: 10 + len(de_rules.samples_of(SAMPLES, wildcards.assay)) // 4,
+        mem_mb=lambda wildcards, attempt: attempt
+        * (1500 + 20 * len(de_rules.samples_of(SAMPLES, wildcards.assay))),
+        runtime=lambda wildcards, attempt: attempt
+        * (10 + len(de_rules.samples_of(SAMPLES, wildcards.assay)) // 4),
     params:
         samples=lambda wildcards: de_rules.sample_records(SAMPLES, wildcards.assay),
         patients=lambda wildcards: (
@@ -113,8 +115,8 @@ rule expression_de_summary:
         "../../envs/expression.yaml"
     threads: 1
     resources:
-        mem_mb=1000,
-        runtime=5,
+        mem_mb=scaled(1000, per_mb=5),
+        runtime=scaled(5, per_mb=0.01),
     params:
         cell_types=lambda wildcards: de_rules.cell_types(config, wildcards.assay),
         alpha=config["expression"]["de"]["alpha"],

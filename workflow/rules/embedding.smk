@@ -3,11 +3,11 @@
 # in `obs` (the final cells.h5ad) plus its UMAP and marker dot plot; per patient the samples
 # integrated (Harmony over samples) and shown side by side, baseline first.
 #
-# Needs from common.smk: SAMPLES, scaled. Sheet logic: carmscope.expression.embedding_rules.
+# Needs from common.smk: SAMPLES, scaled. Sheet logic: wiring.embedding.
 # Settings: config `expression.embedding` (defaults in the schema).
 
 
-from carmscope.expression import embedding_rules
+from wiring import embedding as embedding_rules
 
 EMBEDDING_OUTPUTS = embedding_rules.outputs(SAMPLES)
 

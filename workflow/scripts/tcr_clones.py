@@ -4,6 +4,7 @@ import sys
 
 import pandas as pd
 
+from carmscope.reproducible import compression
 from carmscope.tcr.stage import sample_step, write_tsv
 
 sys.stderr = open(snakemake.log[0], "w")
@@ -16,4 +17,5 @@ clones, summary, cells = sample_step(
 print(f"{summary}", file=sys.stderr)
 write_tsv(clones, snakemake.output.clones)
 pd.DataFrame([summary]).to_csv(snakemake.output.summary, sep="\t", index=False)
-cells.to_csv(snakemake.output.cells, sep="\t", index=False)
+output = snakemake.output
+cells.to_csv(output.cells, sep="\t", index=False, compression=compression(output.cells))

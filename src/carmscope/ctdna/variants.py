@@ -33,17 +33,6 @@ class CtdnaInputError(LocatedInputError):
     """An input of the ctDNA analysis that cannot be used; the message names the file (and the
     line and column of a text file, when known). ``reason`` is the message without the place."""
 
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        message: str,
-        *,
-        line: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        super().__init__(path, message, line=line, column=column)
-        self.reason = message
-
 
 def normalise_alleles(pos: int, ref: str, alt: str) -> tuple[int, str, str]:
     """Minimal representation of one REF/ALT pair.

@@ -12,7 +12,11 @@ PATIENT_OBJECT = "results/expression/scrna/patients/{patient}.h5ad"
 
 
 def _scrna(samples: pd.DataFrame) -> pd.DataFrame:
-    return samples[samples["assay"] == SCRNA]
+    """scRNA samples with a count matrix (a biopsy with reads only has no cells to embed)."""
+    chosen = samples["assay"] == SCRNA
+    if "counts" in samples.columns:
+        chosen &= samples["counts"].fillna("").astype(str) != ""
+    return samples[chosen]
 
 
 def patient_samples(samples: pd.DataFrame, patient: str) -> list[str]:
