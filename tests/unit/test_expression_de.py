@@ -423,8 +423,8 @@ def _deseq2_missing() -> str:
     return ""
 
 
-@pytest.mark.slow
 def test_same_counts_and_design_as_r_deseq2(tmp_path):
+    """The peer implementation as oracle (about 20 s with R; CI installs r-bioc-deseq2)."""
     import subprocess
 
     missing = _deseq2_missing()
