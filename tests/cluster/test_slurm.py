@@ -333,7 +333,11 @@ def read_table(path, workdir):
     text = (gzip.decompress(raw) if path.name.endswith(".gz") else raw).decode()
     for prefix in {str(workdir), str(workdir.resolve())}:
         text = text.replace(prefix, "<workdir>")
-    return pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)
+    # MultiQC custom-content tables begin with '#' header lines (their section's metadata)
+    lines = text.splitlines(keepends=True)
+    while lines and lines[0].startswith("#"):
+        lines.pop(0)
+    return pd.read_csv(io.StringIO("".join(lines)), sep="\t", dtype=str, keep_default_na=False)
 
 
 def volatile_columns(*tables):
@@ -424,6 +428,10 @@ def test_failing_job_fails_the_run_with_its_log(request, runs, slurm_cluster, to
     workdir = slurm.workdir.parent / "failing"
     write_workdir(workdir, data_dir="data")
     shutil.copytree(slurm.workdir / "cohort", workdir / "data")
+    # strict: inspection itself fails on the corrupt file (by default it records the problem
+    # and the sample's analyses stop with it)
+    with open(workdir / "config.yaml", "a") as config:
+        config.write("strict: true\n")
     samples = pd.read_csv(workdir / "tables/samples.tsv", sep="\t", keep_default_na=False)
     sample = samples[(samples["assay"] == "scrna") & (samples["reads"] != "")].iloc[0]
     bam = workdir / "tables" / sample["reads"]
