@@ -73,7 +73,9 @@ LIBRARY_DEFAULTS = [
     ("car.construct", lambda: str(construct.DEFAULT_FASTA.relative_to(SCHEMA.parents[2]))),
     ("car.segments", lambda: str(construct.DEFAULT_SEGMENTS.relative_to(SCHEMA.parents[2]))),
     *fields("ctdna.filters", AlleleFilters),
-    *fields("ctdna", CallSettings),
+    # background: the schema's auto is resolved from panel_of_normals before any job
+    # (carmscope.ctdna.settings.background_mode); the dataclass holds the resolved mode
+    *fields("ctdna", CallSettings, leave_out=("background",)),
     ("ctdna.floor", lambda: background.DEFAULT_FLOOR),
     ("ctdna.max_rate", lambda: background.DEFAULT_MAX_RATE),
     ("ctdna.alpha", lambda: calls.DEFAULT_ALPHA),

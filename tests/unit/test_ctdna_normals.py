@@ -26,6 +26,16 @@ def test_background_mode_defaults_to_cohort_and_needs_normals():
         background_mode({"background": "other"})
 
 
+def test_background_auto_uses_the_normals_when_there_are_any():
+    assert with_defaults()["ctdna"]["background"] == "auto"
+    assert background_mode({"background": "auto", "panel_of_normals": ["n.bam"]}) == "normals"
+    assert background_mode({"background": "auto", "panel_of_normals": []}) == "cohort"
+    # an explicit cohort pools the normals with the plasma: auto never overrides it
+    assert background_mode({"background": "cohort", "panel_of_normals": ["n.bam"]}) == "cohort"
+    with pytest.raises(CtdnaConfigError, match=r"expected one of auto, cohort, normals"):
+        background_mode({"background": "Normals", "panel_of_normals": ["n.bam"]})
+
+
 # --- per-patient panels -------------------------------------------------------------------------
 
 

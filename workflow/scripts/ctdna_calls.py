@@ -20,6 +20,7 @@ settings = CallSettings(
     change_alpha=params.change_alpha,
 )
 by_patient = settings.background == "normals"
+print(f"ctdna.background resolved to {settings.background!r}", file=sys.stderr)
 
 
 def read_all(paths):

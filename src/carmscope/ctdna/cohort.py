@@ -33,7 +33,8 @@ def read_table(path: str) -> pd.DataFrame:
 
 @dataclass(frozen=True)
 class CallSettings:
-    """The ``ctdna`` config values the calls use."""
+    """The ``ctdna`` config values the calls use; ``background`` is the resolved mode
+    (``cohort`` or ``normals``: :func:`carmscope.ctdna.settings.background_mode`)."""
 
     background: str = "cohort"
     floor: float = 1e-4

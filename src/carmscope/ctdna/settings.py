@@ -10,6 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 BACKGROUND_MODES = ("cohort", "normals")
+#: The config value that picks a mode from the data: ``normals`` when ``panel_of_normals`` lists
+#: any BAM (results stable when patients are added), else ``cohort`` (the only background there
+#: is without normals). The default (docs/ctdna.md, "Background modes").
+AUTO = "auto"
 
 
 class CtdnaConfigError(ValueError):
@@ -17,7 +21,8 @@ class CtdnaConfigError(ValueError):
 
 
 def background_mode(section: Mapping) -> str:
-    """The ``ctdna.background`` mode, checked against ``ctdna.panel_of_normals``.
+    """The ``ctdna.background`` mode, checked against ``ctdna.panel_of_normals``; ``auto``
+    resolves to ``normals`` when the panel lists a BAM, else ``cohort``.
 
     Parameters
     ----------
@@ -30,10 +35,11 @@ def background_mode(section: Mapping) -> str:
         An unknown mode, or ``normals`` without any ``panel_of_normals`` BAM.
     """
     mode = section["background"]
+    if mode == AUTO:
+        return "normals" if section["panel_of_normals"] else "cohort"
     if mode not in BACKGROUND_MODES:
-        raise CtdnaConfigError(
-            f"config ctdna.background is {mode!r}; expected one of {', '.join(BACKGROUND_MODES)}"
-        )
+        expected = ", ".join((AUTO, *BACKGROUND_MODES))
+        raise CtdnaConfigError(f"config ctdna.background is {mode!r}; expected one of {expected}")
     if mode == "normals" and not section["panel_of_normals"]:
         raise CtdnaConfigError(
             "config ctdna.background is 'normals' but ctdna.panel_of_normals lists no BAM: "
