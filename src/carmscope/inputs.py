@@ -28,7 +28,7 @@ from carmscope.io.tenx import (
     check_unique_barcodes,
     describe_matrix,
 )
-from carmscope.messages import found_columns, quoted
+from carmscope.messages import quoted
 from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS, TCR
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
@@ -234,29 +234,14 @@ def _first_reads(bam: pysam.AlignmentFile):
 
 
 def _inspect_bulk_counts(path: str) -> dict[str, object]:
-    import pandas as pd
+    """A bulk count table read by the expression stage's own reader, so the two agree."""
+    from carmscope.expression.io import ExpressionInputError, read_bulk_counts
 
     try:
-        table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as error:
-        raise InputContentError(path, f"cannot be read as a TSV ({error})") from None
-    missing = {"gene", "count"} - set(table.columns)
-    if missing:
-        raise InputContentError(
-            path, f"missing column(s) {sorted(missing)}; {found_columns(list(table.columns))}"
-        )
-    counts = pd.to_numeric(table["count"], errors="coerce")
-    bad = counts.isna() | (counts < 0)
-    if bad.any():
-        line = int(bad.idxmax()) + 2
-        value = quoted(table["count"].iloc[line - 2])
-        raise InputContentError(path, f"line {line}, column 'count': {value} is not a count")
-    duplicated = table["gene"].duplicated()
-    if duplicated.any():
-        line = int(duplicated.idxmax()) + 2
-        value = quoted(table["gene"].iloc[line - 2])
-        raise InputContentError(path, f"line {line}, column 'gene': {value} is duplicated")
-    return _figures(path, "bulk_tsv", 1, len(table), int(counts.sum()))
+        counts = read_bulk_counts(path)
+    except ExpressionInputError as error:
+        raise InputContentError(error.path, str(error).removeprefix(f"{error.path}: ")) from None
+    return _figures(path, "bulk_tsv", 1, len(counts), int(counts.sum()))
 
 
 def _inspect_vendor_table(path: str) -> dict[str, object]:

@@ -371,9 +371,10 @@ def test_read_bulk_counts_round_trip(tmp_path, synthetic):
         ("", "empty file"),
         ("gene\tcounts\nCD8A\t3\n", r"missing column\(s\) \['count'\]"),
         ("gene\tcount\n", "no genes"),
-        ("gene\tcount\nCD8A\t3\nPRF1\t-1\n", "line 3: gene 'PRF1'"),
-        ("gene\tcount\nCD8A\t3\nPRF1\tmany\n", "line 3: gene 'PRF1'"),
-        ("gene\tcount\nCD8A\t3\nPRF1\t2\nCD8A\t1\n", "line 4: gene 'CD8A' is repeated"),
+        ("gene\tcount\nCD8A\t3\nPRF1\t-1\n", "line 3, column 'count': '-1' .* gene 'PRF1'"),
+        ("gene\tcount\nCD8A\t3\nPRF1\tmany\n", "line 3, column 'count': 'many' is not a count"),
+        ("gene\tcount\nCD8A\t3\nPRF1\t2\nCD8A\t1\n", "line 4, column 'gene': 'CD8A' is dup"),
+        ("gene\tcount\nCD8A\t3\n \t2\n", "line 3, column 'gene': no gene name"),
         ("gene\tcount\nCD8A\t0\n", "every count is 0"),
     ],
 )

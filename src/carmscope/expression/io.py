@@ -23,6 +23,7 @@ from carmscope.io.tenx import (
     read_counts,
     read_h5ad,
 )
+from carmscope.messages import found_columns, quoted
 
 __all__ = [
     "BULK_COLUMNS",
@@ -62,8 +63,10 @@ def read_bulk_counts(path: str | os.PathLike) -> pd.Series:
     Raises
     ------
     ExpressionInputError
-        Unreadable file, missing column, empty table, a count that is not a non-negative
-        number (with its line) or a gene listed twice (with its line).
+        Unreadable file, missing column, empty table, an empty gene name, a count that is not
+        a non-negative number or a gene listed twice (each with its line and column). Input
+        inspection (:mod:`carmscope.inputs`) reads bulk tables with this function, so both
+        refuse the same files with the same words.
     """
     try:
         table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
@@ -74,24 +77,30 @@ def read_bulk_counts(path: str | os.PathLike) -> pd.Series:
     missing = [column for column in BULK_COLUMNS if column not in table.columns]
     if missing:
         raise ExpressionInputError(
-            path, f"missing column(s) {missing}; found {list(table.columns)}"
+            path, f"missing column(s) {missing}; {found_columns(list(table.columns))}"
         )
     if table.empty:
         raise ExpressionInputError(path, "no genes (the table has only a header)")
     genes = table["gene"].str.strip()
+    empty = genes == ""
+    if empty.any():
+        line = int(np.flatnonzero(empty.to_numpy())[0]) + 2
+        raise ExpressionInputError(path, f"line {line}, column 'gene': no gene name")
     counts = pd.to_numeric(table["count"], errors="coerce")
-    bad = counts.isna() | (counts < 0) | ~np.isfinite(counts) | (genes == "")
+    bad = counts.isna() | (counts < 0) | ~np.isfinite(counts)
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise ExpressionInputError(
             path,
-            f"line {row + 2}: gene {table['gene'].iloc[row]!r} with count "
-            f"{table['count'].iloc[row]!r} (need a gene and a non-negative number)",
+            f"line {row + 2}, column 'count': {quoted(table['count'].iloc[row])} is not a count "
+            f"(a non-negative number) for gene {quoted(genes.iloc[row])}",
         )
     duplicated = genes.duplicated()
     if duplicated.any():
         row = int(np.flatnonzero(duplicated.to_numpy())[0])
-        raise ExpressionInputError(path, f"line {row + 2}: gene {genes.iloc[row]!r} is repeated")
+        raise ExpressionInputError(
+            path, f"line {row + 2}, column 'gene': {quoted(genes.iloc[row])} is duplicated"
+        )
     if counts.sum() <= 0:
         raise ExpressionInputError(path, "every count is 0")
     return pd.Series(counts.to_numpy(dtype=np.float64), index=pd.Index(genes), name="count")
