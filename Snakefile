@@ -42,7 +42,9 @@ onsuccess:
     from carmscope.tables.run_summary import clear_stale, run_summary
 
     clear_stale(tables_rules.STALE_NOTE)
-    summary = run_summary(tables_rules.TABLE_FILES["patients"])
+    summary = run_summary(
+        tables_rules.TABLE_FILES["patients"], inventory=inspection_rules.INVENTORY
+    )
     if summary:
         print(summary, file=sys.stderr)
 

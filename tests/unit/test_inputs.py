@@ -17,6 +17,7 @@ from carmscope.inputs import (
     write_inventory_row,
 )
 
+DATA = Path(__file__).resolve().parents[1] / "data"
 HEADER = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": 1000}]}
 
 
@@ -149,6 +150,16 @@ def test_truncated_bam(tmp_path):
     (tmp_path / "cut.bam").write_bytes(data[: len(data) // 2])
     with pytest.raises(InputContentError, match=r"cut\.bam"):
         inspect_reads(str(tmp_path / "cut.bam"), "scrna")
+
+
+def test_bam_cut_short_after_its_first_reads(tmp_path):
+    # a real samtools BAM (tests/data/bam) whose copy stopped before the end: the header and
+    # the first reads decode, only the missing end-of-file block tells (htslib checks it)
+    data = (DATA / "bam/samtools_ex1_no_hd.bam").read_bytes()
+    assert inspect_reads(str(DATA / "bam/samtools_ex1_no_hd.bam"), "bulk_rna")["reads_contigs"]
+    (tmp_path / "copy.bam").write_bytes(data[: len(data) - 28])
+    with pytest.raises(InputContentError, match=r"copy\.bam: cannot be .* \(no BGZF EOF marker"):
+        inspect_reads(str(tmp_path / "copy.bam"), "bulk_rna")
 
 
 def test_fastq(tmp_path):

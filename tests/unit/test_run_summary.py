@@ -37,6 +37,20 @@ def test_summary_text(tmp_path):
     assert run_summary(tmp_path / "absent.tsv") == ""
 
 
+def test_summary_lists_the_samples_input_inspection_left_out(tmp_path):
+    inventory = tmp_path / "inputs.tsv"
+    inventory.write_text(
+        "sample_id\tassay\tusable\tproblem\n"
+        "S1\tscrna\tTrue\t\n"
+        "S2\tcfdna\tFalse\tcf.bam: cannot be read as SAM/BAM/CRAM\n"
+    )
+    text = run_summary(table(tmp_path), inventory=inventory)
+    assert f"  1 sample(s) left out by input inspection ({inventory}):" in text
+    assert "    S2: cf.bam: cannot be read as SAM/BAM/CRAM" in text
+    assert "S1" not in text
+    assert "left out" not in run_summary(table(tmp_path), inventory=tmp_path / "absent.tsv")
+
+
 def test_a_failed_run_marks_the_tables_stale_until_one_succeeds(tmp_path):
     from carmscope.tables.run_summary import clear_stale, mark_stale
 

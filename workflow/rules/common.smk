@@ -125,9 +125,12 @@ def tcr_sample_records(samples):
 def tcr_clone_inputs(wildcards):
     """A tcr sample's repertoire (counts); a scRNA sample's vdj and its annotated cells."""
     row = SAMPLES.loc[wildcards.sample]
+    # inspection runs first; a sample it found unusable is left out with its reason
+    verdict = inspection_rules.SAMPLE.format(sample=wildcards.sample)
     if row["assay"] == "tcr":
-        return {"repertoire": row["counts"]}
+        return {"repertoire": row["counts"], "verdict": verdict}
     return {
+        "verdict": verdict,
         "repertoire": row["vdj"],
         "cells": expression_rules.sample_file("scrna", wildcards.sample, "cells.tsv.gz"),
         "h5ad": expression_rules.sample_file("scrna", wildcards.sample, "cells.h5ad"),

@@ -7,16 +7,16 @@ import pandas as pd
 from carmscope.blood.cohort import BloodSettings
 from carmscope.blood.records import records_frame
 from carmscope.blood.stage import blood_tables, write_blood_tables
-from carmscope.verdict import require_usable
+from carmscope.verdict import read_verdict
 
 sys.stderr = open(snakemake.log[0], "w")
-for verdict in snakemake.input.verdicts:
-    require_usable(verdict)
+# draws whose files inspection found unusable are left out (the tables flag them)
+unusable = {sample_id for sample_id, ok, _ in map(read_verdict, snakemake.input.verdicts) if not ok}
 
 params = snakemake.params
 patients = pd.DataFrame(params.patients).astype(str).set_index("patient_id")
 tables = blood_tables(
-    records_frame(params.samples),
+    records_frame([record for record in params.samples if record["sample_id"] not in unusable]),
     patients,
     BloodSettings(**params.settings),
     strata=params.strata,

@@ -5,10 +5,11 @@ import sys
 import pandas as pd
 
 from carmscope.car.calls import CallSettings, cohort_summary, read_evidence
+from carmscope.verdict import kept
 
 sys.stderr = open(snakemake.log[0], "w")
 
-evidence = read_evidence(list(snakemake.input))
+evidence = read_evidence(kept(snakemake.input))  # samples left out by inspection: none
 samples = pd.DataFrame.from_dict(snakemake.params.samples, orient="index")
 settings = CallSettings(
     alpha=snakemake.params.alpha,

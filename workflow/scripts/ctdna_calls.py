@@ -5,6 +5,7 @@ import sys
 import pandas as pd
 
 from carmscope.ctdna.cohort import CallSettings, cohort_calls, read_table
+from carmscope.verdict import kept
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -32,7 +33,9 @@ def read_all(paths):
 tumour = read_all(snakemake.input.tumour_variants)
 if by_patient:
     tumour = tumour.rename(columns={"patients": "patient_id"})
-counts = read_all([*snakemake.input.counts] + ([] if by_patient else [*snakemake.input.normals]))
+# plasma samples left out by input inspection: no counts (the tables flag them)
+plasma = kept(snakemake.input.counts)
+counts = read_all(plasma + ([] if by_patient else [*snakemake.input.normals]))
 normals = None
 if by_patient:
     normals = pd.concat(

@@ -5,10 +5,11 @@ import sys
 
 from carmscope.ctdna.sample_counts import bam_counts, label_counts, read_panel
 from carmscope.ctdna.vendor import read_vendor_table
-from carmscope.verdict import require_usable
+from carmscope.verdict import leave_out
 
 sys.stderr = open(snakemake.log[0], "w")
-require_usable(snakemake.input.verdict)
+if leave_out(snakemake.input.verdict, snakemake.output):
+    sys.exit(0)  # left out by input inspection: every output carries the reason
 
 panel = read_panel(snakemake.input.panel)
 if snakemake.input.get("bam"):

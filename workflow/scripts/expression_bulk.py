@@ -4,10 +4,11 @@ import sys
 
 from carmscope.expression.io import read_bulk_counts
 from carmscope.expression.scoring import load_collections, score_bulk_sample, scores_to_metrics
-from carmscope.verdict import require_usable
+from carmscope.verdict import leave_out
 
 sys.stderr = open(snakemake.log[0], "w")
-require_usable(snakemake.input.verdict)
+if leave_out(snakemake.input.verdict, snakemake.output):
+    sys.exit(0)  # left out by input inspection: every output carries the reason
 
 sample_id = snakemake.wildcards.sample
 collections = load_collections(list(snakemake.input.gmt), [snakemake.input.signatures])

@@ -6,12 +6,13 @@ import pandas as pd
 
 from carmscope.expression.paired import paired_tests, paired_values
 from carmscope.io.tables import read_stage_table
+from carmscope.verdict import kept
 
 sys.stderr = open(snakemake.log[0], "w")
 
 assay = snakemake.wildcards.assay
 metrics = pd.concat(
-    [read_stage_table(path) for path in snakemake.input.metrics],
+    [read_stage_table(path) for path in kept(snakemake.input.metrics)],
     ignore_index=True,
 )
 samples = pd.DataFrame(snakemake.params.samples).set_index("sample_id")

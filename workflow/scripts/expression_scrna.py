@@ -16,10 +16,11 @@ from carmscope.expression.scoring import (
     scores_to_metrics,
 )
 from carmscope.reproducible import write_tsv
-from carmscope.verdict import require_usable
+from carmscope.verdict import leave_out
 
 sys.stderr = open(snakemake.log[0], "w")
-require_usable(snakemake.input.verdict)
+if leave_out(snakemake.input.verdict, snakemake.output):
+    sys.exit(0)  # left out by input inspection: every output carries the reason
 
 sample_id = snakemake.wildcards.sample
 adata = read_counts(snakemake.input.counts, genome=snakemake.params.genome)

@@ -9,6 +9,7 @@ from carmscope.tables.samples import sample_table
 from carmscope.tables.steps import read_step_outputs
 from carmscope.tables.summary import cohort_summary
 from carmscope.tables.workbook import write_tsv, write_workbook
+from carmscope.verdict import kept
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -27,9 +28,9 @@ outputs = read_step_outputs(
         for assay in ("scrna", "bulk_rna")
         if f"metrics_{assay}" in inputs
     },
-    expression_qc=inputs["expression_qc"],
+    expression_qc=kept(inputs["expression_qc"]),  # samples left out by inspection: none
     car=inputs.get("car"),
-    car_cell_types=inputs["car_cell_types"],
+    car_cell_types=kept(inputs["car_cell_types"]),
     ctdna={
         name: inputs[f"ctdna_{name}"]
         for name in ("samples", "timepoints", "patients")

@@ -6,8 +6,11 @@ import pandas as pd
 
 from carmscope.reproducible import compression
 from carmscope.tcr.stage import sample_step, write_tsv
+from carmscope.verdict import leave_out
 
 sys.stderr = open(snakemake.log[0], "w")
+if leave_out(snakemake.input.verdict, snakemake.output):
+    sys.exit(0)  # left out by input inspection: every output carries the reason
 
 clones, summary, cells = sample_step(
     snakemake.input.repertoire,

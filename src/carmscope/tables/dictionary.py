@@ -586,6 +586,13 @@ description from this dictionary as a comment on its header; same tables, same b
 reads, ctDNA depth) as MultiQC custom content: `multiqc results/` shows them as carmscope
 sections.
 
+**Samples left out.** A sample whose input files inspection found unusable
+(`results/qc/inputs.tsv`: `usable` `False`, the `problem`) is left out of every analysis: its
+per-sample outputs under `results/` hold one line, `# carmscope: left out by input inspection:`
+and the reason (figures: an image saying "not evaluable"), the cohort steps leave it out, its
+patient's `qc_flags` say `unusable_input:<sample>`, and a figure it would have decided is empty
+with `<sample> left out: unusable input` in its `*_reason`.
+
 **Biopsy pair.** A patient's CD8, inflammation and per-biopsy CAR figures come from one pair
 of biopsies of one assay: the first assay of `tables.biopsy_assays` (default scRNA, then bulk
 RNA) in which the patient has a baseline biopsy (last with day <= 0) and a post-infusion

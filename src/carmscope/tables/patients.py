@@ -140,7 +140,9 @@ def _pair_problem(assay: str, baseline: str, post: str) -> str:
 # --- blocks -----------------------------------------------------------------------------------
 
 
-def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str, object]:
+def _car_block(
+    outputs: StepOutputs, patient: str, post_sample: str, left_out: frozenset[str]
+) -> dict[str, object]:
     car = outputs.car
     samples = outputs.samples
     mine = samples[
@@ -168,7 +170,9 @@ def _car_block(outputs: StepOutputs, patient: str, post_sample: str) -> dict[str
     else:
         block["car_detected"] = bool(detected.any())
     row = car[car["sample_id"] == post_sample] if post_sample else car.iloc[0:0]
-    if post_sample and not len(row):
+    if post_sample in left_out:
+        reasons.append(_left_out(post_sample))
+    elif post_sample and not len(row):
         reasons.append(f"{post_sample} has no reads to scan")
     elif len(row):
         row = row.iloc[0]
@@ -205,13 +209,32 @@ def _paired_value(
     return before, after, after - before
 
 
-def _missing_metric(baseline: str, post: str, values: tuple[float, ...], what: str) -> str:
-    missing = [s for s, v in zip((baseline, post), values, strict=True) if s and np.isnan(v)]
-    return f"{what} not measured in {', '.join(missing)}" if missing else ""
+def _left_out(sample: str) -> str:
+    """The reason of a figure that a sample left out by input inspection would decide."""
+    return f"{sample} left out: unusable input (input_problem in samples.tsv)"
+
+
+def _missing_metric(
+    baseline: str,
+    post: str,
+    values: tuple[float, ...],
+    what: str,
+    left_out: frozenset[str] = frozenset(),
+) -> str:
+    pair = zip((baseline, post), values, strict=True)
+    missing = [s for s, v in pair if s and np.isnan(v) and s not in left_out]
+    reasons = [_left_out(s) for s in (baseline, post) if s in left_out]
+    reasons += [f"{what} not measured in {', '.join(missing)}"] if missing else []
+    return "; ".join(reasons)
 
 
 def _cd8_block(
-    lookup, settings: TableSettings, assay: str, baseline: str, post: str
+    lookup,
+    settings: TableSettings,
+    assay: str,
+    baseline: str,
+    post: str,
+    left_out: frozenset[str] = frozenset(),
 ) -> dict[str, object]:
     reasons = []
     problem = _pair_problem(assay, baseline, post)
@@ -223,9 +246,9 @@ def _cd8_block(
         frac = (np.nan, np.nan, np.nan)
         reasons.append("bulk RNA: no cell fractions")
     elif not problem:
-        reasons.append(_missing_metric(baseline, post, frac[:2], "CD8 fraction"))
+        reasons.append(_missing_metric(baseline, post, frac[:2], "CD8 fraction", left_out))
     if not problem:
-        reasons.append(_missing_metric(baseline, post, score[:2], "CD8 score"))
+        reasons.append(_missing_metric(baseline, post, score[:2], "CD8 score", left_out))
     basis, delta = ("fraction", frac[2]) if not np.isnan(frac[2]) else ("score", score[2])
     up = pd.NA if np.isnan(delta) else bool(delta > settings.cd8_up_min_delta)
     return {
@@ -237,12 +260,17 @@ def _cd8_block(
         "cd8_score_delta": score[2],
         "cd8_up": up,
         "cd8_up_basis": basis if up is not pd.NA else "",
-        "cd8_reason": "; ".join(r for r in reasons if r),
+        "cd8_reason": "; ".join(dict.fromkeys(r for r in reasons if r)),
     }
 
 
 def _inflammation_block(
-    lookup, settings: TableSettings, assay: str, baseline: str, post: str
+    lookup,
+    settings: TableSettings,
+    assay: str,
+    baseline: str,
+    post: str,
+    left_out: frozenset[str] = frozenset(),
 ) -> dict[str, object]:
     block: dict[str, object] = {}
     deltas = []
@@ -258,7 +286,8 @@ def _inflammation_block(
     mean = float(np.mean(measured)) if measured and len(measured) == len(deltas) else np.nan
     problem = _pair_problem(assay, baseline, post)
     reasons = [problem] if problem else []
-    if missing and not problem:
+    reasons += [_left_out(sample) for sample in (baseline, post) if sample in left_out]
+    if missing and not problem and len(reasons) == 0:
         reasons.append(f"not measured: {', '.join(missing)}")
     block["inflammation_delta_mean"] = mean
     block["inflammation_up"] = (
@@ -347,19 +376,20 @@ def _qc_flags(
     for row in ctdna[ctdna["patient_id"] == patient].itertuples(index=False):
         if row.call_status in ("no_coverage", "no_evaluable_variants"):
             flags.append(f"ctdna_{row.call_status}:{row.sample_id}")
-    flags += [f"unusable_input:{sample}" for sample in _unusable_samples(outputs, patient)]
+    unusable = _unusable_samples(outputs)
+    mine = outputs.samples.index[outputs.samples["patient_id"] == patient]
+    flags += [f"unusable_input:{sample}" for sample in mine if sample in unusable]
     return ";".join(flags)
 
 
-def _unusable_samples(outputs: StepOutputs, patient: str) -> list[str]:
-    """The patient's samples whose input files inspection found unusable (left out of the
-    analyses; the samples table has the problem in ``input_problem``)."""
+def _unusable_samples(outputs: StepOutputs) -> set[str]:
+    """The samples whose input files inspection found unusable (left out of the analyses;
+    the samples table has the problem in ``input_problem``)."""
     inventory = outputs.input_qc
     if "usable" not in inventory.columns:
-        return []
-    mine = set(outputs.samples.index[outputs.samples["patient_id"] == patient])
+        return set()
     unusable = inventory[inventory["usable"].map(as_text) == "False"]
-    return [str(s) for s in unusable["sample_id"] if s in mine]
+    return {str(s) for s in unusable["sample_id"]}
 
 
 SINGLE_CELL_METRIC_PREFIX = "fraction_of_cells/"
@@ -412,6 +442,7 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
     check_metrics(outputs, settings)
     qc = outputs.expression_qc.set_index("sample_id")
     car = outputs.car.set_index("sample_id")
+    left_out = frozenset(_unusable_samples(outputs))
     rows = []
     for patient in outputs.patients.index:
         patient = str(patient)
@@ -426,9 +457,9 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
             "biopsy_baseline_sample": baseline,
             "biopsy_post_sample": post,
         }
-        row |= _car_block(outputs, patient, post)
-        row |= _cd8_block(lookup, settings, assay, baseline, post)
-        row |= _inflammation_block(lookup, settings, assay, baseline, post)
+        row |= _car_block(outputs, patient, post, left_out)
+        row |= _cd8_block(lookup, settings, assay, baseline, post, left_out)
+        row |= _inflammation_block(lookup, settings, assay, baseline, post, left_out)
         row |= _ctdna_block(outputs, patient)
         row |= tcr_block(outputs, patient)
         row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post], qc, car)

@@ -43,10 +43,16 @@ def not_evaluable(patients: pd.DataFrame) -> dict[str, dict[str, str]]:
     return groups
 
 
-def run_summary(patients_table: str | os.PathLike[str], max_listed: int = 10) -> str:
-    """A short text for the end of a run: per figure group, how many patients have a reason
-    (their figure is not evaluable, or rests on part of the data), and each reason (at most
-    ``max_listed`` listed per group).
+def run_summary(
+    patients_table: str | os.PathLike[str],
+    max_listed: int = 10,
+    inventory: str | os.PathLike[str] | None = None,
+) -> str:
+    """A short text for the end of a run: the samples input inspection left out (from
+    ``inventory``, ``results/qc/inputs.tsv``, when given) with their problem, then per figure
+    group how many patients have a reason (their figure is not evaluable, or rests on part of
+    the data), and each reason (at most ``max_listed`` listed per group and for left-out
+    samples).
 
     Returns an empty string when the table does not exist (the run did not reach it).
     """
@@ -55,6 +61,13 @@ def run_summary(patients_table: str | os.PathLike[str], max_listed: int = 10) ->
     patients = read_stage_table(patients_table, all_text=True).set_index("patient_id")
     total = len(patients)
     lines = [f"carmscope: {total} patient(s) in {os.fspath(patients_table)}"]
+    left_out = _left_out_samples(inventory) if inventory and os.path.exists(inventory) else {}
+    if left_out:
+        lines.append(f"  {len(left_out)} sample(s) left out by input inspection ({inventory}):")
+        for sample, problem in list(left_out.items())[:max_listed]:
+            lines.append(f"    {sample}: {problem}")
+        if len(left_out) > max_listed:
+            lines.append(f"    ... and {len(left_out) - max_listed} more (see the table)")
     for group, reasons in not_evaluable(patients).items():
         lines.append(
             f"  {group}: {len(reasons)} of {total} with a reason (not evaluable or partial)"
@@ -64,6 +77,15 @@ def run_summary(patients_table: str | os.PathLike[str], max_listed: int = 10) ->
         if len(reasons) > max_listed:
             lines.append(f"    ... and {len(reasons) - max_listed} more (see the table)")
     return "\n".join(lines)
+
+
+def _left_out_samples(inventory: str | os.PathLike[str]) -> dict[str, str]:
+    """Sample to problem, for the inventory's rows with ``usable`` False."""
+    table = read_stage_table(inventory, all_text=True)
+    if "usable" not in table.columns:
+        return {}
+    unusable = table[table["usable"] == "False"]
+    return dict(zip(unusable["sample_id"], unusable["problem"], strict=True))
 
 
 def mark_stale(note: str | os.PathLike[str], when: str = "") -> None:

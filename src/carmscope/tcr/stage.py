@@ -145,7 +145,12 @@ def summary_step(
             }
         )
     sample_table = pd.DataFrame(rows, columns=list(SAMPLE_TABLE_COLUMNS))
-    compared = compared_samples(samples)
+    # samples without a clone table (left out by input inspection) are not compared
+    compared = {
+        key: kept
+        for key, chosen in compared_samples(samples).items()
+        if (kept := [sample for sample in chosen if sample in clones])
+    }
     changes = {
         key: pd.read_csv(path, sep="\t", dtype={"clone_id": str, "post_sample": str})
         for key, path in change_files.items()

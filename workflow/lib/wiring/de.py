@@ -13,6 +13,7 @@ import pandas as pd
 from carmscope.expression.de import check_cell_types
 from carmscope.expression.pseudobulk import ALL
 from carmscope.vocabulary import BULK_RNA, RNA_ASSAYS, SCRNA
+from wiring import inspection
 
 TABLES = ("counts", "design", "results", "interaction", "enrichment", "status")
 """Tables every tested profile writes (besides its volcano plot)."""
@@ -51,13 +52,16 @@ def cell_type_pattern(config: Mapping) -> str:
 def profile_inputs(samples: pd.DataFrame, assay: str) -> dict[str, list[str]]:
     """Per sample of the assay: its pseudobulk tables (scRNA) or its bulk count table."""
     chosen = samples_of(samples, assay)
+    # inspection's verdicts, in the same order: samples it found unusable are left out
+    verdicts = [inspection.SAMPLE.format(sample=s) for s in chosen]
     if assay == SCRNA:
         folder = "results/expression/scrna/{}"
         return {
             "counts": [f"{folder.format(s)}/pseudobulk.tsv" for s in chosen],
             "cells": [f"{folder.format(s)}/pseudobulk_cells.tsv" for s in chosen],
+            "verdicts": verdicts,
         }
-    return {"counts": [str(samples.loc[s, "counts"]) for s in chosen]}
+    return {"counts": [str(samples.loc[s, "counts"]) for s in chosen], "verdicts": verdicts}
 
 
 def sample_records(samples: pd.DataFrame, assay: str) -> list[dict]:
