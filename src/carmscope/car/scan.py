@@ -25,10 +25,9 @@ import gzip
 import os
 import re
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from carmscope.bam.alignments import cram_reference_problem
 from carmscope.car import bam, text
@@ -404,10 +403,9 @@ def _scan_fastq(
     while chunk or pending:
         following = next(chunks, b"")
         data = pending + chunk
-        buffer = np.frombuffer(data, dtype=np.uint8)
-        candidates = np.empty(buffer.size // 4 + 1, dtype=np.int64)
+        candidates = array("q", bytes(8 * (len(data) // 4 + 1)))
         consumed, n_records, n_candidates, error = text.scan_fastq_chunk(
-            buffer, not following, *text.fastq_chunk_args(index.lookup), candidates
+            data, not following, *text.fastq_chunk_args(index.lookup), candidates
         )
         if error:
             raise ReadsError(path, f"malformed FASTQ record after {counts.total + n_records} reads")
