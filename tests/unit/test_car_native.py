@@ -466,9 +466,7 @@ def collect_threaded(path, lookup, threads, start=None, stop=None):
 
 
 @pytest.mark.parametrize("threads", [2, 3])
-def test_inflating_threads_find_what_one_thread_finds(
-    tmp_path, index, reads, threads, monkeypatch
-):
+def test_inflating_threads_find_what_one_thread_finds(tmp_path, index, reads, threads, monkeypatch):
     """Every batch size and file read size, the whole file and ranges of it."""
     records = [bam_record(name, sequence, flag) for name, sequence, flag in reads] * 10
     path = tmp_path / "reads.bam"
