@@ -386,21 +386,8 @@ def damaged(content: bytes, header_block: int, at: int, replacement: bytes) -> b
     return content[:position] + replacement + content[position + len(replacement) :]
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        ("magic", "bad block header"),
-        ("bsize", "block without a BSIZE field"),
-        ("payload", "corrupt BGZF block"),
-        ("size", "corrupt BGZF block"),
-        ("truncate", "truncated file: partial BGZF block"),
-        ("no_eof", "no BGZF end-of-file block"),
-        ("cut_record", "the last record is incomplete"),
-    ],
-)
-def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
-    records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]]
-    path = tmp_path / "damaged.bam"
+def write_damaged_bam(path, records: list[bytes], damage: str) -> None:
+    """A BAM of ``records`` in 3,000-byte blocks, damaged in its second block (or records)."""
     content = write_bam(path, records, 3000)
     first = len(bgzf_block(bam_header()))
     second = first + struct.unpack_from("<H", content, first + 16)[0] + 1
@@ -420,6 +407,24 @@ def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
     elif damage == "cut_record":
         content = write_bam(path, [b"".join(records)[:-7]], 3000)
     path.write_bytes(content)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("magic", "bad block header"),
+        ("bsize", "block without a BSIZE field"),
+        ("payload", "corrupt BGZF block"),
+        ("size", "corrupt BGZF block"),
+        ("truncate", "truncated file: partial BGZF block"),
+        ("no_eof", "no BGZF end-of-file block"),
+        ("cut_record", "the last record is incomplete"),
+    ],
+)
+def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
+    records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]]
+    path = tmp_path / "damaged.bam"
+    write_damaged_bam(path, records, damage)
     with pytest.raises(bam.ReadsError, match=message):
         collect(path, index.lookup)
 
@@ -492,7 +497,9 @@ def test_inflating_threads_find_what_one_thread_finds(tmp_path, index, reads, th
     ("damage", "message"),
     [
         ("magic", "bad block header"),
+        ("bsize", "block without a BSIZE field"),
         ("payload", "corrupt BGZF block"),
+        ("size", "corrupt BGZF block"),
         ("truncate", "truncated file: partial BGZF block"),
         ("no_eof", "no BGZF end-of-file block"),
         ("cut_record", "the last record is incomplete"),
@@ -501,20 +508,7 @@ def test_inflating_threads_find_what_one_thread_finds(tmp_path, index, reads, th
 def test_inflating_threads_refuse_damaged_files(tmp_path, index, reads, damage, message):
     records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]] * 5
     path = tmp_path / "damaged.bam"
-    content = write_bam(path, records, 3000)
-    first = len(bgzf_block(bam_header()))
-    second = first + struct.unpack_from("<H", content, first + 16)[0] + 1
-    if damage == "magic":
-        content = damaged(content, second, 0, b"\x1f\x8b\x08\x00")
-    elif damage == "payload":
-        content = damaged(content, second, 30, bytes(40))
-    elif damage == "truncate":
-        content = content[: second + 100]
-    elif damage == "no_eof":
-        content = content[: -len(bam.EOF_BLOCK)]
-    elif damage == "cut_record":
-        content = write_bam(path, [b"".join(records)[:-7]], 3000)
-    path.write_bytes(content)
+    write_damaged_bam(path, records, damage)
     with pytest.raises(bam.ReadsError, match=message):
         collect_threaded(path, index.lookup, 2)
 

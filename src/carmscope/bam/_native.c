@@ -1130,6 +1130,19 @@ static int start_batch(BamWalker *self) {
     return 0;
 }
 
+/* Walk the whole records of dbuf[dpos:size), up to the range's end; 0 or -1. */
+static int walk_inflated(BamWalker *self, int64_t size, WalkResult *walked) {
+    int64_t limit = size;
+    if (self->stop_at >= 0 && self->stop_at - self->base < limit) limit = self->stop_at - self->base;
+    *walked = walk_records(self->dbuf, self->dpos, size, limit, &self->lookup, &self->candidates,
+                           &self->room, 1);
+    if (walked->error == -2) return fail_text(self, "out of memory");
+    if (walked->error > 0)
+        return fail(self, "malformed BAM record at inflated offset %lld",
+                    (long long)(self->base + walked->error - 1));
+    return 0;
+}
+
 /* The threaded step: finish the batch in flight, start the next, walk what is inflated. */
 static int step_threaded(BamWalker *self, WalkResult *walked) {
     if (finish_batch(self) < 0) return -1;
@@ -1146,14 +1159,7 @@ static int step_threaded(BamWalker *self, WalkResult *walked) {
         *walked = (WalkResult){self->dpos, 0, 0, 0, 0};
         return 0;
     }
-    int64_t limit = self->ready;
-    if (self->stop_at >= 0 && self->stop_at - self->base < limit) limit = self->stop_at - self->base;
-    *walked = walk_records(self->dbuf, self->dpos, self->ready, limit, &self->lookup,
-                           &self->candidates, &self->room, 1);
-    if (walked->error == -2) return fail_text(self, "out of memory");
-    if (walked->error > 0)
-        return fail(self, "malformed BAM record at inflated offset %lld",
-                    (long long)(self->base + walked->error - 1));
+    if (walk_inflated(self, self->ready, walked) < 0) return -1;
     self->dpos = walked->position;
     return 0;
 }
@@ -1178,14 +1184,7 @@ static int step_nogil(BamWalker *self, WalkResult *walked) {
         self->started = 1;
         self->dpos = self->start_within < self->dlen ? self->start_within : self->dlen;
     }
-    int64_t limit = self->dlen;
-    if (self->stop_at >= 0 && self->stop_at - self->base < limit) limit = self->stop_at - self->base;
-    *walked = walk_records(self->dbuf, self->dpos, self->dlen, limit, &self->lookup,
-                           &self->candidates, &self->room, 1);
-    if (walked->error == -2) return fail_text(self, "out of memory");
-    if (walked->error > 0)
-        return fail(self, "malformed BAM record at inflated offset %lld",
-                    (long long)(self->base + walked->error - 1));
+    if (walk_inflated(self, self->dlen, walked) < 0) return -1;
     if (walked->position == self->dpos) self->need_more = 1;
     self->dpos = walked->position;
     return 0;
