@@ -15,7 +15,7 @@ while the calling thread walks the records of one batch of blocks (about
 :data:`CHUNK_BYTES` inflated), the pool inflates the next, and the caller then helps inflate
 what is left of it. Blocks are claimed one at a time, so a thread descheduled on a busy
 machine delays one 64 kB block, not a fixed half of the file. Inflating costs about three
-times as much as walking (on the benchmark BAM, about 0.5 s and 0.15 s of CPU), so one walking
+times as much as walking (on the benchmark BAM, about 0.34 s and 0.12 s of CPU), so one walking
 thread keeps up with about :data:`THREADS_PER_WALKER` threads in all; beyond that the file is
 also cut into byte ranges, each walked by its own walker and pool. Each cut moves to the next
 BGZF block and then to the first record start in it, found by checking that a chain of records
