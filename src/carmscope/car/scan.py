@@ -29,7 +29,6 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from carmscope.bam.alignments import cram_reference_problem
 from carmscope.car import bam, text
 from carmscope.car.bam import ReadsError
 from carmscope.car.coverage import CoverageAccumulator
@@ -575,6 +574,8 @@ def scan_reads(
     path = str(path)
     fmt = detect_format(path)
     if fmt == "cram":
+        from carmscope.bam.alignments import cram_reference_problem  # CRAM only: not at start-up
+
         problem = cram_reference_problem(path, settings.reference, REFERENCE_KEY)
         if problem is not None:
             raise ReadsError(path, problem)
