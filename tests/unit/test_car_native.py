@@ -386,6 +386,18 @@ def damaged(content: bytes, header_block: int, at: int, replacement: bytes) -> b
     return content[:position] + replacement + content[position + len(replacement) :]
 
 
+DAMAGES = [
+    ("magic", "bad block header"),
+    ("bsize", "block without a BSIZE field"),
+    ("payload", "corrupt BGZF block"),
+    ("size", "corrupt BGZF block"),
+    ("truncate", "truncated file: partial BGZF block"),
+    ("no_eof", "no BGZF end-of-file block"),
+    ("cut_record", "the last record is incomplete"),
+]
+"""The damages of :func:`write_damaged_bam` and the error each must raise."""
+
+
 def write_damaged_bam(path, records: list[bytes], damage: str) -> None:
     """A BAM of ``records`` in 3,000-byte blocks, damaged in its second block (or records)."""
     content = write_bam(path, records, 3000)
@@ -409,18 +421,7 @@ def write_damaged_bam(path, records: list[bytes], damage: str) -> None:
     path.write_bytes(content)
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        ("magic", "bad block header"),
-        ("bsize", "block without a BSIZE field"),
-        ("payload", "corrupt BGZF block"),
-        ("size", "corrupt BGZF block"),
-        ("truncate", "truncated file: partial BGZF block"),
-        ("no_eof", "no BGZF end-of-file block"),
-        ("cut_record", "the last record is incomplete"),
-    ],
-)
+@pytest.mark.parametrize(("damage", "message"), DAMAGES)
 def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
     records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]]
     path = tmp_path / "damaged.bam"
@@ -493,18 +494,7 @@ def test_inflating_threads_find_what_one_thread_finds(tmp_path, index, reads, th
         assert [record for part in parts for record in part[1]] == single[1]
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        ("magic", "bad block header"),
-        ("bsize", "block without a BSIZE field"),
-        ("payload", "corrupt BGZF block"),
-        ("size", "corrupt BGZF block"),
-        ("truncate", "truncated file: partial BGZF block"),
-        ("no_eof", "no BGZF end-of-file block"),
-        ("cut_record", "the last record is incomplete"),
-    ],
-)
+@pytest.mark.parametrize(("damage", "message"), DAMAGES)
 def test_inflating_threads_refuse_damaged_files(tmp_path, index, reads, damage, message):
     records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]] * 5
     path = tmp_path / "damaged.bam"
