@@ -44,11 +44,6 @@ DEFAULT_K = 19
 KMER_TABLE_COLUMNS = ("construct", "position", "kmer", "region")
 """Columns of the k-mer table (:meth:`SpecificKmerIndex.to_table`); ``position`` is 1-based."""
 
-INVALID = 4
-ASCII_CODE = bytes(
-    "ACGT".index(chr(byte).upper()) if chr(byte) in "ACGTacgt" else INVALID for byte in range(256)
-)
-"""2-bit code (A=0, C=1, G=2, T=3) of each ASCII byte; 4 for anything else (N, IUPAC, ...)."""
 EMPTY = 0xFFFF_FFFF_FFFF_FFFF
 """Empty slot of the hash table (no k-mer code of k <= 31 has the top bits set)."""
 # The hash (in _native.c): key * 0x9E3779B97F4A7C15 (mod 2**64); its top ``bits`` bits pick the
@@ -66,15 +61,20 @@ class KmerIndexError(ValueError):
 # --- 2-bit codes ------------------------------------------------------------------------------
 
 
+_BASE_DIGITS = str.maketrans("ACGTacgt0123456789", "01230123" + "x" * 10)
+_DIGITS = frozenset("0123")
+
+
 def encode(kmer: str) -> int:
-    """2-bit code of an ACGT ``kmer`` (first base in the highest bits)."""
-    code = 0
-    for base in kmer.encode("ascii"):
-        value = ASCII_CODE[base]
-        if value > 3:
-            raise ValueError(f"{kmer!r} is not an ACGT k-mer")
-        code = (code << 2) | value
-    return code
+    """2-bit code of an ACGT ``kmer`` (first base in the highest bits).
+
+    The bases are read as the digits of a base-4 number (A=0, C=1, G=2, T=3), which ``int``
+    parses in C: the index's few thousand k-mers are encoded at every scan's start.
+    """
+    digits = kmer.translate(_BASE_DIGITS)
+    if not set(digits) <= _DIGITS:
+        raise ValueError(f"{kmer!r} is not an ACGT k-mer")
+    return int(digits, 4) if digits else 0
 
 
 # --- hash lookup of k-mer codes (used by the compiled kernels) --------------------------------
