@@ -12,7 +12,8 @@ setup(
         Extension(
             "carmscope.bam._native",
             sources=["src/carmscope/bam/_native.c"],
-            extra_compile_args=["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+            extra_compile_args=["-O3", "-Wall", "-Wextra", "-Wno-unused-parameter", "-pthread"],
+            extra_link_args=["-pthread"],
         )
     ]
 )

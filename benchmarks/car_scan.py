@@ -173,13 +173,16 @@ def main(argv: list[str] | None = None) -> int:
     bam, bed = build_bam(folder, args.reads)
     labelled = commands(bam, bed, args.threads)
     print(check_agreement(labelled), end="")
+    load_before = os.getloadavg()
     if shutil.which("hyperfine"):
         means = run_hyperfine(labelled, args.runs, folder)
     else:
         means = run_timed(labelled, args.runs)
     means.update(in_process(bam, args.threads, args.runs))
+    load_after = os.getloadavg()
     mean_reference, fastest_reference, cpu_reference = means["samtools view -c"]
     print(f"\nBAM: {bam} ({bam.stat().st_size / 1e6:.0f} MB), cores: {os.cpu_count()}")
+    print(f"load average (1 min) before: {load_before[0]:.1f}, after: {load_after[0]:.1f}")
     print("| command | mean (s) | x samtools | fastest (s) | x samtools | CPU (s) | x samtools |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, (mean, fastest, cpu) in means.items():

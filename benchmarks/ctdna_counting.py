@@ -17,11 +17,19 @@ duplicates/secondary/supplementary/QC-fail reads skipped, no BAQ, no depth cap).
 ``hyperfine`` and ``bcftools`` on the PATH (Debian: ``apt-get install hyperfine bcftools``);
 without them the two commands are timed here with ``time.perf_counter`` and bcftools falls
 back to pysam's bundled copy (slower than Debian's build, so the ratio then flatters us).
+
+Job start-up: ``startup --bam B --panel P --against SRC`` times, in one hyperfine run, what one
+``ctdna_count_alleles`` job does (start Python, import what the job script imports, read the
+panel, count one small plasma BAM, write the table; the ``job`` action) with this checkout's
+``src`` and with another checkout's (``SRC``, e.g. the numba-era commit; ``--against-path``
+adds folders to its ``PYTHONPATH``, e.g. a ``pip install --target`` of numba), and checks that
+both write the same table.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -204,6 +212,51 @@ def time_commands(commands: dict[str, str], runs: int) -> dict[str, dict[str, ob
     return found
 
 
+def job(panel_path: str, bam_path: str, output: str) -> None:
+    """What one ctdna_count_alleles job does for a BAM, without Snakemake (``startup``)."""
+    from carmscope.ctdna.sample_counts import bam_counts, label_counts, read_panel
+    from carmscope.ctdna.vendor import read_vendor_table  # noqa: F401  (the job imports it)
+
+    with contextlib.suppress(ImportError):  # an older checkout has no verdict module
+        from carmscope.verdict import require_usable  # noqa: F401  (the job imports it)
+    counts = bam_counts(bam_path, read_panel(panel_path), {})
+    sample = {"sample_id": "S", "patient_id": "P", "timepoint": "D8", "day": 8}
+    label_counts(counts, sample, "bam").to_csv(output, sep="\t", index=False)
+
+
+def startup(args: argparse.Namespace) -> int:
+    """Time one job's work with this checkout and with ``args.against`` (one hyperfine run)."""
+    here = Path(__file__).resolve().parents[1] / "src"
+    against = os.pathsep.join([str(Path(args.against).resolve()), *args.against_path])
+    folder = Path(tempfile.mkdtemp(prefix="ctdna-startup-"))
+    commands = {}
+    for name, path in (("this checkout", str(here)), ("against", against)):
+        output = folder / f"{name.replace(' ', '_')}.tsv"
+        job_arguments = ["job", args.panel, args.bam, str(output)]
+        command = [sys.executable, str(Path(__file__).resolve()), *job_arguments]
+        commands[name] = f"env PYTHONPATH={shlex.quote(path)} " + shlex.join(command)
+    load_before = os.getloadavg()
+    results = time_commands(commands, args.runs)
+    load_after = os.getloadavg()
+    tables = {path.read_bytes() for path in folder.glob("*.tsv")}
+    print(f"load average (1 min) before: {load_before[0]:.2f}, after: {load_after[0]:.2f}")
+    for name, result in results.items():
+        times = result["times"]
+        print(
+            f"  {name:14s} wall mean {statistics.mean(times):.2f} s, fastest {min(times):.2f} s; "
+            f"CPU {result['user'] + result['system']:.2f} s "
+            f"(user {result['user']:.2f} + system {result['system']:.2f})"
+        )
+    cpu = {name: result["user"] + result["system"] for name, result in results.items()}
+    wall = {name: statistics.mean(result["times"]) for name, result in results.items()}
+    print(
+        f"  this checkout starts {cpu['against'] - cpu['this checkout']:.2f} s of CPU and "
+        f"{wall['against'] - wall['this checkout']:.2f} s of wall time sooner"
+    )
+    print(f"  tables identical: {len(tables) == 1}")
+    return 0 if len(tables) == 1 else 1
+
+
 def versions() -> str:
     import pysam
 
@@ -221,7 +274,10 @@ def versions() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "action", nargs="?", default="bench", choices=["bench", "count", "pysam-mpileup"]
+        "action",
+        nargs="?",
+        default="bench",
+        choices=["bench", "count", "pysam-mpileup", "job", "startup"],
     )
     parser.add_argument(
         "--folder",
@@ -236,7 +292,20 @@ def main(argv: list[str] | None = None) -> int:
         help="also time count_alleles with the record scan off (the pysam path it replaced); "
         "with 'count': count that way",
     )
+    parser.add_argument("--bam", help="startup: a small plasma BAM (e.g. the tiny cohort's)")
+    parser.add_argument("--panel", help="startup: its panel (results/ctdna/panel.tsv)")
+    parser.add_argument("--against", help="startup: the src folder of the other checkout")
+    parser.add_argument(
+        "--against-path", action="append", default=[], help="startup: more PYTHONPATH for it"
+    )
     args, rest = parser.parse_known_args(argv)
+    if args.action == "job":
+        job(*rest)
+        return 0
+    if args.action == "startup":
+        if not (args.bam and args.panel and args.against):
+            parser.error("startup needs --bam, --panel and --against")
+        return startup(args)
     if args.action == "pysam-mpileup":  # fallback without a bcftools executable
         import pysam.bcftools
 

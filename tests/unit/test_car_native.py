@@ -386,21 +386,20 @@ def damaged(content: bytes, header_block: int, at: int, replacement: bytes) -> b
     return content[:position] + replacement + content[position + len(replacement) :]
 
 
-@pytest.mark.parametrize(
-    ("damage", "message"),
-    [
-        ("magic", "bad block header"),
-        ("bsize", "block without a BSIZE field"),
-        ("payload", "corrupt BGZF block"),
-        ("size", "corrupt BGZF block"),
-        ("truncate", "truncated file: partial BGZF block"),
-        ("no_eof", "no BGZF end-of-file block"),
-        ("cut_record", "the last record is incomplete"),
-    ],
-)
-def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
-    records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]]
-    path = tmp_path / "damaged.bam"
+DAMAGES = [
+    ("magic", "bad block header"),
+    ("bsize", "block without a BSIZE field"),
+    ("payload", "corrupt BGZF block"),
+    ("size", "corrupt BGZF block"),
+    ("truncate", "truncated file: partial BGZF block"),
+    ("no_eof", "no BGZF end-of-file block"),
+    ("cut_record", "the last record is incomplete"),
+]
+"""The damages of :func:`write_damaged_bam` and the error each must raise."""
+
+
+def write_damaged_bam(path, records: list[bytes], damage: str) -> None:
+    """A BAM of ``records`` in 3,000-byte blocks, damaged in its second block (or records)."""
     content = write_bam(path, records, 3000)
     first = len(bgzf_block(bam_header()))
     second = first + struct.unpack_from("<H", content, first + 16)[0] + 1
@@ -420,6 +419,13 @@ def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
     elif damage == "cut_record":
         content = write_bam(path, [b"".join(records)[:-7]], 3000)
     path.write_bytes(content)
+
+
+@pytest.mark.parametrize(("damage", "message"), DAMAGES)
+def test_walker_refuses_damaged_files(tmp_path, index, reads, damage, message):
+    records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]]
+    path = tmp_path / "damaged.bam"
+    write_damaged_bam(path, records, damage)
     with pytest.raises(bam.ReadsError, match=message):
         collect(path, index.lookup)
 
@@ -453,3 +459,50 @@ def test_walker_of_a_missing_file_and_bad_lookup(tmp_path, index):
         bam.walk_range(str(tmp_path / "absent.bam"), bam.Position(0, 0), None, lookup, print)
     with pytest.raises(ValueError, match="do not match"):
         _native.contains(lookup.table[:-1], lookup.bits, lookup.filter, lookup.filter_bits, 0)
+
+
+# --- the walker's inflating threads (BamWalker threads > 1) ------------------------------------
+
+
+def collect_threaded(path, lookup, threads, start=None, stop=None):
+    records: list[bytes] = []
+    start = start or bam.read_header(path).first_record
+    counts = bam.walk_range(str(path), start, stop, lookup, records.append, threads)
+    return counts, records
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_inflating_threads_find_what_one_thread_finds(tmp_path, index, reads, threads, monkeypatch):
+    """Every batch size and file read size, the whole file and ranges of it."""
+    records = [bam_record(name, sequence, flag) for name, sequence, flag in reads] * 10
+    path = tmp_path / "reads.bam"
+    write_bam(path, records, 2000)
+    single = collect(path, index.lookup)
+    points = bam.split_points(str(path), bam.read_header(path), 3)
+    assert len(points) == 3
+    for chunk, read in ((1 << 20, 1 << 20), (1, 1), (5000, 100), (30_000, 7000)):
+        monkeypatch.setattr(bam, "CHUNK_BYTES", chunk)
+        monkeypatch.setattr(bam, "READ_BYTES", read)
+        counts, found = collect_threaded(path, index.lookup, threads)
+        assert (counts.n_records, counts.n_primary) == (single[0].n_records, single[0].n_primary)
+        assert found == single[1]
+        parts = [
+            collect_threaded(path, index.lookup, threads, start, stop)
+            for start, stop in zip(points, [*points[1:], None], strict=True)
+        ]
+        assert sum(part[0].n_records for part in parts) == single[0].n_records
+        assert [record for part in parts for record in part[1]] == single[1]
+
+
+@pytest.mark.parametrize(("damage", "message"), DAMAGES)
+def test_inflating_threads_refuse_damaged_files(tmp_path, index, reads, damage, message):
+    records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:100]] * 5
+    path = tmp_path / "damaged.bam"
+    write_damaged_bam(path, records, damage)
+    with pytest.raises(bam.ReadsError, match=message):
+        collect_threaded(path, index.lookup, 2)
+
+
+def test_walker_thread_count_is_checked(tmp_path, index):
+    with pytest.raises(ValueError, match="threads must be 1-256"):
+        bam.walk_range(str(tmp_path / "x.bam"), bam.Position(0, 0), None, index.lookup, print, 0)

@@ -9,7 +9,9 @@
  *   ascii_hits, ascii_hit_codes, flag_lines, scan_fastq_chunk
  *                             k-mer lookups in ASCII sequences and FASTQ text
  *   scan_records              the record walk over an inflated BAM buffer
- *   BamWalker                 reads, inflates (libdeflate) and walks a range of a BAM file
+ *   BamWalker                 reads, inflates (libdeflate) and walks a range of a BAM file;
+ *                             with threads > 1 a pool of POSIX threads inflates the next
+ *                             blocks while the caller walks the records of the previous ones
  *   parse_record              the fields of one raw BAM record
  *   place                     the per-read placement of carmscope.car.evidence.place_read
  *   count_observations, tally_fragments
@@ -27,6 +29,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -722,9 +725,29 @@ typedef struct {
     Lookup lookup;
     LookupViews views;
     char message[256];
+    /* threads > 1: the blocks of a batch are inflated by a pool (see "Threaded inflating") */
+    int n_helpers;      /* pool threads besides the caller */
+    pthread_t *helpers;
+    void **helper_decompressors;
+    int pool_started, quit, in_flight, collected_all;
+    pthread_mutex_t lock;
+    pthread_cond_t wake, finished;
+    struct InflateJob *jobs;
+    int64_t n_jobs, jobs_cap, next_job, done_jobs;
+    int64_t ready; /* dbuf[0:ready) is inflated; dbuf[ready:dlen) is being inflated */
 } BamWalker;
 
+/* One BGZF block to inflate: compressed bytes cbuf[source:source + source_length), inflated
+ * into dbuf[target:target + size). */
+typedef struct InflateJob {
+    int64_t source, source_length, target, size, offset;
+    int status;
+} InflateJob;
+
+static void stop_pool(BamWalker *self);
+
 static void walker_dealloc(BamWalker *self) {
+    stop_pool(self);
     if (self->opened) close(self->fd);
     if (self->decompressor != NULL) ld_free(self->decompressor);
     free(self->cbuf);
@@ -734,22 +757,29 @@ static void walker_dealloc(BamWalker *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+static int start_pool(BamWalker *self, int threads);
+
 static int walker_init(BamWalker *self, PyObject *args, PyObject *kwds) {
     static char *keywords[] = {"path",   "start_block", "start_within", "stop_block",
                                "stop_within", "table", "bits", "filter", "filter_bits", "k",
-                               "chunk_bytes", "read_bytes", NULL};
+                               "chunk_bytes", "read_bytes", "threads", NULL};
     PyObject *path, *table, *filter;
     long long start_block, start_within, stop_block, stop_within, chunk_bytes, read_bytes;
-    int bits, filter_bits, k;
+    int bits, filter_bits, k, threads = 1;
     if (self->cbuf != NULL) {
         PyErr_SetString(PyExc_RuntimeError, "BamWalker initialised twice");
         return -1;
     }
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&LLLLOiOiiLL", keywords, PyUnicode_FSConverter,
-                                     &path, &start_block, &start_within, &stop_block, &stop_within,
-                                     &table, &bits, &filter, &filter_bits, &k, &chunk_bytes,
-                                     &read_bytes))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&LLLLOiOiiLL|i", keywords,
+                                     PyUnicode_FSConverter, &path, &start_block, &start_within,
+                                     &stop_block, &stop_within, &table, &bits, &filter,
+                                     &filter_bits, &k, &chunk_bytes, &read_bytes, &threads))
         return -1;
+    if (threads < 1 || threads > 256) {
+        Py_DECREF(path);
+        PyErr_SetString(PyExc_ValueError, "threads must be 1-256");
+        return -1;
+    }
     if (ld_decompress == NULL) {
         Py_DECREF(path);
         PyErr_SetString(PyExc_RuntimeError,
@@ -775,7 +805,9 @@ static int walker_init(BamWalker *self, PyObject *args, PyObject *kwds) {
     self->read_bytes = read_bytes;
     self->ccap = read_bytes + 2 * MAX_BLOCK;
     self->cbuf = malloc((size_t)self->ccap);
-    self->dcap = chunk_bytes + 2 * MAX_BLOCK;
+    /* threaded: room for the batch being walked and the one being inflated, and slack so
+     * that the unwalked bytes are moved to the front only every few batches */
+    self->dcap = (threads > 1 ? 8 * chunk_bytes : chunk_bytes) + 2 * MAX_BLOCK;
     self->dbuf = malloc((size_t)self->dcap);
     self->room = 1024;
     self->candidates = malloc((size_t)self->room * sizeof(int64_t));
@@ -792,7 +824,7 @@ static int walker_init(BamWalker *self, PyObject *args, PyObject *kwds) {
     self->stop_within = stop_within;
     self->stop_at = -1;
     self->final_size = -1;
-    return 0;
+    return threads > 1 ? start_pool(self, threads) : 0;
 }
 
 /* Fail with a message (no GIL needed: the exception is raised by step). */
@@ -806,36 +838,42 @@ static int fail_text(BamWalker *self, const char *text) {
     return -1;
 }
 
-/* Inflate the next BGZF block onto dbuf; 0 on success (or end of range), -1 on error. */
-static int inflate_next(BamWalker *self) {
-    if (self->last >= 0 && self->offset > self->last) {
-        self->exhausted = 1;
-        return 0;
-    }
-    if (self->clen - self->cpos < MAX_BLOCK) {
-        memmove(self->cbuf, self->cbuf + self->cpos, (size_t)(self->clen - self->cpos));
-        self->clen -= self->cpos;
-        self->cpos = 0;
-        /* read_bytes at a time, and at least a whole block when the file has it */
-        int64_t wanted = self->read_bytes;
-        if (wanted < MAX_BLOCK - self->clen) wanted = MAX_BLOCK - self->clen;
-        while (wanted > 0 && self->clen < self->ccap) {
-            int64_t space = self->ccap - self->clen;
-            ssize_t got = pread(self->fd, self->cbuf + self->clen,
-                                (size_t)(wanted < space ? wanted : space), self->file_position);
-            if (got < 0) {
-                if (errno == EINTR) continue;
-                return fail(self, "cannot be read (I/O error %lld)", (long long)errno);
-            }
-            if (got == 0) break;
-            self->clen += got;
-            self->file_position += got;
-            wanted -= got;
+/* Read more of the file behind cbuf[cpos:clen) (moving those bytes to the front first);
+ * 0 on success, -1 on error. */
+static int refill(BamWalker *self) {
+    memmove(self->cbuf, self->cbuf + self->cpos, (size_t)(self->clen - self->cpos));
+    self->clen -= self->cpos;
+    self->cpos = 0;
+    /* read_bytes at a time, and at least a whole block when the file has it */
+    int64_t wanted = self->read_bytes;
+    if (wanted < MAX_BLOCK - self->clen) wanted = MAX_BLOCK - self->clen;
+    while (wanted > 0 && self->clen < self->ccap) {
+        int64_t space = self->ccap - self->clen;
+        ssize_t got = pread(self->fd, self->cbuf + self->clen,
+                            (size_t)(wanted < space ? wanted : space), self->file_position);
+        if (got < 0) {
+            if (errno == EINTR) continue;
+            return fail(self, "cannot be read (I/O error %lld)", (long long)errno);
         }
+        if (got == 0) break;
+        self->clen += got;
+        self->file_position += got;
+        wanted -= got;
     }
+    return 0;
+}
+
+/* The header of the next BGZF block of the range, at cbuf[cpos] (read from the file first when
+ * may_refill is set and fewer than MAX_BLOCK bytes are left): its total (compressed) size,
+ * extra field length and inflated size. 1: a block; 0: the range or file is done; 2: the
+ * block is not wholly in cbuf and may_refill is not set; -1: an error. */
+static int next_block(BamWalker *self, int may_refill, int64_t *total_out, int64_t *extra_out,
+                      int64_t *size_out) {
+    if (self->last >= 0 && self->offset > self->last) return 0;
+    if (self->clen - self->cpos < MAX_BLOCK && may_refill && refill(self) < 0) return -1;
     const int64_t offset = self->offset;
     if (self->cpos == self->clen) {
-        self->exhausted = 1;
+        if (!may_refill) return 2;
         if (self->last < 0 && self->final_size != 0)
             return fail_text(self, "truncated file: no BGZF end-of-file block (the copy may be "
                                    "incomplete)");
@@ -843,7 +881,10 @@ static int inflate_next(BamWalker *self) {
     }
     const uint8_t *block = self->cbuf + self->cpos;
     int64_t available = self->clen - self->cpos;
-    if (available < 18) return fail(self, "truncated file: partial BGZF block at byte %lld", offset);
+    if (available < 18) {
+        if (!may_refill) return 2;
+        return fail(self, "truncated file: partial BGZF block at byte %lld", offset);
+    }
     if (block[0] != 0x1f || block[1] != 0x8b || block[2] != 0x08 || block[3] != 0x04)
         return fail_text(self, "not a BGZF file (BAM): bad block header");
     int64_t extra_length = u16_at(block + 10), total = -1;
@@ -860,39 +901,266 @@ static int inflate_next(BamWalker *self) {
             }
             at += 4 + sub_length;
         }
-        if (total < 0)
+        if (total < 0) {
+            if (!may_refill && 12 + extra_length > available) return 2;
             return fail_text(self, "not a BGZF file (BAM): block without a BSIZE field");
+        }
     }
-    if (available < total)
+    if (available < total) {
+        if (!may_refill) return 2;
         return fail(self, "truncated file: partial BGZF block at byte %lld", offset);
+    }
     if (total < 12 + extra_length + 8)
         return fail(self, "corrupt BGZF block at byte %lld (bad block size)", offset);
     int64_t size = u32_at(block + total - 4);
     self->final_size = size;
     if (size > MAX_BLOCK)
         return fail(self, "corrupt BGZF block at byte %lld (wrong inflated size)", offset);
-    if (self->dlen + size > self->dcap) {
-        int64_t bigger = (self->dlen + size) * 2;
-        uint8_t *moved = realloc(self->dbuf, (size_t)bigger);
-        if (moved == NULL) return fail(self, "out of memory at byte %lld", offset);
-        self->dbuf = moved;
-        self->dcap = bigger;
+    *total_out = total;
+    *extra_out = extra_length;
+    *size_out = size;
+    return 1;
+}
+
+/* Make room for `size` more inflated bytes at dbuf[dlen]; 0 on success, -1 on error. */
+static int reserve(BamWalker *self, int64_t size) {
+    if (self->dlen + size <= self->dcap) return 0;
+    int64_t bigger = (self->dlen + size) * 2;
+    uint8_t *moved = realloc(self->dbuf, (size_t)bigger);
+    if (moved == NULL) return fail(self, "out of memory at byte %lld", self->offset);
+    self->dbuf = moved;
+    self->dcap = bigger;
+    return 0;
+}
+
+/* Inflate one block with `decompressor`: 0, or 1 for bad data, 2 for a wrong inflated size. */
+static int inflate_block(void *decompressor, const uint8_t *source, int64_t source_length,
+                         uint8_t *target, int64_t size) {
+    if (size == 0) return 0;
+    size_t actual = 0;
+    if (ld_decompress(decompressor, source, (size_t)source_length, target, (size_t)size,
+                      &actual) != 0)
+        return 1;
+    return (int64_t)actual == size ? 0 : 2;
+}
+
+static int inflate_failure(BamWalker *self, int status, int64_t offset) {
+    if (status == 1)
+        return fail(self, "corrupt BGZF block at byte %lld (libdeflate: bad data)", offset);
+    return fail(self, "corrupt BGZF block at byte %lld (wrong inflated size)", offset);
+}
+
+/* Inflate the next BGZF block onto dbuf; 0 on success (or end of range), -1 on error. */
+static int inflate_next(BamWalker *self) {
+    int64_t total, extra_length, size;
+    int found = next_block(self, 1, &total, &extra_length, &size);
+    if (found <= 0) {
+        if (found == 0) self->exhausted = 1;
+        return found;
     }
+    const int64_t offset = self->offset;
+    if (reserve(self, size) < 0) return -1;
     if (self->last >= 0 && offset == self->last)
         self->stop_at = self->base + self->dlen + self->stop_within;
-    if (size > 0) {
-        size_t actual = 0;
-        int status = ld_decompress(self->decompressor, block + 12 + extra_length,
-                                   (size_t)(total - 12 - extra_length - 8),
-                                   self->dbuf + self->dlen, (size_t)size, &actual);
-        if (status != 0)
-            return fail(self, "corrupt BGZF block at byte %lld (libdeflate: bad data)", offset);
-        if ((int64_t)actual != size)
-            return fail(self, "corrupt BGZF block at byte %lld (wrong inflated size)", offset);
-    }
+    const uint8_t *block = self->cbuf + self->cpos;
+    int status = inflate_block(self->decompressor, block + 12 + extra_length,
+                               total - 12 - extra_length - 8, self->dbuf + self->dlen, size);
+    if (status != 0) return inflate_failure(self, status, offset);
     self->dlen += size;
     self->cpos += total;
     self->offset += total;
+    return 0;
+}
+
+/* --- Threaded inflating ---------------------------------------------------------------------
+ * With threads > 1 the walker works in batches of about chunk_bytes of inflated data. Each
+ * step first finishes the batch in flight (the caller inflates its remaining blocks beside the
+ * pool, then waits for the blocks the pool threads hold), then reads and parses the headers of
+ * the next batch's blocks and hands them to the pool, and walks the records inflated so far
+ * while the pool inflates. Blocks are claimed one at a time under a mutex, so a thread that is
+ * descheduled on a busy machine holds up one block, not half of the file. cbuf and dbuf are
+ * moved or grown only while no batch is in flight. */
+
+static void run_jobs(BamWalker *self, void *decompressor) {
+    /* called with self->lock held; returns with it held */
+    while (self->next_job < self->n_jobs) {
+        InflateJob *job = &self->jobs[self->next_job++];
+        pthread_mutex_unlock(&self->lock);
+        job->status = inflate_block(decompressor, self->cbuf + job->source, job->source_length,
+                                    self->dbuf + job->target, job->size);
+        pthread_mutex_lock(&self->lock);
+        if (++self->done_jobs == self->n_jobs) pthread_cond_signal(&self->finished);
+    }
+}
+
+typedef struct {
+    BamWalker *walker;
+    void *decompressor;
+} Helper;
+
+static void *helper_main(void *argument) {
+    BamWalker *self = ((Helper *)argument)->walker;
+    void *decompressor = ((Helper *)argument)->decompressor;
+    free(argument);
+    pthread_mutex_lock(&self->lock);
+    while (!self->quit) {
+        if (self->next_job < self->n_jobs)
+            run_jobs(self, decompressor);
+        else
+            pthread_cond_wait(&self->wake, &self->lock);
+    }
+    pthread_mutex_unlock(&self->lock);
+    return NULL;
+}
+
+static int start_pool(BamWalker *self, int threads) {
+    self->jobs_cap = 64;
+    self->jobs = malloc((size_t)self->jobs_cap * sizeof(InflateJob));
+    self->helpers = calloc((size_t)threads - 1, sizeof(pthread_t));
+    self->helper_decompressors = calloc((size_t)threads - 1, sizeof(void *));
+    if (self->jobs == NULL || self->helpers == NULL || self->helper_decompressors == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    if (pthread_mutex_init(&self->lock, NULL) != 0 || pthread_cond_init(&self->wake, NULL) != 0 ||
+        pthread_cond_init(&self->finished, NULL) != 0) {
+        PyErr_SetString(PyExc_RuntimeError, "cannot create the inflating threads' locks");
+        return -1;
+    }
+    self->pool_started = 1;
+    for (int i = 0; i < threads - 1; i++) {
+        Helper *helper = malloc(sizeof(Helper));
+        self->helper_decompressors[i] = ld_alloc();
+        if (helper == NULL || self->helper_decompressors[i] == NULL) {
+            free(helper);
+            PyErr_NoMemory();
+            return -1;
+        }
+        helper->walker = self;
+        helper->decompressor = self->helper_decompressors[i];
+        if (pthread_create(&self->helpers[i], NULL, helper_main, helper) != 0) {
+            free(helper);
+            PyErr_SetString(PyExc_RuntimeError, "cannot start an inflating thread");
+            return -1;
+        }
+        self->n_helpers++;
+    }
+    return 0;
+}
+
+static void stop_pool(BamWalker *self) {
+    if (!self->pool_started) return;
+    pthread_mutex_lock(&self->lock);
+    self->quit = 1;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    for (int i = 0; i < self->n_helpers; i++) pthread_join(self->helpers[i], NULL);
+    for (int i = 0; i < self->n_helpers; i++)
+        if (self->helper_decompressors[i] != NULL) ld_free(self->helper_decompressors[i]);
+    free(self->helpers);
+    free(self->helper_decompressors);
+    free(self->jobs);
+    pthread_cond_destroy(&self->wake);
+    pthread_cond_destroy(&self->finished);
+    pthread_mutex_destroy(&self->lock);
+    self->pool_started = 0;
+    self->n_helpers = 0;
+}
+
+/* Finish the batch in flight (the caller helps); 0, or -1 if a block was damaged. */
+static int finish_batch(BamWalker *self) {
+    if (!self->in_flight) return 0;
+    pthread_mutex_lock(&self->lock);
+    run_jobs(self, self->decompressor);
+    while (self->done_jobs < self->n_jobs) pthread_cond_wait(&self->finished, &self->lock);
+    pthread_mutex_unlock(&self->lock);
+    self->in_flight = 0;
+    self->ready = self->dlen;
+    for (int64_t i = 0; i < self->n_jobs; i++)
+        if (self->jobs[i].status != 0)
+            return inflate_failure(self, self->jobs[i].status, self->jobs[i].offset);
+    return 0;
+}
+
+/* Parse the next batch's blocks and hand them to the pool; 0 or -1. */
+static int start_batch(BamWalker *self) {
+    if (self->dpos > 0 && self->dlen + self->chunk_bytes + MAX_BLOCK > self->dcap) {
+        /* move the bytes not walked yet to the front (nothing is in flight) */
+        memmove(self->dbuf, self->dbuf + self->dpos, (size_t)(self->dlen - self->dpos));
+        self->base += self->dpos;
+        self->dlen -= self->dpos;
+        self->ready -= self->dpos;
+        self->dpos = 0;
+    }
+    int64_t n = 0, batch = 0;
+    while (batch < self->chunk_bytes) {
+        int64_t total, extra_length, size;
+        /* cbuf may be refilled (moved) only before the batch's first block */
+        int found = next_block(self, n == 0, &total, &extra_length, &size);
+        if (found < 0) return -1;
+        if (found == 0) {
+            self->collected_all = 1;
+            break;
+        }
+        if (found == 2) break;
+        if (reserve(self, size) < 0) return -1;
+        if (n == self->jobs_cap) {
+            InflateJob *moved = realloc(self->jobs, (size_t)self->jobs_cap * 2 * sizeof(InflateJob));
+            if (moved == NULL) return fail(self, "out of memory at byte %lld", self->offset);
+            self->jobs = moved;
+            self->jobs_cap *= 2;
+        }
+        if (self->last >= 0 && self->offset == self->last)
+            self->stop_at = self->base + self->dlen + self->stop_within;
+        self->jobs[n++] = (InflateJob){self->cpos + 12 + extra_length, total - 12 - extra_length - 8,
+                                       self->dlen, size, self->offset, 0};
+        self->dlen += size;
+        batch += size;
+        self->cpos += total;
+        self->offset += total;
+    }
+    if (n == 0) return 0;
+    pthread_mutex_lock(&self->lock);
+    self->n_jobs = n;
+    self->next_job = 0;
+    self->done_jobs = 0;
+    self->in_flight = 1;
+    pthread_cond_broadcast(&self->wake);
+    pthread_mutex_unlock(&self->lock);
+    return 0;
+}
+
+/* Walk the whole records of dbuf[dpos:size), up to the range's end; 0 or -1. */
+static int walk_inflated(BamWalker *self, int64_t size, WalkResult *walked) {
+    int64_t limit = size;
+    if (self->stop_at >= 0 && self->stop_at - self->base < limit) limit = self->stop_at - self->base;
+    *walked = walk_records(self->dbuf, self->dpos, size, limit, &self->lookup, &self->candidates,
+                           &self->room, 1);
+    if (walked->error == -2) return fail_text(self, "out of memory");
+    if (walked->error > 0)
+        return fail(self, "malformed BAM record at inflated offset %lld",
+                    (long long)(self->base + walked->error - 1));
+    return 0;
+}
+
+/* The threaded step: finish the batch in flight, start the next, walk what is inflated. */
+static int step_threaded(BamWalker *self, WalkResult *walked) {
+    if (finish_batch(self) < 0) return -1;
+    if (!self->collected_all && start_batch(self) < 0) {
+        finish_batch(self); /* the pool must not write into buffers being freed */
+        return -1;
+    }
+    if (!self->in_flight && self->collected_all) self->exhausted = 1;
+    if (!self->started && (self->ready >= self->start_within || self->exhausted)) {
+        self->started = 1;
+        self->dpos = self->start_within < self->ready ? self->start_within : self->ready;
+    }
+    if (!self->started) {
+        *walked = (WalkResult){self->dpos, 0, 0, 0, 0};
+        return 0;
+    }
+    if (walk_inflated(self, self->ready, walked) < 0) return -1;
+    self->dpos = walked->position;
     return 0;
 }
 
@@ -916,14 +1184,7 @@ static int step_nogil(BamWalker *self, WalkResult *walked) {
         self->started = 1;
         self->dpos = self->start_within < self->dlen ? self->start_within : self->dlen;
     }
-    int64_t limit = self->dlen;
-    if (self->stop_at >= 0 && self->stop_at - self->base < limit) limit = self->stop_at - self->base;
-    *walked = walk_records(self->dbuf, self->dpos, self->dlen, limit, &self->lookup,
-                           &self->candidates, &self->room, 1);
-    if (walked->error == -2) return fail_text(self, "out of memory");
-    if (walked->error > 0)
-        return fail(self, "malformed BAM record at inflated offset %lld",
-                    (long long)(self->base + walked->error - 1));
+    if (walk_inflated(self, self->dlen, walked) < 0) return -1;
     if (walked->position == self->dpos) self->need_more = 1;
     self->dpos = walked->position;
     return 0;
@@ -938,7 +1199,7 @@ static PyObject *walker_step(BamWalker *self, PyObject *unused) {
     WalkResult walked;
     int status;
     Py_BEGIN_ALLOW_THREADS
-    status = step_nogil(self, &walked);
+    status = self->pool_started ? step_threaded(self, &walked) : step_nogil(self, &walked);
     Py_END_ALLOW_THREADS
     if (status < 0) {
         self->done = 1;

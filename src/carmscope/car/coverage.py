@@ -21,10 +21,15 @@ import itertools
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
 from carmscope.construct import Construct
-from carmscope.reproducible import save_figure
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    import numpy as np
+
+# NumPy, pandas and matplotlib are imported inside the functions that build tables and plots:
+# the scan only accumulates (plain integers), so `python -m carmscope.car scan` starts without
+# them (docs/car_detection.md, "Benchmark").
 
 JUNCTION_SEPARATOR = "|"
 
@@ -35,16 +40,19 @@ def junction_name(left: str, right: str) -> str:
 
 
 class CoverageAccumulator:
-    """Depth and read counts of one construct, added to one read at a time."""
+    """Depth and read counts of one construct, added to one read at a time.
+
+    The counts are plain Python integers (a construct has a few thousand positions and a dozen
+    segments, and a sample a few thousand CAR reads); :meth:`depth` returns an array.
+    """
 
     def __init__(self, construct: Construct) -> None:
         self.construct = construct
-        self._changes = np.zeros(construct.length + 1, dtype=np.int64)
-        self._segment_starts = np.array([s.start - 1 for s in construct.segments])
-        self._segment_ends = np.array([s.end for s in construct.segments])
-        self._boundaries = np.array([right.start - 1 for _, right in self.junctions])
-        self.segment_reads = np.zeros(len(construct.segments), dtype=np.int64)
-        self.junction_reads = np.zeros(len(self._boundaries), dtype=np.int64)
+        self._changes = [0] * (construct.length + 1)
+        self._segment_spans = [(s.start - 1, s.end) for s in construct.segments]
+        self._boundaries = [right.start - 1 for _, right in self.junctions]
+        self.segment_reads = [0] * len(construct.segments)
+        self.junction_reads = [0] * len(self._boundaries)
 
     @property
     def junctions(self) -> list[tuple]:
@@ -57,18 +65,28 @@ class CoverageAccumulator:
             return
         self._changes[start] += 1
         self._changes[end] -= 1
-        self.segment_reads += (self._segment_starts < end) & (self._segment_ends > start)
-        self.junction_reads += (self._boundaries > start) & (self._boundaries < end)
+        for i, (segment_start, segment_end) in enumerate(self._segment_spans):
+            if segment_start < end and segment_end > start:
+                self.segment_reads[i] += 1
+        for i, boundary in enumerate(self._boundaries):
+            if start < boundary < end:
+                self.junction_reads[i] += 1
 
     def merge(self, other: CoverageAccumulator) -> None:
         """Add another accumulator of the same construct (e.g. of another thread)."""
-        self._changes += other._changes
-        self.segment_reads += other.segment_reads
-        self.junction_reads += other.junction_reads
+        self._changes = [a + b for a, b in zip(self._changes, other._changes, strict=True)]
+        self.segment_reads = [
+            a + b for a, b in zip(self.segment_reads, other.segment_reads, strict=True)
+        ]
+        self.junction_reads = [
+            a + b for a, b in zip(self.junction_reads, other.junction_reads, strict=True)
+        ]
 
     def depth(self) -> np.ndarray:
-        """CAR reads covering each construct position."""
-        return np.cumsum(self._changes)[:-1]
+        """CAR reads covering each construct position (``int64`` array)."""
+        import numpy as np
+
+        return np.cumsum(np.array(self._changes, dtype=np.int64))[:-1]
 
     def covered_segments(self) -> list[str]:
         """Names of the segments at least one CAR read overlaps."""
@@ -86,6 +104,7 @@ class CoverageAccumulator:
 
 def coverage_table(sample_id: str, accumulators: Mapping[str, CoverageAccumulator]):
     """Per-position depth of every construct (see the module docstring for columns)."""
+    import numpy as np
     import pandas as pd
 
     tables = []
@@ -168,6 +187,8 @@ def plot_coverage(coverage, regions, path: str | Path, title: str = "") -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from carmscope.reproducible import save_figure
 
     constructs = list(dict.fromkeys(coverage["construct"]))
     figure, axes = plt.subplots(

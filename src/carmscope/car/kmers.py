@@ -13,20 +13,28 @@ Two views of the same index are kept:
 * a :class:`KmerLookup` of the 2-bit codes of both strands of every specific k-mer, used by the
   compiled kernels (:mod:`carmscope.bam._native`, a C extension) that scan every read of a file.
 
+The lookup and strand arrays are :class:`array.array` objects (the kernels read any buffer), so
+a scan starts without importing NumPy; the helpers that return positions as arrays import it
+when called.
+
 This module knows nothing of Snakemake.
 """
 
 from __future__ import annotations
 
 import gzip
+import itertools
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from carmscope.bam import _native
 from carmscope.construct import Construct, ConstructError, reverse_complement
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    import numpy as np
 
 MIN_K = 11
 MAX_K = 31
@@ -36,13 +44,7 @@ DEFAULT_K = 19
 KMER_TABLE_COLUMNS = ("construct", "position", "kmer", "region")
 """Columns of the k-mer table (:meth:`SpecificKmerIndex.to_table`); ``position`` is 1-based."""
 
-INVALID = np.uint8(4)
-ASCII_CODE = np.full(256, INVALID, dtype=np.uint8)
-"""2-bit code (A=0, C=1, G=2, T=3) of each ASCII byte; 4 for anything else (N, IUPAC, ...)."""
-for _code, _bases in enumerate(("Aa", "Cc", "Gg", "Tt")):
-    for _base in _bases:
-        ASCII_CODE[ord(_base)] = _code
-EMPTY = np.uint64(0xFFFF_FFFF_FFFF_FFFF)
+EMPTY = 0xFFFF_FFFF_FFFF_FFFF
 """Empty slot of the hash table (no k-mer code of k <= 31 has the top bits set)."""
 # The hash (in _native.c): key * 0x9E3779B97F4A7C15 (mod 2**64); its top ``bits`` bits pick the
 # slot, its top ``filter_bits`` bits the filter byte.
@@ -59,15 +61,20 @@ class KmerIndexError(ValueError):
 # --- 2-bit codes ------------------------------------------------------------------------------
 
 
+_BASE_DIGITS = str.maketrans("ACGTacgt0123456789", "01230123" + "x" * 10)
+_DIGITS = frozenset("0123")
+
+
 def encode(kmer: str) -> int:
-    """2-bit code of an ACGT ``kmer`` (first base in the highest bits)."""
-    code = 0
-    for base in kmer.encode("ascii"):
-        value = int(ASCII_CODE[base])
-        if value > 3:
-            raise ValueError(f"{kmer!r} is not an ACGT k-mer")
-        code = (code << 2) | value
-    return code
+    """2-bit code of an ACGT ``kmer`` (first base in the highest bits).
+
+    The bases are read as the digits of a base-4 number (A=0, C=1, G=2, T=3), which ``int``
+    parses in C: the index's few thousand k-mers are encoded at every scan's start.
+    """
+    digits = kmer.translate(_BASE_DIGITS)
+    if not set(digits) <= _DIGITS:
+        raise ValueError(f"{kmer!r} is not an ACGT k-mer")
+    return int(digits, 4) if digits else 0
 
 
 # --- hash lookup of k-mer codes (used by the compiled kernels) --------------------------------
@@ -88,33 +95,33 @@ class KmerLookup:
     k
         k-mer length.
     table
-        ``uint64`` hash table of ``2**bits`` slots, :data:`EMPTY` where free.
+        ``uint64`` hash table (``array("Q")``) of ``2**bits`` slots, :data:`EMPTY` where free.
     bits
         log2 of the table size.
     filter
-        ``uint8`` array of ``2**filter_bits`` bytes: byte ``h`` is 1 if a stored code hashes
+        ``2**filter_bits`` bytes (a ``bytearray``): byte ``h`` is 1 if a stored code hashes
         to ``h``.
     filter_bits
         log2 of the size of ``filter``.
     """
 
     k: int
-    table: np.ndarray
+    table: array
     bits: int
-    filter: np.ndarray
+    filter: bytearray
     filter_bits: int
 
     def __len__(self) -> int:
-        return int((self.table != EMPTY).sum())
+        return len(self.table) - self.table.count(EMPTY)
 
 
 def build_lookup(codes: Iterable[int], k: int) -> KmerLookup:
     """A :class:`KmerLookup` of ``codes`` (2-bit codes of ``k``-mers, as stored)."""
-    unique = np.array(sorted(set(codes)), dtype=np.uint64)
-    bits = max(_MIN_TABLE_BITS, (4 * max(unique.size, 1) - 1).bit_length())
+    unique = array("Q", sorted(set(codes)))
+    bits = max(_MIN_TABLE_BITS, (4 * max(len(unique), 1) - 1).bit_length())
     filter_bits = min(_MAX_FILTER_BITS, max(bits + _FILTER_EXTRA_BITS, _MIN_FILTER_BITS))
-    table = np.full(1 << bits, EMPTY, dtype=np.uint64)
-    byte_filter = np.zeros(1 << filter_bits, dtype=np.uint8)
+    table = array("Q", [EMPTY]) * (1 << bits)
+    byte_filter = bytearray(1 << filter_bits)
     _native.fill(table, bits, byte_filter, filter_bits, unique)
     return KmerLookup(k, table, bits, byte_filter, filter_bits)
 
@@ -151,6 +158,8 @@ def ascii_hit_positions(
     k: int,
 ) -> np.ndarray:
     """0-based start of every stored k-mer of ``buffer`` (ASCII bases, forward strand)."""
+    import numpy as np
+
     starts = np.empty(max(len(buffer) - k + 1, 0), dtype=np.int64)
     found = _native.ascii_hit_codes(buffer, table, bits, byte_filter, filter_bits, k, starts, None)
     return starts[:found]
@@ -165,6 +174,8 @@ def ascii_hit_codes(
     k: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """0-based start and code of every stored k-mer of ``buffer`` (ASCII, forward strand)."""
+    import numpy as np
+
     size = max(len(buffer) - k + 1, 0)
     starts = np.empty(size, dtype=np.int64)
     codes = np.empty(size, dtype=np.uint64)
@@ -179,6 +190,8 @@ def lookup_args(lookup: KmerLookup) -> tuple:
 
 def sequence_hit_positions(sequence: str, lookup: KmerLookup) -> np.ndarray:
     """0-based starts of the stored k-mers of ``sequence`` (forward strand)."""
+    import numpy as np
+
     buffer = np.frombuffer(sequence.encode("ascii"), dtype=np.uint8)
     return ascii_hit_positions(buffer, *lookup_args(lookup), lookup.k)
 
@@ -188,18 +201,19 @@ def sequence_hit_positions(sequence: str, lookup: KmerLookup) -> np.ndarray:
 
 @dataclass(frozen=True)
 class StrandTable:
-    """Every stored code (both strands) and where it lies, as arrays for vectorised voting.
+    """Every stored code (both strands) and where it lies, as arrays for the compiled voting.
 
-    ``codes`` is sorted; the occurrences of ``codes[i]`` are rows ``offsets[i]`` to
-    ``offsets[i + 1] - 1`` of ``construct``, ``position`` (0-based start of the k-mer on the
-    construct's forward strand) and ``reverse`` (the code is the reverse complement).
+    ``codes`` (``array("Q")``) is sorted; the occurrences of ``codes[i]`` are rows
+    ``offsets[i]`` to ``offsets[i + 1] - 1`` of ``construct``, ``position`` (0-based start of the
+    k-mer on the construct's forward strand; these three are ``array("q")``) and ``reverse``
+    (``array("B")``, 1 when the code is the reverse complement).
     """
 
-    codes: np.ndarray
-    offsets: np.ndarray
-    construct: np.ndarray
-    position: np.ndarray
-    reverse: np.ndarray
+    codes: array
+    offsets: array
+    construct: array
+    position: array
+    reverse: array
 
 
 @dataclass(frozen=True)
@@ -258,11 +272,11 @@ class SpecificKmerIndex:
             codes = sorted(rows)
             flat = [row for code in codes for row in rows[code]]
             self._strands = StrandTable(
-                codes=np.array(codes, dtype=np.uint64),
-                offsets=np.cumsum([0] + [len(rows[code]) for code in codes]),
-                construct=np.array([row[0] for row in flat], dtype=np.int64),
-                position=np.array([row[1] for row in flat], dtype=np.int64),
-                reverse=np.array([row[2] for row in flat], dtype=bool),
+                codes=array("Q", codes),
+                offsets=array("q", itertools.accumulate((len(rows[c]) for c in codes), initial=0)),
+                construct=array("q", [row[0] for row in flat]),
+                position=array("q", [row[1] for row in flat]),
+                reverse=array("B", [row[2] for row in flat]),
             )
         return self._strands
 
@@ -275,11 +289,11 @@ class SpecificKmerIndex:
             self._placement = (
                 *lookup_args(lookup),
                 lookup.k,
-                np.ascontiguousarray(strands.codes, dtype=np.uint64),
-                np.ascontiguousarray(strands.offsets, dtype=np.int64),
-                np.ascontiguousarray(strands.construct, dtype=np.int64),
-                np.ascontiguousarray(strands.position, dtype=np.int64),
-                np.ascontiguousarray(strands.reverse, dtype=np.uint8),
+                strands.codes,
+                strands.offsets,
+                strands.construct,
+                strands.position,
+                strands.reverse,
                 tuple(construct.sequence.encode("ascii") for construct in self.constructs),
             )
         return self._placement

@@ -25,12 +25,10 @@ import gzip
 import os
 import re
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from carmscope.bam.alignments import cram_reference_problem
 from carmscope.car import bam, text
 from carmscope.car.bam import ReadsError
 from carmscope.car.coverage import CoverageAccumulator
@@ -404,10 +402,9 @@ def _scan_fastq(
     while chunk or pending:
         following = next(chunks, b"")
         data = pending + chunk
-        buffer = np.frombuffer(data, dtype=np.uint8)
-        candidates = np.empty(buffer.size // 4 + 1, dtype=np.int64)
+        candidates = array("q", bytes(8 * (len(data) // 4 + 1)))
         consumed, n_records, n_candidates, error = text.scan_fastq_chunk(
-            buffer, not following, *text.fastq_chunk_args(index.lookup), candidates
+            data, not following, *text.fastq_chunk_args(index.lookup), candidates
         )
         if error:
             raise ReadsError(path, f"malformed FASTQ record after {counts.total + n_records} reads")
@@ -577,6 +574,8 @@ def scan_reads(
     path = str(path)
     fmt = detect_format(path)
     if fmt == "cram":
+        from carmscope.bam.alignments import cram_reference_problem  # CRAM only: not at start-up
+
         problem = cram_reference_problem(path, settings.reference, REFERENCE_KEY)
         if problem is not None:
             raise ReadsError(path, problem)

@@ -7,7 +7,7 @@ k-mer up. :mod:`carmscope.car.evidence` then decides each flagged read.
 
 from __future__ import annotations
 
-import numpy as np
+from array import array
 
 from carmscope.bam import _native
 from carmscope.car.kmers import KmerLookup, lookup_args
@@ -17,10 +17,9 @@ def flag_sequences(sequences: list[str], lookup: KmerLookup) -> list[int]:
     """Indices of the ``sequences`` (ACGTN text) that share a k-mer with ``lookup``."""
     if not sequences:
         return []
-    buffer = np.frombuffer("\n".join(sequences).encode("ascii"), dtype=np.uint8)
-    flags = np.zeros(len(sequences), dtype=np.int64)
-    _native.flag_lines(buffer, *lookup_args(lookup), lookup.k, flags)
-    return np.flatnonzero(flags).tolist()
+    flags = array("q", bytes(8 * len(sequences)))
+    _native.flag_lines("\n".join(sequences).encode("ascii"), *lookup_args(lookup), lookup.k, flags)
+    return [i for i, flag in enumerate(flags) if flag]
 
 
 def scan_fastq_chunk(
