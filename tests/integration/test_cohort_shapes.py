@@ -88,7 +88,7 @@ def shaped_run(repo, tool, cohort, workdir, patients, samples, targets=()):
     result = snakemake(repo, tool, workdir, *targets)
     assert result.returncode == 0, result.stderr[-5000:]
     return pd.read_csv(
-        workdir / "results/tables/patients.tsv", sep="\t", keep_default_na=False
+        workdir / "results/tables/patients.tsv", sep="\t", keep_default_na=False, dtype=str
     ).set_index("patient_id")
 
 

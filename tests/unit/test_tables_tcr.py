@@ -1,4 +1,5 @@
-"""The patient table's tcr_* block: copied from the tcr stage, empty with reasons without it."""
+"""The patient table's tcr_* block: copied from the tcr stage, empty with the stage's reasons
+without it."""
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,12 @@ def test_block_without_repertoire_is_empty_with_reasons():
     block = tcr_block(_outputs(pd.DataFrame(columns=["patient_id"])), "P1")
     assert list(block) == list(COLUMN_ORDER)
     assert block["tcr_expansion"] is pd.NA
-    assert block["tcr_expansion_reason"] == "no repertoire"
+    # the tcr stage's own wording, so a patient's reasons do not depend on whether the cohort
+    # has any repertoire (and the stage ran)
+    assert (
+        block["tcr_expansion_reason"] == "tumour: no tumour repertoire; blood: no blood repertoire"
+    )
+    assert block["tcr_expanded_cd8_fraction_reason"] == "tumour not evaluable"
     assert block["tcr_tumour_reason"] == "no tumour repertoire"
     assert np.isnan(block["tcr_tumour_clonality_delta"])
 

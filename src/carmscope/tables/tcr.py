@@ -2,15 +2,16 @@
 
 The figures come from the ``tcr`` stage's per-patient table (``results/tcr/patients.tsv``,
 :mod:`carmscope.tcr.patients`); a patient without any repertoire gets empty figures with the
-reason ``no repertoire``.
+reasons the stage gives a patient without repertoires (:func:`carmscope.tcr.patients.patient_row`),
+whether or not the cohort has any.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 from carmscope.tables.steps import StepOutputs, as_bool, as_float, as_int, as_text
+from carmscope.tcr.patients import patient_row
 from carmscope.vocabulary import TISSUES
 
 FIGURES = ("clonality_baseline", "clonality_post", "clonality_delta", "overlap")
@@ -71,19 +72,9 @@ def _tcr_values(outputs: StepOutputs, patient: str) -> dict[str, object]:
     table = outputs.tcr_patients
     rows = table[table["patient_id"].astype(str) == patient] if len(table) else table
     if not len(rows):
-        block: dict[str, object] = dict.fromkeys(TCR_FLOAT_COLUMNS, np.nan)
-        block |= dict.fromkeys(TCR_INTEGER_COLUMNS, pd.NA)
-        block |= dict.fromkeys(TCR_TEXT_COLUMNS, "")
-        reasons = {f"tcr_{t}_reason": f"no {t} repertoire" for t in TISSUES}
-        return (
-            block
-            | reasons
-            | {
-                "tcr_expansion": pd.NA,
-                "tcr_expansion_reason": "no repertoire",
-                "tcr_expanded_cd8_fraction_reason": "no repertoire",
-            }
-        )
+        # the stage's own row for a patient without repertoires (or a cohort without any,
+        # where the stage does not run): the same reasons either way
+        rows = pd.DataFrame([patient_row(patient, outputs.samples, {}, {}, {}, {})])
     row = rows.iloc[0]
     block = {c: as_float(row.get(c)) for c in TCR_FLOAT_COLUMNS}
     block |= {c: as_int(row.get(c)) for c in TCR_INTEGER_COLUMNS}
