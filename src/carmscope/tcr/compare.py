@@ -51,6 +51,8 @@ CHANGE_COLUMNS = (
     "new",
     "undetectable_at_baseline",
 )
+CHANGE_TEXT_COLUMNS = ("clone_id", "cdr3_aa", "v_gene", "post_sample")
+"""The change table's text columns (read back with ``carmscope.io.read_stage_table``)."""
 
 
 @dataclass(frozen=True)

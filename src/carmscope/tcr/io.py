@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from carmscope.io.tables import read_stage_table
 from carmscope.tcr.genes import GENE_TABLE, imgt_genes, locus_of
 
 CLONE_COLUMNS = ("clone_id", "cdr3_aa", "v_gene", "j_gene", "count", "frequency")
@@ -499,10 +500,4 @@ def read_repertoire(path: str | Path, gene_table: str | Path = GENE_TABLE) -> Re
 
 def read_clones(path: str | Path) -> pd.DataFrame:
     """A clone table written by the ``tcr`` stage (``clones.tsv``), IDs and sequences as text."""
-    return pd.read_csv(
-        path,
-        sep="\t",
-        dtype={"clone_id": str, "cdr3_aa": str, "v_gene": str, "j_gene": str},
-        keep_default_na=False,
-        na_values={"frequency": [""]},
-    )
+    return read_stage_table(path, ("clone_id", "cdr3_aa", "v_gene", "j_gene"))
