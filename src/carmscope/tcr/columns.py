@@ -58,8 +58,9 @@ class Factor:
         """The row values as a :class:`pandas.Series`."""
         return pd.Series(self.values())
 
-    def per_row(self, function: Callable[[str], object], dtype=object) -> np.ndarray:
-        """``function`` of each row's value, called once per distinct value."""
+    def per_row(self, function: Callable[[str], object], dtype=str) -> np.ndarray:
+        """``function`` of each row's value, called once per distinct value (text results as
+        a NumPy string array, so comparing rows with a value is one vectorised operation)."""
         mapped = np.array([function(u) for u in self.uniques], dtype=dtype)
         return mapped[self.codes] if len(mapped) else np.zeros(len(self.codes), dtype=dtype)
 

@@ -46,8 +46,7 @@ def read_immunoseq(path, sep, header, spec: FormatSpec, found: dict[str, str], t
     v_gene = imgt_factor(v_names, table)
     j_gene = imgt_factor(stripped(columns.text(j_col)), table)
     cdr3 = columns.text(aa)
-    locus = v_gene.per_row(locus_of)
-    trb = (locus == "TRB") | (v_gene.values() == "")
+    trb = v_gene.per_row(lambda v: v == "" or locus_of(v) == "TRB", dtype=bool)
     in_frame = stripped(columns.text(status)).per_row(lambda v: v.lower() == "in", dtype=bool)
     productive = in_frame & productive_cdr3(cdr3)
     keep = trb & productive
