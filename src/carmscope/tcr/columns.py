@@ -180,13 +180,17 @@ class RepertoireColumns:
         return whole_numbers(values, self.path, column, allow_missing=allow_missing)
 
 
+def _gzipped(path) -> bool:
+    """Whether the file is gzip-compressed (magic bytes; the name need not end in .gz)."""
+    with open(path, "rb") as handle:
+        return handle.read(2) == b"\x1f\x8b"
+
+
 def _read_arrow(path, sep: str, width: int, positions: dict[str, int]) -> pa.Table:
     names = [f"column {i}" for i in range(width)]
     for name, index in positions.items():
         names[index] = name
-    with open(path, "rb") as handle:
-        gzipped = handle.read(2) == b"\x1f\x8b"
-    source = pa.input_stream(str(Path(path)), compression="gzip" if gzipped else None)
+    source = pa.input_stream(str(Path(path)), compression="gzip" if _gzipped(path) else None)
     table = pa_csv.read_csv(
         source,
         read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1, use_threads=False),
@@ -209,6 +213,7 @@ def _read_pandas(path, sep: str, wanted: list[str]) -> pd.DataFrame:
     return pd.read_csv(
         path,
         sep=sep,
+        compression="gzip" if _gzipped(path) else None,
         usecols=wanted,
         dtype=dict.fromkeys(wanted, str),
         keep_default_na=False,
