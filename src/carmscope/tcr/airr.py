@@ -43,15 +43,15 @@ def read_airr(path, sep, header, spec: FormatSpec, found: dict[str, str], table)
     cdr3 = columns.text(found["junctionaa"])
     j_gene = imgt_factor(stripped(columns.text(found.get("jcall"))), table)
     productive = is_true(columns.text(found["productive"]))
-    cell = stripped(columns.text(found.get("cellid"))).values()
-    has_cell = cell != ""
-    if "cellid" in found and has_cell.any():
+    cell = stripped(columns.text(found["cellid"])) if "cellid" in found else None
+    has_cell = cell.per_row(bool, dtype=bool) if cell is not None else None
+    if cell is not None and has_cell.any():
         umi_col = next((found[k] for k in UMI_KEYS if k in found), None)
         read_col = found.get("consensuscount")
         zeros = np.zeros(columns.rows, dtype=np.int64)
         chains = pd.DataFrame(
             {
-                "cell": cell,
+                "cell": cell.values(),
                 "locus": locus,
                 "productive": productive,
                 "cdr3_aa": cdr3.values(),

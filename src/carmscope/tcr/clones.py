@@ -48,7 +48,8 @@ def clone_table(cdr3: Factor, v_gene: Factor, j_gene: Factor, count) -> pd.DataF
         "count": summed,
         "frequency": summed / total if total else np.full(len(summed), np.nan),
     }
-    return pd.DataFrame({name: columns[name] for name in CLONE_COLUMNS})
+    # copy=False: one block per column, no copy of 300,000-row text columns into one block
+    return pd.DataFrame({name: columns[name] for name in CLONE_COLUMNS}, copy=False)
 
 
 def clone_ids(v_gene, cdr3_aa) -> np.ndarray:

@@ -203,10 +203,14 @@ def _read_arrow(path, sep: str, width: int, positions: dict[str, int]) -> pa.Tab
         ),
     )
     # pandas' skipinitialspace (what the readers used before): leading blanks are not data
-    return pa.table(
-        [pc.utf8_ltrim(table.column(name), characters=" ") for name in positions],
-        names=list(positions),
-    )
+    return pa.table([_lstripped(table.column(name)) for name in positions], names=list(positions))
+
+
+def _lstripped(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The column without leading blanks (copied only when a value has one)."""
+    if pc.any(pc.starts_with(column, " ")).as_py():
+        return pc.utf8_ltrim(column, characters=" ")
+    return column
 
 
 def _read_pandas(path, sep: str, wanted: list[str]) -> pd.DataFrame:
