@@ -54,10 +54,6 @@ class Factor:
         """The row values (object array)."""
         return self.uniques[self.codes]
 
-    def series(self) -> pd.Series:
-        """The row values as a :class:`pandas.Series`."""
-        return pd.Series(self.values())
-
     def per_row(self, function: Callable[[str], object], dtype=str) -> np.ndarray:
         """``function`` of each row's value, called once per distinct value (text results as
         a NumPy string array, so comparing rows with a value is one vectorised operation)."""
