@@ -44,7 +44,7 @@ rule blood_kinetics:
         summary=blood_rules.TABLE_FILES["summary"],
         crs=blood_rules.TABLE_FILES["crs"],
     log:
-        "logs/blood_kinetics.log",
+        blood_rules.LOGS["blood_kinetics"],
     conda:
         "../../envs/blood.yaml"
     threads: 1
@@ -79,7 +79,7 @@ rule blood_plots:
             labels={"figure": "cytokine heat map"},
         ),
     log:
-        "logs/blood_plots.log",
+        blood_rules.LOGS["blood_plots"],
     conda:
         "../../envs/blood.yaml"
     threads: 1

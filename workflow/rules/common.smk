@@ -114,29 +114,6 @@ def car_cells_table(wildcards):
     return car_rules.scan_file("scrna", wildcards.sample, "cells.tsv.gz")
 
 
-TCR_SAMPLE_COLUMNS = ["patient_id", "timepoint", "day", "hours", "assay", "tissue", "vdj"]
-
-
-def tcr_sample_records(samples):
-    """Sheet rows of the given samples as records for a tcr rule's params."""
-    return SAMPLES.loc[list(samples), TCR_SAMPLE_COLUMNS].reset_index().to_dict("records")
-
-
-def tcr_clone_inputs(wildcards):
-    """A tcr sample's repertoire (counts); a scRNA sample's vdj and its annotated cells."""
-    row = SAMPLES.loc[wildcards.sample]
-    # inspection runs first; a sample it found unusable is left out with its reason
-    verdict = inspection_rules.SAMPLE.format(sample=wildcards.sample)
-    if row["assay"] == "tcr":
-        return {"repertoire": row["counts"], "verdict": verdict}
-    return {
-        "verdict": verdict,
-        "repertoire": row["vdj"],
-        "cells": expression_rules.sample_file("scrna", wildcards.sample, "cells.tsv.gz"),
-        "h5ad": expression_rules.sample_file("scrna", wildcards.sample, "cells.h5ad"),
-    }
-
-
 def final_outputs():
     """Every file `rule all` asks for."""
     targets = [inspection_rules.INVENTORY]

@@ -8,9 +8,9 @@
 #   tcr_summary   per-sample diversity and per-patient figures
 #   tcr_plots     per-patient scatter + clonality over time; the cohort panel
 #
-# Needs from common.smk: SAMPLES, PATIENTS, scaled, one_of_ids, tcr_sample_records(samples),
-# tcr_clone_inputs(wildcards). Settings come from the
-# config's `tcr` section; `rule all` takes TCR_OUTPUTS.
+# Needs from common.smk: SAMPLES, PATIENTS, scaled, one_of_ids; from the wiring:
+# expression_rules. Paths, inputs and settings: workflow/lib/wiring/tcr.py; `rule all` takes
+# TCR_OUTPUTS.
 
 
 localrules:
@@ -18,36 +18,26 @@ localrules:
     tcr_plots,
 
 
-from carmscope.tcr.patients import compared_samples, repertoire_sample_ids  # noqa: E402
+from wiring import tcr as tcr_rules  # noqa: E402
 
 TCR = config["tcr"]
-TCR_SAMPLES = repertoire_sample_ids(SAMPLES)
-TCR_VDJ_SAMPLES = [s for s in TCR_SAMPLES if SAMPLES.loc[s, "assay"] == "scrna"]
-TCR_COMPARED = compared_samples(SAMPLES)
-TCR_COMPARISONS = list(TCR_COMPARED)
-TCR_SETTINGS = {key: TCR[key] for key in ("min_count", "fdr", "min_fold", "detect_alpha")}
-TCR_OUTPUTS = (
-    [
-        "results/tcr/samples.tsv",
-        "results/tcr/patients.tsv",
-        "results/tcr/cohort.png",
-        "results/tcr/patients",
-    ]
-    + [f"results/tcr/changes/{p}_{t}.tsv" for p, t in TCR_COMPARISONS]
-    if TCR_SAMPLES
-    else []
-)
+TCR_SAMPLES = tcr_rules.repertoire_samples(SAMPLES)
+TCR_VDJ_SAMPLES = tcr_rules.vdj_samples(SAMPLES)
+TCR_COMPARED = tcr_rules.comparisons(SAMPLES)
+TCR_OUTPUTS = tcr_rules.outputs(SAMPLES)
 
 
 rule tcr_clones:
     input:
-        unpack(tcr_clone_inputs),
+        unpack(
+            lambda wildcards: tcr_rules.clone_inputs(
+                SAMPLES, wildcards.sample, expression_rules.sample_file
+            )
+        ),
     output:
-        clones="results/tcr/{sample}/clones.tsv",
-        summary="results/tcr/{sample}/summary.tsv",
-        cells="results/tcr/{sample}/cells.tsv.gz",
+        **{name: tcr_rules.sample_file("{sample}", name) for name in tcr_rules.SAMPLE_FILES},
     log:
-        "logs/tcr_clones/{sample}.log",
+        tcr_rules.LOGS["tcr_clones"],
     wildcard_constraints:
         sample=one_of_ids(TCR_SAMPLES),
     group:
@@ -65,16 +55,16 @@ rule tcr_clones:
 rule tcr_changes:
     input:
         clones=lambda wildcards: [
-            f"results/tcr/{s}/clones.tsv"
+            tcr_rules.sample_file(s, "clones")
             for s in TCR_COMPARED[(wildcards.patient, wildcards.tissue)]
         ],
     output:
-        "results/tcr/changes/{patient}_{tissue}.tsv",
+        tcr_rules.CHANGES,
     log:
-        "logs/tcr_changes/{patient}_{tissue}.log",
+        tcr_rules.LOGS["tcr_changes"],
     wildcard_constraints:
-        patient=one_of_ids(sorted({p for p, _ in TCR_COMPARISONS})),
-        tissue="tumour|blood",
+        patient=one_of_ids(tcr_rules.compared_patients(SAMPLES)),
+        tissue=tcr_rules.TISSUE_PATTERN,
     group:
         "tcr_samples"
     conda:
@@ -84,25 +74,24 @@ rule tcr_changes:
         mem_mb=scaled(1000, per_mb=10),
         runtime=scaled(5, per_mb=0.02),
     params:
-        samples=lambda wildcards: tcr_sample_records(
-            TCR_COMPARED[(wildcards.patient, wildcards.tissue)]
+        samples=lambda wildcards: tcr_rules.sample_records(
+            SAMPLES, TCR_COMPARED[(wildcards.patient, wildcards.tissue)]
         ),
-        settings=TCR_SETTINGS,
+        settings=tcr_rules.settings(TCR),
     script:
         "../scripts/tcr_changes.py"
 
 
 rule tcr_summary:
     input:
-        clones=expand("results/tcr/{sample}/clones.tsv", sample=TCR_SAMPLES),
-        summaries=expand("results/tcr/{sample}/summary.tsv", sample=TCR_SAMPLES),
-        changes=[f"results/tcr/changes/{p}_{t}.tsv" for p, t in TCR_COMPARISONS],
-        cells=expand("results/tcr/{sample}/cells.tsv.gz", sample=TCR_VDJ_SAMPLES),
+        clones=[tcr_rules.sample_file(s, "clones") for s in TCR_SAMPLES],
+        summaries=[tcr_rules.sample_file(s, "summary") for s in TCR_SAMPLES],
+        changes=tcr_rules.change_files(SAMPLES),
+        cells=[tcr_rules.sample_file(s, "cells") for s in TCR_VDJ_SAMPLES],
     output:
-        samples="results/tcr/samples.tsv",
-        patients="results/tcr/patients.tsv",
+        **tcr_rules.TABLE_FILES,
     log:
-        "logs/tcr_summary.log",
+        tcr_rules.LOGS["tcr_summary"],
     conda:
         "../../envs/tcr.yaml"
     threads: 1
@@ -110,9 +99,9 @@ rule tcr_summary:
         mem_mb=scaled(1000, per_mb=5),
         runtime=scaled(5, per_mb=0.02),
     params:
-        samples=tcr_sample_records(SAMPLES.index),
+        samples=tcr_rules.sample_records(SAMPLES, SAMPLES.index),
         repertoires=TCR_SAMPLES,
-        comparisons=[list(pair) for pair in TCR_COMPARISONS],
+        comparisons=[list(pair) for pair in TCR_COMPARED],
         vdj_samples=TCR_VDJ_SAMPLES,
         rarefaction_depth=TCR["rarefaction_depth"],
         patients=list(PATIENTS.index),
@@ -122,25 +111,24 @@ rule tcr_summary:
 
 rule tcr_plots:
     input:
-        samples="results/tcr/samples.tsv",
-        patients="results/tcr/patients.tsv",
-        changes=[f"results/tcr/changes/{p}_{t}.tsv" for p, t in TCR_COMPARISONS],
+        **tcr_rules.TABLE_FILES,
+        changes=tcr_rules.change_files(SAMPLES),
     output:
         cohort=report(
-            "results/tcr/cohort.png",
+            tcr_rules.COHORT_FIGURE,
             caption="../report/tcr_cohort.rst",
             category="4. T cell receptors",
             labels={"figure": "cohort"},
         ),
         patients=report(
-            directory("results/tcr/patients"),
+            directory(tcr_rules.PATIENT_FIGURES),
             patterns=["{patient}.png"],
             caption="../report/tcr_patient.rst",
             category="4. T cell receptors",
             labels={"patient": "{patient}"},
         ),
     log:
-        "logs/tcr_plots.log",
+        tcr_rules.LOGS["tcr_plots"],
     conda:
         "../../envs/tcr.yaml"
     threads: 1
@@ -148,7 +136,7 @@ rule tcr_plots:
         mem_mb=scaled(1000, per_mb=2),
         runtime=scaled(5, per_mb=0.05),
     params:
-        comparisons=[list(pair) for pair in TCR_COMPARISONS],
-        days=[{"sample_id": s, "day": int(SAMPLES.loc[s, "day"])} for s in TCR_SAMPLES],
+        comparisons=[list(pair) for pair in TCR_COMPARED],
+        days=tcr_rules.sample_days(SAMPLES),
     script:
         "../scripts/tcr_plots.py"

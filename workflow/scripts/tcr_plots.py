@@ -5,18 +5,19 @@ import sys
 
 import pandas as pd
 
+from carmscope.io.tables import read_stage_table
+from carmscope.tcr.compare import CHANGE_TEXT_COLUMNS
 from carmscope.tcr.plots import cohort_figure, patient_figure
 
 sys.stderr = open(snakemake.log[0], "w")
 
-text = {"patient_id": str, "sample_id": str, "post_sample": str, "clone_id": str}
-patients = pd.read_csv(snakemake.input.patients, sep="\t", dtype=text)
-samples = pd.read_csv(snakemake.input.samples, sep="\t", dtype=text)
+patients = read_stage_table(snakemake.input.patients)
+samples = read_stage_table(snakemake.input.samples)
 samples = samples.merge(pd.DataFrame(snakemake.params.days), on="sample_id")
 comparisons = [tuple(pair) for pair in snakemake.params.comparisons]
 changes = {}
 for (patient, tissue), path in zip(comparisons, snakemake.input.changes, strict=True):
-    changes.setdefault(patient, {})[tissue] = pd.read_csv(path, sep="\t", dtype=text)
+    changes.setdefault(patient, {})[tissue] = read_stage_table(path, CHANGE_TEXT_COLUMNS)
 os.makedirs(snakemake.output.patients, exist_ok=True)
 for patient, tables in changes.items():
     patient_figure(patient, tables, samples, f"{snakemake.output.patients}/{patient}.png")

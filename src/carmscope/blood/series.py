@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 import pandas as pd
 
 from carmscope.blood.measurements import BloodInputError, read_measurements
+from carmscope.io.tables import read_stage_table
 from carmscope.vocabulary import BLOOD, BULK_RNA, CAR_PCR, SCRNA, sample_hours
 
 QPCR = "qpcr"
@@ -149,4 +150,4 @@ def rna_series(samples: pd.DataFrame, car_summary: pd.DataFrame) -> pd.DataFrame
 
 def read_car_summary(path: str | os.PathLike) -> pd.DataFrame:
     """The CAR stage's summary table, as written by ``car_calls``."""
-    return pd.read_csv(path, sep="\t", dtype={"sample_id": str, "patient_id": str})
+    return read_stage_table(path)

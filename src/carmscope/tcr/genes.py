@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-import pandas as pd
+from carmscope.io.tables import read_stage_table
 
 GENE_TABLE = Path(__file__).resolve().parents[3] / "resources" / "tcr" / "trb_gene_names.tsv"
 """The shipped Adaptive-to-IMGT table of the human TRB genes."""
@@ -39,7 +39,7 @@ _ADAPTIVE_ORPHON = re.compile(r"^TCR([ABGD])([VDJC])(\d+|[A-Z])-OR(\d+)_(\d+)$")
 @lru_cache(maxsize=4)
 def read_gene_table(path: str | Path = GENE_TABLE) -> dict[str, str]:
     """The mapping table as ``{adaptive name: IMGT name}`` (columns ``adaptive``, ``imgt``)."""
-    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    table = read_stage_table(path, all_text=True)
     missing = {"adaptive", "imgt"} - set(table.columns)
     if missing:
         raise ValueError(f"{path}: line 1: missing column(s) {', '.join(sorted(missing))}")

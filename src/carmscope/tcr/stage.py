@@ -13,13 +13,14 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from carmscope.io.tables import read_stage_table
 from carmscope.tcr.cells import (
     annotate_cells,
     cell_type_counts,
     clone_exhaustion,
     exhaustion_scores,
 )
-from carmscope.tcr.compare import ChangeSettings
+from carmscope.tcr.compare import CHANGE_TEXT_COLUMNS, ChangeSettings
 from carmscope.tcr.diversity import DIVERSITY_COLUMNS, diversity
 from carmscope.tcr.io import read_clones, read_repertoire
 from carmscope.tcr.patients import (
@@ -58,7 +59,7 @@ def sample_step(repertoire_path: str, cells_path: str | None = None, h5ad_path: 
     clones = repertoire.clones
     cells = pd.DataFrame(columns=["barcode", "clone_id", "cell_type"])
     if cells_path:
-        types = pd.read_csv(cells_path, sep="\t", usecols=["barcode", "cell_type"], dtype=str)
+        types = read_stage_table(cells_path, ["cell_type"])[["barcode", "cell_type"]]
         cells = annotate_cells(repertoire, types, cells_path)
         clones = clones.merge(cell_type_counts(cells), on="clone_id", how="left")
         extra = [c for c in clones.columns if c.startswith("cells_")]
@@ -125,10 +126,7 @@ def summary_step(
         Every patient of the cohort (those without a repertoire get a row of reasons).
     """
     clones = {sample: read_clones(path) for sample, path in clone_files.items()}
-    info = {
-        s: pd.read_csv(p, sep="\t", dtype={"format": str, "unit": str}).iloc[0]
-        for s, p in summaries.items()
-    }
+    info = {s: read_stage_table(p, ["format", "unit"]).iloc[0] for s, p in summaries.items()}
     totals = {s: int(clones[s]["count"].sum()) for s in clones}
     depths = _depths(samples, totals, {s: str(info[s]["unit"]) for s in clones}, rarefaction_depth)
     rows = []
@@ -152,12 +150,9 @@ def summary_step(
         if (kept := [sample for sample in chosen if sample in clones])
     }
     changes = {
-        key: pd.read_csv(path, sep="\t", dtype={"clone_id": str, "post_sample": str})
-        for key, path in change_files.items()
+        key: read_stage_table(path, CHANGE_TEXT_COLUMNS) for key, path in change_files.items()
     }
-    cells = {
-        s: pd.read_csv(p, sep="\t", dtype=str, keep_default_na=False) for s, p in cell_files.items()
-    }
+    cells = {s: read_stage_table(p, all_text=True) for s, p in cell_files.items()}
     patient_rows = []
     for patient in patients or list(dict.fromkeys(samples["patient_id"].astype(str))):
         mine = {t: compared[(patient, t)] for t in TISSUES if (patient, t) in compared}

@@ -7,6 +7,6 @@ under ``src/``, which knows nothing of Snakemake: its functions take data and th
 write, never ``results/`` or ``logs/`` paths, wildcards or config defaults (those live in
 ``config/schemas/config.schema.yaml`` alone).
 
-Modules: ``car``, ``ctdna``, ``tables`` (one per stage whose rules need Python beyond
+Modules: ``car``, ``ctdna``, ``tables``, ``tcr`` (one per stage whose rules need Python beyond
 ``common.smk``) and ``resources`` (memory and time of every rule).
 """

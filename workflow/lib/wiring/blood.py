@@ -27,6 +27,7 @@ FIGURE_FILES = {
     "kinetics": f"{RESULTS}/car_kinetics.png",
     "cytokines": f"{RESULTS}/cytokine_heatmap.png",
 }
+LOGS = {"blood_kinetics": "logs/blood_kinetics.log", "blood_plots": "logs/blood_plots.log"}
 """Columns of the samples sheet the blood step reads (from ``params``)."""
 
 
