@@ -17,7 +17,9 @@ Subcommands:
   ``ulm_enrichment`` over the hallmark sets and immune signatures. Prints wall and CPU time
   and the process's peak RSS (``ru_maxrss``); run one cohort size per process.
   ``--profiles a,b`` tests only those profiles (each profile's time is printed, so the whole
-  step's time is their sum over the 14 profiles).
+  step's time is their sum over the 14 profiles); ``--genes N`` keeps N evenly spaced genes
+  (pydeseq2's work is per gene, so two sizes give the cost per gene); ``--group-columns ''``
+  leaves out the interaction models.
 
 Threads are limited to 2 (``OMP_NUM_THREADS``, ``NUMBA_NUM_THREADS``, BLAS; ``harness.py``),
 and the DE fits to one BLAS thread (``carmscope.expression.de_model``); pydeseq2 gets
@@ -149,7 +151,11 @@ def cohort_profiles(n_patients: int, seed: int = 7):
 
 
 def de_benchmark(
-    n_patients: int, profiles_chosen: list[str] | None = None, n_cpus: int = 1
+    n_patients: int,
+    profiles_chosen: list[str] | None = None,
+    n_cpus: int = 1,
+    n_genes: int | None = None,
+    group_columns: tuple[str, ...] = ("her2_ihc", "dosing"),
 ) -> None:
     from carmscope.expression.de import DESettings, count_significant, de_cell_type, paired_design
     from carmscope.expression.enrichment import ulm_enrichment
@@ -157,12 +163,20 @@ def de_benchmark(
     from carmscope.expression.scoring import load_collections
 
     profiles, n_cells, samples, patients = cohort_profiles(n_patients)
-    settings = DESettings(group_columns=("her2_ihc", "dosing"))
+    if n_genes is not None:  # evenly spaced genes: pydeseq2's work is per gene
+        universe = next(iter(profiles.values())).index
+        kept = universe[np.linspace(0, len(universe) - 1, n_genes).round().astype(int)]
+        profiles = {sample: table.loc[kept] for sample, table in profiles.items()}
+    settings = DESettings(group_columns=group_columns)
     collections = load_collections([GMT], [SIGNATURES])
     wall, cpu = time.perf_counter(), time.process_time()
     design = paired_design(samples, patients, settings.group_columns)
     chosen = profiles_chosen or list(PROFILE_NAMES)
-    print(f"{n_patients} patients, {len(design)} samples, profiles: {', '.join(chosen)}")
+    print(
+        f"{n_patients} patients, {len(design)} samples, "
+        f"{len(next(iter(profiles.values())))} genes, group columns: {list(group_columns)}, "
+        f"profiles: {', '.join(chosen)}"
+    )
     print(load_average(), flush=True)
     for cell_type in chosen:
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -192,11 +206,19 @@ def main() -> None:
         "--profiles", default="", help="comma-separated profiles to test (default: all 14)"
     )
     de.add_argument("--n-cpus", type=int, default=1, help="pydeseq2's processes")
+    de.add_argument("--genes", type=int, default=None, help="only this many genes (evenly spaced)")
+    de.add_argument("--group-columns", default="her2_ihc,dosing", help="interactions ('' for none)")
     args = parser.parse_args()
     if args.command == "pseudobulk":
         pseudobulk_benchmark(args.repeats)
     else:
-        de_benchmark(args.patients, [p for p in args.profiles.split(",") if p] or None, args.n_cpus)
+        de_benchmark(
+            args.patients,
+            [p for p in args.profiles.split(",") if p] or None,
+            args.n_cpus,
+            args.genes,
+            tuple(c for c in args.group_columns.split(",") if c),
+        )
 
 
 if __name__ == "__main__":
