@@ -64,9 +64,9 @@ MODEL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError
 def _fitting() -> Iterator[None]:
     """pydeseq2's fits: its UserWarnings silenced, BLAS and OpenMP limited to one thread.
 
-    Measured (``benchmarks/de.py``, 28 samples x 5,966 genes, one profile): 33 s of CPU with one
-    BLAS thread, several times more with two on a busy machine, where the second thread spins
-    waiting on matrices too small to share.
+    Measured (28 samples x 5,966 genes, one profile, no interactions; docs/expression.md): 33 s
+    of CPU with one BLAS thread; with two, on a busy machine, 197 s without finishing, the
+    second thread spinning on matrices too small to share.
     """
     from threadpoolctl import threadpool_limits
 
