@@ -17,10 +17,14 @@ Subcommands:
   ``ulm_enrichment`` over the hallmark sets and immune signatures. Prints wall and CPU time
   and the process's peak RSS (``ru_maxrss``); run one cohort size per process.
   ``--profiles a,b`` tests only those profiles (each profile's time is printed, so the whole
-  step's time is their sum over the 14 profiles).
+  step's time is their sum over the 14 profiles); ``--genes N`` keeps N evenly spaced genes
+  (pydeseq2's work is per gene, so two sizes give the cost per gene); ``--group-columns ''``
+  leaves out the interaction models.
 
-Threads are limited to 2 (``OMP_NUM_THREADS``, ``NUMBA_NUM_THREADS``, BLAS); pydeseq2 gets
-``n_cpus=1`` as in the workflow's ``threads: 1``.
+Threads are limited to 2 (``OMP_NUM_THREADS``, ``NUMBA_NUM_THREADS``, BLAS; ``harness.py``),
+and the DE fits to one BLAS thread (``carmscope.expression.de_model``); pydeseq2 gets
+``--n-cpus`` processes (default 1, the workflow's ``threads: 1``). The load average of the
+machine is printed before and after.
 
 Usage::
 
@@ -31,30 +35,15 @@ Usage::
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import time
 
-THREADS = "2"
-for _variable in (
-    "OMP_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-):
-    os.environ.setdefault(_variable, THREADS)
+from harness import GMT, REPO, SIGNATURES, load_average, own_peak_rss_mib  # first: threads
 
-import argparse  # noqa: E402
-import resource  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-GMT = REPO / "resources/genesets/hallmark_inflammation.v7.0.gmt"
-SIGNATURES = REPO / "resources/genesets/immune_signatures.tsv"
+# isort: split
+import numpy as np
+import pandas as pd
 
 
 def _simulation(**overrides):
@@ -161,32 +150,49 @@ def cohort_profiles(n_patients: int, seed: int = 7):
     return profiles, n_cells, pd.DataFrame(rows).set_index("sample_id"), patients
 
 
-def de_benchmark(n_patients: int, profiles_chosen: list[str] | None = None) -> None:
+def de_benchmark(
+    n_patients: int,
+    profiles_chosen: list[str] | None = None,
+    n_cpus: int = 1,
+    n_genes: int | None = None,
+    group_columns: tuple[str, ...] = ("her2_ihc", "dosing"),
+) -> None:
     from carmscope.expression.de import DESettings, count_significant, de_cell_type, paired_design
     from carmscope.expression.enrichment import ulm_enrichment
     from carmscope.expression.pseudobulk import PROFILE_NAMES
     from carmscope.expression.scoring import load_collections
 
     profiles, n_cells, samples, patients = cohort_profiles(n_patients)
-    settings = DESettings(group_columns=("her2_ihc", "dosing"))
+    if n_genes is not None:  # evenly spaced genes: pydeseq2's work is per gene
+        universe = next(iter(profiles.values())).index
+        kept = universe[np.linspace(0, len(universe) - 1, n_genes).round().astype(int)]
+        profiles = {sample: table.loc[kept] for sample, table in profiles.items()}
+    settings = DESettings(group_columns=group_columns)
     collections = load_collections([GMT], [SIGNATURES])
     wall, cpu = time.perf_counter(), time.process_time()
     design = paired_design(samples, patients, settings.group_columns)
     chosen = profiles_chosen or list(PROFILE_NAMES)
-    print(f"{n_patients} patients, {len(design)} samples, profiles: {', '.join(chosen)}")
+    print(
+        f"{n_patients} patients, {len(design)} samples, "
+        f"{len(next(iter(profiles.values())))} genes, group columns: {list(group_columns)}, "
+        f"profiles: {', '.join(chosen)}"
+    )
+    print(load_average(), flush=True)
     for cell_type in chosen:
-        started = time.perf_counter()
-        result = de_cell_type(profiles, n_cells, design, cell_type, settings)
+        started, cpu_started = time.perf_counter(), time.process_time()
+        result = de_cell_type(profiles, n_cells, design, cell_type, settings, n_cpus=n_cpus)
         enrichment = ulm_enrichment(result.results.set_index("gene")["stat"], collections)
         up, down = count_significant(result.results, 0.05)
         sets_up = int(((enrichment["padj"] < 0.05) & (enrichment["direction"] == "up")).sum())
         print(
             f"  {cell_type:18s} {len(result.results):5d} genes, {up:4d} up, {down:4d} down, "
-            f"{sets_up} sets up, {time.perf_counter() - started:6.1f} s"
+            f"{sets_up} sets up, {time.perf_counter() - started:6.1f} s wall, "
+            f"{time.process_time() - cpu_started:6.1f} s CPU",
+            flush=True,
         )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {peak:.0f} MiB")
+    print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {own_peak_rss_mib():.0f} MiB")
+    print(load_average())
 
 
 def main() -> None:
@@ -199,11 +205,20 @@ def main() -> None:
     de.add_argument(
         "--profiles", default="", help="comma-separated profiles to test (default: all 14)"
     )
+    de.add_argument("--n-cpus", type=int, default=1, help="pydeseq2's processes")
+    de.add_argument("--genes", type=int, default=None, help="only this many genes (evenly spaced)")
+    de.add_argument("--group-columns", default="her2_ihc,dosing", help="interactions ('' for none)")
     args = parser.parse_args()
     if args.command == "pseudobulk":
         pseudobulk_benchmark(args.repeats)
     else:
-        de_benchmark(args.patients, [p for p in args.profiles.split(",") if p] or None)
+        de_benchmark(
+            args.patients,
+            [p for p in args.profiles.split(",") if p] or None,
+            args.n_cpus,
+            args.genes,
+            tuple(c for c in args.group_columns.split(",") if c),
+        )
 
 
 if __name__ == "__main__":

@@ -30,31 +30,17 @@ Usage::
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import os
+import subprocess
+import sys
+import tempfile
+import warnings
+from pathlib import Path
 
-THREADS = "2"
-for _variable in (
-    "OMP_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-):
-    os.environ.setdefault(_variable, THREADS)
+from harness import GMT, MARKERS, SIGNATURES, peak_rss_kib  # first: sets the thread limits
 
-import argparse  # noqa: E402
-import dataclasses  # noqa: E402
-import re  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-MARKERS = REPO / "resources/markers/cell_type_markers.tsv"
-GMT = REPO / "resources/genesets/hallmark_inflammation.v7.0.gmt"
-SIGNATURES = REPO / "resources/genesets/immune_signatures.tsv"
 N_CELLS = 50_000
 QC = {"min_genes": 200, "min_counts": 500, "max_mito_fraction": 0.2, "max_genes": None}
 ANNOTATION = {"min_score": 0.1, "min_margin": 0.05}
@@ -228,17 +214,6 @@ def sparse_bytes(path: Path) -> tuple[int, int, int]:
         matrix.shape[0],
         matrix.nnz,
     )
-
-
-def peak_rss_kib(command: list[str]) -> int:
-    """Maximum resident set size (KiB) of a command, from GNU time."""
-    result = subprocess.run(
-        ["/usr/bin/time", "-v", *command], capture_output=True, text=True, check=True
-    )
-    match = re.search(r"Maximum resident set size \(kbytes\): (\d+)", result.stderr)
-    if match is None:
-        raise RuntimeError(f"no peak RSS in GNU time output:\n{result.stderr}")
-    return int(match.group(1))
 
 
 def run(path: Path, runs: int, export: Path | None) -> None:

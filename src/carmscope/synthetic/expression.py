@@ -188,14 +188,34 @@ def _gene_vector(genes: pd.DataFrame, values: dict[str, float]) -> np.ndarray:
     return genes["gene_symbol"].map(values).fillna(0.0).to_numpy(dtype=float)
 
 
+def raised_genes(cell_type: str, inflammatory_genes: Collection[str]) -> frozenset[str]:
+    """The genes whose mean rises after infusion in ``cell_type`` (the ground truth of DE).
+
+    Parameters
+    ----------
+    cell_type
+        A label of :data:`~carmscope.celltypes.CELL_TYPES`.
+    inflammatory_genes
+        The responding inflammatory genes (``Simulation.inflammatory_genes``, written to
+        ``truth/inflammatory_genes.txt``).
+
+    Returns
+    -------
+    frozenset of str
+        ``inflammatory_genes`` in :data:`INFLAMED_CELL_TYPES` (plus IFNG in
+        :data:`IFNG_CELL_TYPES`); empty in the unchanged cell types.
+    """
+    up = set(inflammatory_genes) if cell_type in INFLAMED_CELL_TYPES else set()
+    if cell_type in IFNG_CELL_TYPES:
+        up.add("IFNG")
+    return frozenset(up)
+
+
 def _inflammation_folds(
     cell_type: str, log2fc: float, inflammatory_genes: Collection[str]
 ) -> dict[str, float]:
     """Gene -> post-infusion log2 fold change in ``cell_type``."""
-    up = set(inflammatory_genes) if cell_type in INFLAMED_CELL_TYPES else set()
-    if cell_type in IFNG_CELL_TYPES:
-        up.add("IFNG")
-    return dict.fromkeys(up, log2fc) if log2fc else {}
+    return dict.fromkeys(raised_genes(cell_type, inflammatory_genes), log2fc) if log2fc else {}
 
 
 def _proportions(log2_levels: np.ndarray) -> np.ndarray:
