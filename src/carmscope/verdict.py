@@ -98,8 +98,11 @@ def kept_by_key(paths: Mapping[K, str | os.PathLike]) -> dict[K, str]:
     return {key: str(path) for key, path in paths.items() if not left_out_reason(path)}
 
 
-def usable_mask(inventory_rows: Iterable[str | os.PathLike]) -> list[bool]:
-    """Per inventory row, in order: whether inspection found the sample usable."""
+def usable_mask(inventory_rows: Iterable[str | os.PathLike] | str | os.PathLike) -> list[bool]:
+    """Per inventory row, in order: whether inspection found the sample usable (one path
+    counts as a list of one)."""
+    if isinstance(inventory_rows, (str, os.PathLike)):
+        inventory_rows = [inventory_rows]
     return [read_verdict(row)[1] for row in inventory_rows]
 
 

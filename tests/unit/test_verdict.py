@@ -69,3 +69,4 @@ def test_a_usable_sample_is_not_left_out(tmp_path):
     assert leave_out(tmp_path / "ok.tsv", [output]) == ""
     assert not output.exists()
     assert usable_mask([tmp_path / "ok.tsv", unusable_row(tmp_path)]) == [True, False]
+    assert usable_mask(str(tmp_path / "ok.tsv")) == [True]
