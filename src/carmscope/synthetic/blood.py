@@ -172,8 +172,8 @@ def pbmc_car_fraction(values: pd.DataFrame, hours: float) -> float:
 
 def pbmc_car_reads(fraction: float, total_reads: int) -> int:
     """CAR reads the bulk FASTQ writer puts in a PBMC sample (as
-    :func:`carmscope.synthetic.reads.write_bulk_fastq` counts them)."""
-    from carmscope.synthetic.reads import MIN_BULK_CAR_READS
+    :func:`carmscope.synthetic.bulk_fastq.write_bulk_fastq` counts them)."""
+    from carmscope.synthetic.bulk_fastq import MIN_BULK_CAR_READS
 
     if fraction <= 0:
         return 0

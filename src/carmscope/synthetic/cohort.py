@@ -41,7 +41,16 @@ import pandas as pd
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES
 from carmscope.construct import Construct, read_constructs
 from carmscope.genesets import read_gmt, read_signature_table
-from carmscope.synthetic import blood, cfdna, expression, reads, tcr, tenx
+from carmscope.synthetic import (
+    blood,
+    bulk_fastq,
+    cfdna,
+    expression,
+    host_transcripts,
+    tcr,
+    tenx,
+    tenx_bam,
+)
 from carmscope.synthetic.design import (
     CohortParams,
     PatientDesign,
@@ -184,7 +193,7 @@ def prepare(
             params.seed,
         ),
         construct=construct,
-        hosts=reads.host_transcripts(params.seed, construct),
+        hosts=host_transcripts.host_transcripts(params.seed, construct),
         contigs=contigs,
         panel=cfdna.design_variants(patients, contigs, params),
     )
@@ -196,7 +205,7 @@ def generate_reference(simulation: Simulation) -> None:
     folder = simulation.data_dir / "reference"
     folder.mkdir(parents=True, exist_ok=True)
     cfdna.write_reference(folder / "genome.fa", simulation.contigs)
-    reads.write_host_transcripts_fasta(folder / "host_transcripts.fa", simulation.hosts)
+    host_transcripts.write_host_transcripts_fasta(folder / "host_transcripts.fa", simulation.hosts)
 
 
 def generate_patient(simulation: Simulation, patient_id: str) -> PatientTruth:
@@ -419,7 +428,7 @@ def _write_scrna(
         extra_features=extra,
         library_id=sample.sample_id,
     )
-    car_reads = reads.write_tenx_bam(
+    car_reads = tenx_bam.write_tenx_bam(
         _output(simulation, sample.reads),
         cells,
         simulation.construct,
@@ -456,7 +465,7 @@ def _write_bulk(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
     params = simulation.params
-    fraction = reads.BULK_CAR_READ_FRACTION
+    fraction = bulk_fastq.BULK_CAR_READ_FRACTION
     if sample.tissue == BLOOD:  # PBMC: CAR reads follow the draw's qPCR level
         fraction = blood.pbmc_car_fraction(blood.patient_values(patient, params.seed), sample.hours)
     if sample.counts:
@@ -464,7 +473,7 @@ def _write_bulk(
             sample, patient, params, simulation.genes, simulation.inflammatory_genes
         )
         expression.write_bulk_counts(_output(simulation, sample.counts), table)
-    car_reads = reads.write_bulk_fastq(
+    car_reads = bulk_fastq.write_bulk_fastq(
         _output(simulation, sample.reads),
         sample.car_present,
         simulation.construct,
