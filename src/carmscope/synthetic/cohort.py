@@ -44,12 +44,14 @@ from carmscope.genesets import read_gmt, read_signature_table
 from carmscope.synthetic import (
     blood,
     bulk_fastq,
-    cfdna,
     expression,
+    genome,
     host_transcripts,
+    plasma_bam,
     tcr,
     tenx,
     tenx_bam,
+    tumour_variants,
 )
 from carmscope.synthetic.design import (
     CohortParams,
@@ -84,7 +86,7 @@ class Simulation:
     hosts: dict[str, str]
     contigs: dict[str, str]
     panel: pd.DataFrame
-    """Tumour variants of every patient (:func:`carmscope.synthetic.cfdna.design_variants`)."""
+    """Tumour variants of every patient (:func:`.tumour_variants.design_variants`)."""
 
 
 @dataclass
@@ -181,7 +183,7 @@ def prepare(
     signatures = read_signature_table(signatures_tsv)
     construct = read_constructs(construct_fasta, segments_tsv)[0]
     patients = design_cohort(params)
-    contigs = cfdna.make_reference(params)
+    contigs = genome.make_reference(params)
     return Simulation(
         params=params,
         data_dir=Path(data_dir),
@@ -195,7 +197,7 @@ def prepare(
         construct=construct,
         hosts=host_transcripts.host_transcripts(params.seed, construct),
         contigs=contigs,
-        panel=cfdna.design_variants(patients, contigs, params),
+        panel=tumour_variants.design_variants(patients, contigs, params),
     )
 
 
@@ -204,7 +206,7 @@ def generate_reference(simulation: Simulation) -> None:
     ``reference/host_transcripts.fa``."""
     folder = simulation.data_dir / "reference"
     folder.mkdir(parents=True, exist_ok=True)
-    cfdna.write_reference(folder / "genome.fa", simulation.contigs)
+    genome.write_reference(folder / "genome.fa", simulation.contigs)
     host_transcripts.write_host_transcripts_fasta(folder / "host_transcripts.fa", simulation.hosts)
 
 
@@ -232,7 +234,7 @@ def generate_patient(simulation: Simulation, patient_id: str) -> PatientTruth:
     if patient.tumor_variants:
         own = simulation.panel[simulation.panel["patient_id"] == patient_id]
         path = _output(simulation, patient.tumor_variants)
-        cfdna.write_variants_vcf(path, own, simulation.contigs)
+        tumour_variants.write_variants_vcf(path, own, simulation.contigs)
     return PatientTruth(
         patient_id, [_write_sample(simulation, patient, sample) for sample in patient.samples]
     )
@@ -255,7 +257,7 @@ def generate_normal(simulation: Simulation, normal_id: str) -> None:
             f"plasma normal {normal_id!r} is not in the synthetic cohort's design "
             f"(n_plasma_normals={simulation.params.n_plasma_normals})"
         )
-    cfdna.write_normal_plasma_bam(
+    plasma_bam.write_normal_plasma_bam(
         _output(simulation, relative),
         normal_id,
         simulation.panel,
@@ -506,7 +508,7 @@ def _write_tcr(simulation: Simulation, patient: PatientDesign, sample: SampleDes
 def _write_plasma(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
-    variants = cfdna.write_plasma_bam(
+    variants = plasma_bam.write_plasma_bam(
         _output(simulation, sample.reads),
         sample,
         patient,
