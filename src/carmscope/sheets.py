@@ -187,7 +187,7 @@ def _day_findings(cells: dict[str, str]) -> Iterator[Finding]:
 def _sample_data_findings(cells: dict[str, str], places: Places) -> Iterator[Finding]:
     """The ``counts`` and ``reads`` of a sample, against what its assay needs."""
     assay = cells["assay"]
-    if assay == "cfdna":  # a BAM, or a vendor VAF table for labs that get reports
+    if assay == CFDNA:  # a BAM, or a vendor VAF table for labs that get reports
         if cells["counts"] and cells["reads"]:
             both = "a cfdna sample takes reads (a BAM) or counts (a vendor VAF table), not both"
             yield "counts", f"{both}; empty one of them"

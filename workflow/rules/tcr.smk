@@ -22,7 +22,7 @@ from carmscope.tcr.patients import compared_samples, repertoire_sample_ids  # no
 
 TCR = config["tcr"]
 TCR_SAMPLES = repertoire_sample_ids(SAMPLES)
-TCR_VDJ_SAMPLES = [s for s in TCR_SAMPLES if SAMPLES.loc[s, "assay"] == "scrna"]
+TCR_VDJ_SAMPLES = [s for s in TCR_SAMPLES if SAMPLES.loc[s, "assay"] == vocabulary.SCRNA]
 TCR_COMPARED = compared_samples(SAMPLES)
 TCR_COMPARISONS = list(TCR_COMPARED)
 TCR_SETTINGS = {key: TCR[key] for key in ("min_count", "fdr", "min_fold", "detect_alpha")}

@@ -24,10 +24,7 @@ from carmscope.car.scan import ScanResult, ScanSettings, detect_format, scan_rea
 from carmscope.construct import Construct, read_constructs
 from carmscope.io.tables import read_stage_table
 from carmscope.reproducible import write_tsv
-
-SCRNA = "scrna"
-BULK = "bulk_rna"
-ASSAYS = (SCRNA, BULK)
+from carmscope.vocabulary import RNA_ASSAYS, SCRNA
 
 
 @dataclass
@@ -93,8 +90,8 @@ def analyse_sample(
     genome
         Genome of a multi-genome Cell Ranger 1.2/2 count matrix.
     """
-    if assay not in ASSAYS:
-        raise ValueError(f"CAR detection runs on {' and '.join(ASSAYS)} samples, not {assay!r}")
+    if assay not in RNA_ASSAYS:
+        raise ValueError(f"CAR detection runs on {' and '.join(RNA_ASSAYS)} samples, not {assay!r}")
     single_cell = assay == SCRNA
     settings = replace(settings, per_cell=single_cell)
     result = _scan(reads, index, settings)

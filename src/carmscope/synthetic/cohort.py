@@ -1,5 +1,8 @@
 """Write a synthetic cohort: data files, ground truth and input tables.
 
+Why over 500 lines: it is one concern, turning a design into files; most of it is one short
+writer per assay and the file form of a patient's truth that the workflow's jobs pass on.
+
 Layout of the data folder (paths as the tables name them):
 
 - ``scrna/{sample}.h5`` (10x HDF5 v3) and ``scrna/{sample}.bam`` (+ ``.bai``, 10x-style BAM)
@@ -65,7 +68,7 @@ from carmscope.synthetic.design import (
 )
 from carmscope.synthetic.genes import gene_table
 from carmscope.synthetic.tables import write_tables
-from carmscope.vocabulary import BLOOD
+from carmscope.vocabulary import BLOOD, BULK_RNA, CFDNA, SCRNA
 
 CAR_READ_TRUTH = ("car_reads", "car_specific_umis", "car_specific_reads")
 """Per-cell CAR truth from the BAM writer: all CAR reads, and the UMIs and reads that overlap
@@ -392,7 +395,7 @@ def _output(simulation: Simulation, relative: str) -> Path:
 def _write_sample(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
-    writer = {"scrna": _write_scrna, "bulk_rna": _write_bulk, "cfdna": _write_plasma}
+    writer = {SCRNA: _write_scrna, BULK_RNA: _write_bulk, CFDNA: _write_plasma}
     writer.update(dict.fromkeys(blood.ASSAYS, _write_blood))
     writer[tcr.TCR] = _write_tcr
     truth = writer[sample.assay](simulation, patient, sample)

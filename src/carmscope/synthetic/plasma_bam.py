@@ -24,6 +24,7 @@ from carmscope.synthetic.cfdna import (
     truth_vafs,
 )
 from carmscope.synthetic.design import CohortParams, PatientDesign, SampleDesign
+from carmscope.vocabulary import CFDNA
 
 TRUTH_COLUMNS = (
     "sample_id",
@@ -174,7 +175,7 @@ def write_plasma_bam(
         Columns ``TRUTH_COLUMNS``, one row per variant of the patient: the truth VAF and the
         realised numbers of tumour-derived and of unique fragments at the site.
     """
-    if sample.assay != "cfdna" or sample.patient_id != patient.patient_id:
+    if sample.assay != CFDNA or sample.patient_id != patient.patient_id:
         raise ValueError(f"{sample.sample_id} is not a cfDNA sample of {patient.patient_id}")
     own = panel[panel["patient_id"] == patient.patient_id].reset_index(drop=True)
     own = own.assign(sample_id=sample.sample_id, truth_vaf=truth_vafs(sample, patient, own))
