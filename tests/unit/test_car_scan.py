@@ -10,8 +10,9 @@ import pysam
 import pytest
 
 from carmscope.car import bam
+from carmscope.car.formats import detect_format
 from carmscope.car.kmers import build_index
-from carmscope.car.scan import ReadsError, ScanSettings, detect_format, read_bed, scan_reads
+from carmscope.car.scan import ReadsError, ScanSettings, read_bed, scan_reads
 from carmscope.construct import read_construct
 from carmscope.synthetic.benchmark_bam import benchmark_cells
 from carmscope.synthetic.design import PRESETS, rng_for

@@ -28,7 +28,7 @@ import pandas as pd
 
 from carmscope.car.cells import construct_cell_figures
 from carmscope.car.matrix_feature import MatrixCells
-from carmscope.car.scan import ScanResult
+from carmscope.car.tally import ScanResult
 from carmscope.io.tables import read_stage_table
 from carmscope.vocabulary import SCRNA
 

@@ -18,9 +18,11 @@ from carmscope.bam.index import find_index, indexed
 from carmscope.car.calls import sample_evidence
 from carmscope.car.cells import cell_table
 from carmscope.car.coverage import coverage_table, plot_coverage, region_table
+from carmscope.car.formats import detect_format
 from carmscope.car.kmers import KMER_TABLE_COLUMNS, SpecificKmerIndex, build_index
 from carmscope.car.matrix_feature import read_matrix_cells
-from carmscope.car.scan import ScanResult, ScanSettings, detect_format, scan_reads
+from carmscope.car.scan import ScanSettings, scan_reads
+from carmscope.car.tally import ScanResult
 from carmscope.construct import Construct, read_constructs
 from carmscope.io.tables import read_stage_table
 from carmscope.reproducible import write_tsv
