@@ -1,7 +1,7 @@
 """Benchmark of the CAR scan against ``samtools view -c`` on the same BAM.
 
 Builds (once, then reuses) a 10x-style BAM of at least 2 million reads with
-:func:`carmscope.synthetic.reads.write_benchmark_bam`, its index and a BED of the host loci
+:func:`carmscope.synthetic.benchmark_bam.write_benchmark_bam`, its index and a BED of the host loci
 (CD8A, CD247), then times in one run, with hyperfine when it is installed (else repeated
 wall-clock timings):
 
@@ -45,7 +45,8 @@ def build_bam(folder: Path, n_reads: int) -> tuple[Path, Path]:
     """The benchmark BAM (+ index) and the host-loci BED, built unless already there."""
     sys.path.insert(0, str(REPO / "src"))
     from carmscope.construct import read_construct
-    from carmscope.synthetic.reads import host_transcripts, write_benchmark_bam
+    from carmscope.synthetic.benchmark_bam import write_benchmark_bam
+    from carmscope.synthetic.host_transcripts import host_transcripts
 
     path = folder / f"benchmark_{n_reads}.bam"
     bed = folder / "host_loci.bed"

@@ -65,7 +65,7 @@ as ours)."""
 
 def simulate(folder: Path) -> None:
     """Reference, 200-variant panel and six 2,000x plasma BAMs (skipped when present)."""
-    from carmscope.synthetic import cfdna
+    from carmscope.synthetic import genome, plasma_bam, tumour_variants
     from carmscope.synthetic.design import CohortParams, design_cohort
 
     if (folder / "done").exists():
@@ -81,9 +81,9 @@ def simulate(folder: Path) -> None:
         reference_contig_length=100_000,
     )
     patients = design_cohort(params)
-    contigs = cfdna.make_reference(params)
-    cfdna.write_reference(folder / "genome.fa", contigs)
-    panel = cfdna.design_variants(patients, contigs, params)
+    contigs = genome.make_reference(params)
+    genome.write_reference(folder / "genome.fa", contigs)
+    panel = tumour_variants.design_variants(patients, contigs, params)
     panel[["chrom", "pos", "ref", "alt"]].to_csv(folder / "panel.tsv", sep="\t", index=False)
     order = {chrom: i for i, chrom in enumerate(contigs)}
     sites = panel[["chrom", "pos"]].drop_duplicates()
@@ -94,7 +94,7 @@ def simulate(folder: Path) -> None:
             if sample.assay == "cfdna":
                 bam = folder / f"{sample.sample_id}.bam"
                 print(f"simulating {bam.name}", file=sys.stderr, flush=True)
-                cfdna.write_plasma_bam(bam, sample, patient, panel, contigs, params)
+                plasma_bam.write_plasma_bam(bam, sample, patient, panel, contigs, params)
     (folder / "done").touch()
 
 

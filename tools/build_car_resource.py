@@ -19,12 +19,13 @@ CAR_DIR = REPO / "resources" / "car"
 
 
 def _import_construct():
-    """``carmscope.construct``, from the source tree when the package is not installed."""
+    """``carmscope.construct`` and ``carmscope.construct_assembly``, from the source tree when
+    the package is not installed."""
     if str(REPO / "src") not in sys.path:
         sys.path.insert(0, str(REPO / "src"))
-    from carmscope import construct
+    from carmscope import construct, construct_assembly
 
-    return construct
+    return construct, construct_assembly
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="compare with the files in --out, write nothing"
     )
     args = parser.parse_args(argv)
-    construct = _import_construct()
-    car = construct.assemble_anti_her2_car(args.parts)
+    construct, construct_assembly = _import_construct()
+    car = construct_assembly.assemble_anti_her2_car(args.parts)
     names = ("anti_her2_car.fa", "anti_her2_car.segments.tsv")
     if not args.check:
         construct.write_constructs([car], *(args.out / name for name in names))

@@ -1,4 +1,7 @@
-"""CAR constructs: sequences, segment tables, validation and the anti-HER2 CAR assembly.
+"""CAR constructs: sequences, segment tables and their validation.
+
+Why about 500 lines: it is one concern, reading and checking construct files; most of it is the
+segment table's checks, each reporting file, line and column.
 
 A construct is a transcript sequence tiled by segments. Each segment is either
 construct-specific (e.g. the scFv: no human transcript contains it) or host-derived (e.g. the
@@ -15,7 +18,8 @@ A construct FASTA holds one record per construct. The segment table is a TSV wit
 :func:`read_constructs` checks all of this and reports every problem with its file, line and
 column.
 
-This module knows nothing of Snakemake.
+The representative anti-HER2 CAR is assembled from its published parts by
+:mod:`carmscope.construct_assembly`. This module knows nothing of Snakemake.
 """
 
 from __future__ import annotations
@@ -24,44 +28,6 @@ import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-# --- genetic code and codon choice ------------------------------------------------------------
-
-_BASES = "TCAG"
-_AMINO_ACIDS = "FFLLSSSSYY**CC*WLLLLPPPPHHQQRRRRIIIMTTTTNNKKSSRRVVVVAAAADDEEGGGG"
-GENETIC_CODE: dict[str, str] = {
-    "".join(codon): amino_acid
-    for codon, amino_acid in zip(itertools.product(_BASES, repeat=3), _AMINO_ACIDS, strict=True)
-}
-"""The standard genetic code (DNA codons; ``*`` is a stop)."""
-
-HUMAN_PREFERRED_CODONS: dict[str, str] = {
-    "A": "GCC",
-    "R": "AGA",
-    "N": "AAC",
-    "D": "GAC",
-    "C": "TGC",
-    "Q": "CAG",
-    "E": "GAG",
-    "G": "GGC",
-    "H": "CAC",
-    "I": "ATC",
-    "L": "CTG",
-    "K": "AAG",
-    "M": "ATG",
-    "F": "TTC",
-    "P": "CCC",
-    "S": "AGC",
-    "T": "ACC",
-    "W": "TGG",
-    "Y": "TAC",
-    "V": "GTG",
-    "*": "TGA",
-}
-"""The most frequent human codon of each amino acid (and stop), per the Kazusa codon usage table
-for *Homo sapiens* (Nakamura, Gojobori & Ikemura 2000, Nucleic Acids Res 28:292). For arginine
-the table ranks AGA first (12.2 per thousand codons; AGG 12.0, CGG 11.4); see
-``resources/car/README.md``."""
 
 NUCLEOTIDES = frozenset("ACGTN")
 
@@ -74,19 +40,7 @@ LINKER = "G4S3_linker"
 TRASTUZUMAB_VH = "trastuzumab_VH"
 CD8A_HINGE_TM = "CD8A_hinge_TM"
 CD247_ZETA_ICD = "CD247_zeta_ICD"
-HOST_PARTS_FASTA = "car_host_parts.fa"
-SCFV_PARTS_FASTA = "trastuzumab_fv.faa"
-ANTI_HER2_CAR_LAYOUT: tuple[tuple[str, str, bool], ...] = (
-    # (segment, parts file, construct-specific), 5' to 3'
-    (CD8A_LEADER, HOST_PARTS_FASTA, False),
-    (TRASTUZUMAB_VL, SCFV_PARTS_FASTA, True),
-    (LINKER, SCFV_PARTS_FASTA, True),
-    (TRASTUZUMAB_VH, SCFV_PARTS_FASTA, True),
-    (CD8A_HINGE_TM, HOST_PARTS_FASTA, False),
-    (CD247_ZETA_ICD, HOST_PARTS_FASTA, False),
-)
-"""Segments of the representative anti-HER2 CAR: protein parts (``.faa``) are reverse-translated,
-nucleotide parts are used as they are, cut to whole codons."""
+
 
 RESOURCE_DIR = Path(__file__).resolve().parents[2] / "resources" / "car"
 """``resources/car`` of the source tree."""
@@ -107,38 +61,6 @@ class ConstructError(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
-
-
-# --- translation ------------------------------------------------------------------------------
-
-
-def translate(dna: str) -> str:
-    """Protein encoded by ``dna`` (standard code; ``*`` for stops, ``X`` for unknown codons).
-
-    Raises
-    ------
-    ValueError
-        If the length is not a multiple of 3.
-    """
-    dna = dna.upper()
-    if len(dna) % 3:
-        raise ValueError(f"length {len(dna)} is not a whole number of codons")
-    return "".join(GENETIC_CODE.get(dna[i : i + 3], "X") for i in range(0, len(dna), 3))
-
-
-def reverse_translate(protein: str) -> str:
-    """DNA encoding ``protein`` with :data:`HUMAN_PREFERRED_CODONS` (one fixed codon per residue).
-
-    Raises
-    ------
-    ValueError
-        On a character that is not one of the 20 amino acids or ``*``.
-    """
-    protein = protein.upper()
-    unknown = sorted(set(protein) - set(HUMAN_PREFERRED_CODONS))
-    if unknown:
-        raise ValueError(f"cannot reverse-translate residue(s) {', '.join(unknown)}")
-    return "".join(HUMAN_PREFERRED_CODONS[residue] for residue in protein)
 
 
 def reverse_complement(dna: str) -> str:
@@ -594,47 +516,3 @@ def write_constructs(
         for s in c.segments
     ]
     Path(segments_path).write_text("\n".join(rows) + "\n", encoding="utf-8")
-
-
-# --- assembly of the representative anti-HER2 CAR ---------------------------------------------
-
-
-def _whole_codons(dna: str) -> str:
-    """``dna`` cut to a whole number of codons (drops a trailing partial codon)."""
-    return dna[: len(dna) - len(dna) % 3]
-
-
-def _part_dna(name: str, sequence: str, protein: bool) -> str:
-    """Coding DNA of one part: reverse-translated protein or nucleotide cut to whole codons."""
-    dna = reverse_translate(sequence) if protein else _whole_codons(sequence.upper())
-    if "*" in translate(dna):
-        raise ValueError(f"part {name} contains a stop codon")
-    return dna
-
-
-def assemble_anti_her2_car(parts_dir: str | Path = RESOURCE_DIR / "parts") -> Construct:
-    """The representative anti-HER2 CAR, assembled in frame from its parts.
-
-    CD8a leader - trastuzumab VL - (G4S)3 linker - trastuzumab VH - CD8a hinge/TM - CD3 zeta
-    ICD. Protein parts are reverse-translated with :data:`HUMAN_PREFERRED_CODONS`; nucleotide
-    parts are used as published, cut to whole codons (the CD3 zeta part carries the first base
-    of its stop codon, which is dropped). No stop codon is added.
-
-    Parameters
-    ----------
-    parts_dir
-        Folder with ``car_host_parts.fa`` and ``trastuzumab_fv.faa``.
-    """
-    parts_dir = Path(parts_dir)
-    files = {name: read_fasta(parts_dir / name) for name in (HOST_PARTS_FASTA, SCFV_PARTS_FASTA)}
-    pieces = []
-    segments = []
-    position = 1
-    for name, file_name, specific in ANTI_HER2_CAR_LAYOUT:
-        if name not in files[file_name]:
-            raise ValueError(f"{parts_dir / file_name} has no record {name!r}")
-        dna = _part_dna(name, files[file_name][name], protein=file_name.endswith(".faa"))
-        pieces.append(dna)
-        segments.append(Segment(ANTI_HER2_CAR, name, position, position + len(dna) - 1, specific))
-        position += len(dna)
-    return Construct(ANTI_HER2_CAR, "".join(pieces), tuple(segments))

@@ -29,7 +29,7 @@ from carmscope.io.tenx import (
     describe_matrix,
 )
 from carmscope.messages import quoted
-from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS, TCR
+from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS, BULK_RNA, CFDNA, SCRNA, TCR
 
 # h5py and pandas are imported by the checks that need them: this module runs once per
 # sample, and most samples (plasma BAMs, 10x BAMs) need neither; pandas alone is most of a
@@ -94,14 +94,14 @@ def inspect_sample(
     row: dict[str, object] = {"sample_id": sample_id, "assay": assay}
     try:
         summary = None
-        if counts and assay == "scrna":
+        if counts and assay == SCRNA:
             summary = inspect_matrix(counts, genome)
             row.update(_count_figures(counts, summary))
         elif counts:
             row.update(inspect_counts(counts, assay))
         if reads:
             row.update(inspect_reads(reads, assay))
-        if assay == "cfdna" and tumor_variants:
+        if assay == CFDNA and tumor_variants:
             row.update(inspect_variants(tumor_variants, [reads] if reads else []))
         if summary is not None:
             row.update(matrix_content(summary))
@@ -137,9 +137,9 @@ def write_inventory_row(row: dict[str, object], path: str | os.PathLike) -> None
 def inspect_counts(path: str, assay: str, genome: str | None = None) -> dict[str, object]:
     """Shape and totals of a count input (10x HDF5, 10x MTX folder, h5ad, bulk TSV, or a
     cfDNA vendor VAF table)."""
-    if assay == "bulk_rna":
+    if assay == BULK_RNA:
         return _inspect_bulk_counts(path)
-    if assay == "cfdna":
+    if assay == CFDNA:
         return _inspect_vendor_table(path)
     if assay in BLOOD_MEASURE_ASSAYS:
         return _inspect_blood_table(path, assay)
@@ -323,12 +323,12 @@ def inspect_reads(path: str, assay: str) -> dict[str, object]:
             "reads_indexed": indexed,
             "reads_contigs": len(bam.references),
         }
-        if assay == "cfdna" and order != "coordinate":
+        if assay == CFDNA and order != "coordinate":
             raise InputContentError(path, not_sorted_message(path, detail))
         # an unindexed sorted BAM is indexed by the job that needs it (docs/alignment_files.md)
-        if assay != "cfdna" and bam.references:
+        if assay != CFDNA and bam.references:
             figures["reads_host_loci_contigs"] = _host_loci_contigs(path, bam.references)
-        if assay == "scrna":
+        if assay == SCRNA:
             figures["reads_with_cell_barcode"] = _fraction_with_tag(bam, CELL_BARCODE_TAG)
             if figures["reads_with_cell_barcode"] == 0:
                 raise InputContentError(

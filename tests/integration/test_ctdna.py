@@ -23,7 +23,7 @@ from carmscope.ctdna.alleles import AlleleFilters, count_alleles
 from carmscope.ctdna.background import mark_carriers, site_background
 from carmscope.ctdna.calls import sample_calls, variant_calls
 from carmscope.ctdna.variants import VARIANT_KEY, read_tumour_variants
-from carmscope.synthetic import cfdna
+from carmscope.synthetic import genome, plasma_bam, tumour_variants
 from carmscope.synthetic.design import CohortParams, design_cohort
 from carmscope.verdict import left_out_reason
 from tests.bcftools_oracle import count_alleles_bcftools
@@ -252,14 +252,14 @@ def test_specificity_over_many_simulated_negatives(tmp_path):
         reference_contig_length=20_000,
     )
     patients = design_cohort(params)
-    contigs = cfdna.make_reference(params)
-    panel = cfdna.design_variants(patients, contigs, params)
+    contigs = genome.make_reference(params)
+    panel = tumour_variants.design_variants(patients, contigs, params)
     keys = panel[["patient_id", *VARIANT_KEY]]
     counts = []
     for patient in patients:
         for sample in (s for s in patient.samples if s.assay == "cfdna"):
             bam = tmp_path / f"{sample.sample_id}.bam"
-            cfdna.write_plasma_bam(bam, sample, patient, panel, contigs, params)
+            plasma_bam.write_plasma_bam(bam, sample, patient, panel, contigs, params)
             table = count_alleles(bam, panel[VARIANT_KEY].drop_duplicates())
             counts.append(table.assign(sample_id=sample.sample_id, patient_id=patient.patient_id))
             bam.unlink()

@@ -15,7 +15,7 @@ from carmscope.car.cells import (
 )
 from carmscope.car.coverage import CoverageAccumulator
 from carmscope.car.matrix_feature import MatrixCells
-from carmscope.car.scan import CellTally, ConstructTally
+from carmscope.car.tally import CellTally, ConstructTally
 from carmscope.construct import read_construct
 
 

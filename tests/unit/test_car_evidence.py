@@ -5,13 +5,8 @@ import pytest
 
 from carmscope.car.evidence import AMBIGUOUS, EvidenceSettings, Placement, place_read
 from carmscope.car.kmers import build_index
-from carmscope.construct import (
-    Construct,
-    Segment,
-    read_construct,
-    reverse_complement,
-    reverse_translate,
-)
+from carmscope.construct import Construct, Segment, read_construct, reverse_complement
+from carmscope.genetic_code import reverse_translate
 
 READ_LENGTH = 91
 SETTINGS = EvidenceSettings()

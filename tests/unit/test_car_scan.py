@@ -10,17 +10,15 @@ import pysam
 import pytest
 
 from carmscope.car import bam
+from carmscope.car.formats import detect_format
 from carmscope.car.kmers import build_index
-from carmscope.car.scan import ReadsError, ScanSettings, detect_format, read_bed, scan_reads
+from carmscope.car.scan import ReadsError, ScanSettings, read_bed, scan_reads
 from carmscope.construct import read_construct
+from carmscope.synthetic.benchmark_bam import benchmark_cells
 from carmscope.synthetic.design import PRESETS, rng_for
-from carmscope.synthetic.reads import (
-    ReadTruth,
-    benchmark_cells,
-    host_transcripts,
-    write_host_transcripts_fasta,
-    write_tenx_bam,
-)
+from carmscope.synthetic.host_transcripts import host_transcripts, write_host_transcripts_fasta
+from carmscope.synthetic.reads import ReadTruth
+from carmscope.synthetic.tenx_bam import write_tenx_bam
 
 SEED = 508
 PARAMS = replace(PRESETS["tiny"], host_reads_per_cell=40)

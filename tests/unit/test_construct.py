@@ -5,19 +5,17 @@ import re
 import pytest
 
 from carmscope.construct import (
-    HUMAN_PREFERRED_CODONS,
     Construct,
     ConstructError,
     Segment,
-    assemble_anti_her2_car,
     read_construct,
     read_constructs,
     read_fasta,
     reverse_complement,
-    reverse_translate,
-    translate,
     write_constructs,
 )
+from carmscope.construct_assembly import assemble_anti_her2_car
+from carmscope.genetic_code import HUMAN_PREFERRED_CODONS, reverse_translate, translate
 
 EXPECTED_SEGMENTS = [
     ("CD8A_leader", 1, 63, False),

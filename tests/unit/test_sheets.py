@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from carmscope import sheet_reading
 from carmscope import sheets as sheets_module
 from carmscope.sheets import (
     PATIENT_COLUMNS,
@@ -312,7 +313,7 @@ def test_unreadable_table(cohort, monkeypatch):
         raise PermissionError(13, "Permission denied", file)
 
     cohort.write()
-    monkeypatch.setattr(sheets_module, "open", denied, raising=False)
+    monkeypatch.setattr(sheet_reading, "open", denied, raising=False)
     with pytest.raises(SheetError) as caught:
         load_sheets(cohort.patients_path, cohort.samples_path)
     problem = only_problem(caught.value.problems, cohort.samples_path, None, None)

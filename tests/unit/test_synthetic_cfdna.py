@@ -12,22 +12,17 @@ import pysam
 import pysam.bcftools
 import pytest
 
-from carmscope.synthetic.cfdna import (
+from carmscope.synthetic.cfdna import FRAGMENT_LENGTHS, HEALTHY_FRAGMENTS, fragment_length_pmf
+from carmscope.synthetic.design import PRESETS, design_cohort
+from carmscope.synthetic.genome import make_reference, write_reference
+from carmscope.synthetic.plasma_bam import TRUTH_COLUMNS, write_normal_plasma_bam, write_plasma_bam
+from carmscope.synthetic.tumour_variants import (
     CONTIG_MARGIN,
-    FRAGMENT_LENGTHS,
-    HEALTHY_FRAGMENTS,
     MIN_SITE_SPACING,
-    TRUTH_COLUMNS,
     VARIANT_COLUMNS,
     design_variants,
-    fragment_length_pmf,
-    make_reference,
-    write_normal_plasma_bam,
-    write_plasma_bam,
-    write_reference,
     write_variants_vcf,
 )
-from carmscope.synthetic.design import PRESETS, design_cohort
 
 PARAMS = replace(PRESETS["tiny"], indels_per_patient=2)
 """The tiny cohort with an insertion and a deletion among its variants."""

@@ -12,18 +12,18 @@ import pytest
 
 from carmscope.celltypes import CELL_TYPES
 from carmscope.construct import read_construct, read_fasta, reverse_complement
+from carmscope.synthetic.benchmark_bam import write_benchmark_bam
+from carmscope.synthetic.bulk_fastq import write_bulk_fastq
 from carmscope.synthetic.design import PRESETS, rng_for
-from carmscope.synthetic.reads import (
-    MIN_ALIGNED,
+from carmscope.synthetic.host_transcripts import (
     OTHER_HOST_LENGTHS,
-    ReadTruth,
     host_transcripts,
     locate_host_segments,
-    write_benchmark_bam,
-    write_bulk_fastq,
     write_host_transcripts_fasta,
-    write_tenx_bam,
 )
+from carmscope.synthetic.reads import ReadTruth
+from carmscope.synthetic.tenx_bam import write_tenx_bam
+from carmscope.synthetic.tenx_library import MIN_ALIGNED
 
 SEED = 508
 PARAMS = replace(PRESETS["tiny"], host_reads_per_cell=24, bulk_reads=5000)

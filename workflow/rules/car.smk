@@ -47,15 +47,15 @@ rule car_scan_scrna:
         construct=CAR["construct"],
         segments=CAR["segments"],
     output:
-        evidence=car_rules.scan_file("scrna", "{sample}", "evidence.tsv"),
-        cells=car_rules.scan_file("scrna", "{sample}", "cells.tsv.gz"),
-        coverage=car_rules.scan_file("scrna", "{sample}", "coverage.tsv.gz"),
-        regions=car_rules.scan_file("scrna", "{sample}", "regions.tsv"),
+        evidence=car_rules.scan_file(vocabulary.SCRNA, "{sample}", "evidence.tsv"),
+        cells=car_rules.scan_file(vocabulary.SCRNA, "{sample}", "cells.tsv.gz"),
+        coverage=car_rules.scan_file(vocabulary.SCRNA, "{sample}", "coverage.tsv.gz"),
+        regions=car_rules.scan_file(vocabulary.SCRNA, "{sample}", "regions.tsv"),
         plot=report(
-            car_rules.scan_file("scrna", "{sample}", "coverage.png"),
+            car_rules.scan_file(vocabulary.SCRNA, "{sample}", "coverage.png"),
             caption="../report/car_coverage.rst",
             category="4. CAR evidence",
-            subcategory="scrna",
+            subcategory=vocabulary.SCRNA,
             labels={"sample": "{sample}"},
         ),
     log:
@@ -67,7 +67,7 @@ rule car_scan_scrna:
         mem_mb=scaled(3000, per_mb=0.05),
         runtime=lambda wildcards, input, attempt: car_rules.scan_runtime(input.size_mb, attempt),
     params:
-        assay="scrna",
+        assay=vocabulary.SCRNA,
         min_kmers=CAR["min_specific_kmers"],
         max_mismatch_fraction=CAR["max_mismatch_fraction"],
         min_umis=CAR["min_umis_per_cell"],
@@ -83,20 +83,20 @@ rule car_scan_scrna:
 
 use rule car_scan_scrna as car_scan_bulk with:
     output:
-        evidence=car_rules.scan_file("bulk_rna", "{sample}", "evidence.tsv"),
-        coverage=car_rules.scan_file("bulk_rna", "{sample}", "coverage.tsv.gz"),
-        regions=car_rules.scan_file("bulk_rna", "{sample}", "regions.tsv"),
+        evidence=car_rules.scan_file(vocabulary.BULK_RNA, "{sample}", "evidence.tsv"),
+        coverage=car_rules.scan_file(vocabulary.BULK_RNA, "{sample}", "coverage.tsv.gz"),
+        regions=car_rules.scan_file(vocabulary.BULK_RNA, "{sample}", "regions.tsv"),
         plot=report(
-            car_rules.scan_file("bulk_rna", "{sample}", "coverage.png"),
+            car_rules.scan_file(vocabulary.BULK_RNA, "{sample}", "coverage.png"),
             caption="../report/car_coverage.rst",
             category="4. CAR evidence",
-            subcategory="bulk_rna",
+            subcategory=vocabulary.BULK_RNA,
             labels={"sample": "{sample}"},
         ),
     log:
         "logs/car_scan_bulk/{sample}.log",
     params:
-        assay="bulk_rna",
+        assay=vocabulary.BULK_RNA,
 
 
 rule car_calls:

@@ -27,6 +27,7 @@ from carmscope.synthetic.design import (  # noqa: E402
     plasma_normals,
 )
 from carmscope.synthetic.tables import design_mismatches, generated_files  # noqa: E402
+from carmscope import vocabulary  # noqa: E402
 
 validate(config, schema="../../config/schemas/config.schema.yaml", set_default=True)
 # deployed (snakedeploy) or used as a module: bundled resources from the workflow's own folder
@@ -104,14 +105,14 @@ def sample_input_files(sample):
     row = SAMPLES.loc[sample]
     files = {role: row[role] for role in ("counts", "reads") if row[role]}
     variants = PATIENTS.loc[row["patient_id"], "tumor_variants"]
-    if row["assay"] == "cfdna" and variants:
+    if row["assay"] == vocabulary.CFDNA and variants:
         files["tumor_variants"] = variants
     return files
 
 
 def car_cells_table(wildcards):
     """Per-cell CAR table of a scRNA sample (barcode, car_umis), from CAR detection."""
-    return car_rules.scan_file("scrna", wildcards.sample, "cells.tsv.gz")
+    return car_rules.scan_file(vocabulary.SCRNA, wildcards.sample, "cells.tsv.gz")
 
 
 def final_outputs():
@@ -119,7 +120,7 @@ def final_outputs():
     targets = [inspection_rules.INVENTORY]
     targets += [
         expression_rules.assay_file(assay, "paired_tests.tsv")
-        for assay in ("scrna", "bulk_rna")
+        for assay in vocabulary.RNA_ASSAYS
         if expression_samples(assay)
     ]
     targets += de_rules.outputs(SAMPLES)

@@ -45,7 +45,7 @@ CTDNA_VARIANT_PATIENTS = [p for p in PATIENTS.index if PATIENTS.loc[p, "tumor_va
 # not evaluable in the result tables; config `strict: true` refuses such a cohort instead)
 CTDNA_SAMPLES = [
     sample
-    for sample in samples_of_assay("cfdna")
+    for sample in samples_of_assay(vocabulary.CFDNA)
     if SAMPLES.loc[sample, "patient_id"] in CTDNA_VARIANT_PATIENTS
 ]
 # patients with plasma samples: in normals mode each gets its own panel

@@ -26,12 +26,12 @@ rule expression_scrna:
         signatures=config["genesets"]["signatures"],
     output:
         # the final cells.h5ad (with embedding and CAR calls) is rule expression_embedding's
-        h5ad=temp(expression_rules.sample_file("scrna", "{sample}", "annotated.h5ad")),
-        cells=expression_rules.sample_file("scrna", "{sample}", "cells.tsv.gz"),
-        qc=expression_rules.sample_file("scrna", "{sample}", "qc.tsv"),
-        composition=expression_rules.sample_file("scrna", "{sample}", "composition.tsv"),
-        scores=expression_rules.sample_file("scrna", "{sample}", "scores.tsv"),
-        metrics=expression_rules.sample_file("scrna", "{sample}", "metrics.tsv"),
+        h5ad=temp(expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "annotated.h5ad")),
+        cells=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "cells.tsv.gz"),
+        qc=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "qc.tsv"),
+        composition=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "composition.tsv"),
+        scores=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "scores.tsv"),
+        metrics=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "metrics.tsv"),
     log:
         "logs/expression_scrna/{sample}.log",
     conda:
@@ -57,8 +57,8 @@ rule expression_bulk:
         gmt=config["genesets"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
-        scores=expression_rules.sample_file("bulk_rna", "{sample}", "scores.tsv"),
-        metrics=expression_rules.sample_file("bulk_rna", "{sample}", "metrics.tsv"),
+        scores=expression_rules.sample_file(vocabulary.BULK_RNA, "{sample}", "scores.tsv"),
+        metrics=expression_rules.sample_file(vocabulary.BULK_RNA, "{sample}", "metrics.tsv"),
     log:
         "logs/expression_bulk/{sample}.log",
     group:
@@ -78,7 +78,7 @@ rule expression_car_cells:
         cells=rules.expression_scrna.output.cells,
         car=car_cells_table,
     output:
-        expression_rules.sample_file("scrna", "{sample}", "car_by_cell_type.tsv"),
+        expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "car_by_cell_type.tsv"),
     log:
         "logs/expression_car_cells/{sample}.log",
     group:

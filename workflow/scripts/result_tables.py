@@ -10,6 +10,7 @@ from carmscope.tables.steps import read_step_outputs
 from carmscope.tables.summary import cohort_summary
 from carmscope.tables.workbook import write_tsv, write_workbook
 from carmscope.verdict import kept
+from carmscope.vocabulary import RNA_ASSAYS
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -24,9 +25,7 @@ outputs = read_step_outputs(
     samples,
     input_qc=inputs["input_qc"],
     expression_metrics={
-        assay: inputs[f"metrics_{assay}"]
-        for assay in ("scrna", "bulk_rna")
-        if f"metrics_{assay}" in inputs
+        assay: inputs[f"metrics_{assay}"] for assay in RNA_ASSAYS if f"metrics_{assay}" in inputs
     },
     expression_qc=kept(inputs["expression_qc"]),  # samples left out by inspection: none
     car=inputs.get("car"),

@@ -15,9 +15,10 @@ from matplotlib.figure import Figure
 
 from carmscope.blood.measurements import is_log2
 from carmscope.blood.series import MEASURES
+from carmscope.vocabulary import BULK_RNA, SCRNA
 
 DPI = 150
-COLOURS = {"qpcr": "#b2182b", "bulk_rna": "#2166ac", "scrna": "#1b7837"}
+COLOURS = {"qpcr": "#b2182b", BULK_RNA: "#2166ac", SCRNA: "#1b7837"}
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:

@@ -8,9 +8,13 @@ bam, text
     Compiled, streaming prefilters of BAM records and of FASTQ/text sequences.
 evidence
     Whether one read proves a construct, and where it lies on it.
+formats
+    A reads file's format from its content (BAM, CRAM, SAM, FASTQ).
 scan
     Scan a BAM/CRAM/SAM/FASTQ file: CAR reads per construct, cell and UMI; targeted mode
     (:func:`~carmscope.car.scan.scan_reads`).
+tally
+    The counts of one scan: per construct, cell and UMI, and along the construct.
 coverage
     Depth along the construct, segments and junctions covered; table and plot.
 matrix_feature

@@ -28,8 +28,9 @@ import pandas as pd
 
 from carmscope.car.cells import construct_cell_figures
 from carmscope.car.matrix_feature import MatrixCells
-from carmscope.car.scan import ScanResult
+from carmscope.car.tally import ScanResult
 from carmscope.io.tables import read_stage_table
+from carmscope.vocabulary import SCRNA
 
 DEFAULT_ALPHA = 0.001
 DEFAULT_FLOOR_PER_MILLION = 1.0
@@ -150,7 +151,7 @@ def sample_evidence(
     min_umis
         CAR UMIs for a cell to be CAR+.
     """
-    single_cell = assay == "scrna"
+    single_cell = assay == SCRNA
     rows = []
     for name, tally in zip(result.construct_names, result.tally.constructs, strict=True):
         per_million = tally.reads * PER_MILLION / result.total_reads if result.total_reads else 0.0

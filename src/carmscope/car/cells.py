@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from carmscope.car.matrix_feature import MatrixCells
-from carmscope.car.scan import ConstructTally
+from carmscope.car.tally import ConstructTally
 
 CELL_COLUMNS = (
     "sample_id",

@@ -1,5 +1,8 @@
 """The construct-specific k-mer index: which k-mers prove a CAR, and where they lie.
 
+Why about 500 lines: it is one concern, the specific k-mer index, in its two views (the
+dictionary and the hash table the compiled kernels probe); both are built from the same windows.
+
 A k-mer is *specific* to a construct when its window overlaps a construct-specific segment (e.g.
 the scFv) or spans a junction between adjacent segments, and it occurs nowhere in host-derived
 sequence: not in any host-derived segment of any configured construct, and not in the optional

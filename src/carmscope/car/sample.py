@@ -18,16 +18,15 @@ from carmscope.bam.index import find_index, indexed
 from carmscope.car.calls import sample_evidence
 from carmscope.car.cells import cell_table
 from carmscope.car.coverage import coverage_table, plot_coverage, region_table
+from carmscope.car.formats import detect_format
 from carmscope.car.kmers import KMER_TABLE_COLUMNS, SpecificKmerIndex, build_index
 from carmscope.car.matrix_feature import read_matrix_cells
-from carmscope.car.scan import ScanResult, ScanSettings, detect_format, scan_reads
+from carmscope.car.scan import ScanSettings, scan_reads
+from carmscope.car.tally import ScanResult
 from carmscope.construct import Construct, read_constructs
 from carmscope.io.tables import read_stage_table
 from carmscope.reproducible import write_tsv
-
-SCRNA = "scrna"
-BULK = "bulk_rna"
-ASSAYS = (SCRNA, BULK)
+from carmscope.vocabulary import RNA_ASSAYS, SCRNA
 
 
 @dataclass
@@ -93,8 +92,8 @@ def analyse_sample(
     genome
         Genome of a multi-genome Cell Ranger 1.2/2 count matrix.
     """
-    if assay not in ASSAYS:
-        raise ValueError(f"CAR detection runs on {' and '.join(ASSAYS)} samples, not {assay!r}")
+    if assay not in RNA_ASSAYS:
+        raise ValueError(f"CAR detection runs on {' and '.join(RNA_ASSAYS)} samples, not {assay!r}")
     single_cell = assay == SCRNA
     settings = replace(settings, per_cell=single_cell)
     result = _scan(reads, index, settings)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import re
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
@@ -31,11 +30,11 @@ from dataclasses import dataclass, field
 
 from carmscope.car import bam, text
 from carmscope.car.bam import ReadsError
-from carmscope.car.coverage import CoverageAccumulator
-from carmscope.car.evidence import AMBIGUOUS, EvidenceSettings, Placement, place_read
+from carmscope.car.evidence import EvidenceSettings
+from carmscope.car.formats import detect_format
 from carmscope.car.kmers import SpecificKmerIndex
+from carmscope.car.tally import Candidate, ScanResult, Tally
 
-FORMATS = ("bam", "cram", "sam", "fastq")
 ENGINES = ("native", "pysam")
 BATCH_READS = 4096
 """Reads handed to the compiled prefilter at once by the pysam reader."""
@@ -44,7 +43,6 @@ PEEK_READS = 10_000
 """Reads looked at for cell barcodes before a per-cell scan."""
 REFERENCE_KEY = "car.cram_reference"
 """The config key of the FASTA a biopsy CRAM is decoded with (named in errors)."""
-_SAM_HEADER = re.compile(rb"^@(HD|SQ|RG|PG|CO)\t")
 
 
 @dataclass(frozen=True)
@@ -89,179 +87,6 @@ class ScanSettings:
             raise ValueError("threads must be at least 1")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
-
-
-# --- tallies ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """A read the prefilter flagged: name, sequence and its cell barcode and UMI, if any."""
-
-    name: str
-    sequence: str
-    cell: str | None = None
-    umi: str | None = None
-
-
-@dataclass
-class CellTally:
-    """CAR reads and the UMIs among them of one cell barcode."""
-
-    reads: int = 0
-    umis: set[str] = field(default_factory=set)
-
-    def merge(self, other: CellTally) -> None:
-        self.reads += other.reads
-        self.umis |= other.umis
-
-
-@dataclass
-class ConstructTally:
-    """Everything counted for one construct."""
-
-    coverage: CoverageAccumulator
-    reads: int = 0
-    antisense_reads: int = 0
-    reads_without_barcode: int = 0
-    reads_without_umi: int = 0
-    cells: dict[str, CellTally] = field(default_factory=dict)
-
-    def add(self, placement: Placement, candidate: Candidate) -> None:
-        self.reads += 1
-        self.antisense_reads += placement.reverse
-        self.coverage.add(*placement.span(self.coverage.construct.length))
-        if candidate.cell is None:
-            self.reads_without_barcode += 1
-            return
-        cell = self.cells.setdefault(candidate.cell, CellTally())
-        cell.reads += 1
-        if candidate.umi is None:
-            self.reads_without_umi += 1
-        else:
-            cell.umis.add(candidate.umi)
-
-    def merge(self, other: ConstructTally) -> None:
-        self.reads += other.reads
-        self.antisense_reads += other.antisense_reads
-        self.reads_without_barcode += other.reads_without_barcode
-        self.reads_without_umi += other.reads_without_umi
-        self.coverage.merge(other.coverage)
-        for barcode, cell in other.cells.items():
-            self.cells.setdefault(barcode, CellTally()).merge(cell)
-
-    @property
-    def umis(self) -> int:
-        """Distinct (cell, UMI) pairs."""
-        return sum(len(cell.umis) for cell in self.cells.values())
-
-
-class Tally:
-    """Decides candidate reads and counts the CAR reads of every construct."""
-
-    def __init__(self, index: SpecificKmerIndex, settings: EvidenceSettings) -> None:
-        self.index = index
-        self.settings = settings
-        self.constructs = [ConstructTally(CoverageAccumulator(c)) for c in index.constructs]
-        self.candidates = 0
-        self.ambiguous_reads = 0
-        self.car_read_names: list[str] | None = None
-
-    def add(self, candidate: Candidate) -> None:
-        """Decide one flagged read and count it if it is CAR evidence."""
-        self.candidates += 1
-        placement = place_read(candidate.sequence, self.index, self.settings)
-        if placement is None:
-            return
-        if placement == AMBIGUOUS:
-            self.ambiguous_reads += 1
-            return
-        self.constructs[placement.construct].add(placement, candidate)
-        if self.car_read_names is not None:
-            self.car_read_names.append(candidate.name)
-
-    def merge(self, other: Tally) -> None:
-        self.candidates += other.candidates
-        self.ambiguous_reads += other.ambiguous_reads
-        for mine, theirs in zip(self.constructs, other.constructs, strict=True):
-            mine.merge(theirs)
-        if self.car_read_names is not None and other.car_read_names is not None:
-            self.car_read_names.extend(other.car_read_names)
-
-
-@dataclass
-class ScanResult:
-    """The outcome of scanning one reads file.
-
-    Attributes
-    ----------
-    path, format, mode
-        The file, its format and ``full`` or ``targeted``.
-    total_reads
-        Primary reads in the file (targeted mode: records counted by the index).
-    scanned_reads
-        Reads the prefilter looked at.
-    tally
-        CAR reads per construct, cell and position.
-    """
-
-    path: str
-    format: str
-    mode: str
-    total_reads: int
-    scanned_reads: int
-    tally: Tally
-
-    @property
-    def construct_names(self) -> list[str]:
-        return self.tally.index.construct_names()
-
-
-# --- formats ----------------------------------------------------------------------------------
-
-
-def _text_format(path: str, head: bytes) -> str:
-    """``sam`` or ``fastq`` from the first bytes of a text file."""
-    lines = head.split(b"\n")
-    if _SAM_HEADER.match(head) or (lines and lines[0].count(b"\t") >= 10):
-        return "sam"
-    if head.startswith(b"@") and len(lines) > 2 and lines[2].startswith(b"+"):
-        return "fastq"
-    raise ReadsError(path, "not a BAM, CRAM, SAM or FASTQ file")
-
-
-def detect_format(path: str | os.PathLike) -> str:
-    """Format of a reads file from its content: one of :data:`FORMATS`.
-
-    Raises
-    ------
-    ReadsError
-        When the file is missing, empty or of no known format.
-    """
-    path = str(path)
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(65_536)
-    except OSError as error:
-        raise ReadsError(path, f"cannot be read ({error.strerror or error})") from None
-    if not head:
-        raise ReadsError(path, "empty file")
-    if head.startswith(b"CRAM"):
-        return "cram"
-    if head.startswith(b"\x1f\x8b"):
-        inflated = _gunzip_head(path, head)
-        if head.startswith(bam.BGZF_MAGIC) and inflated.startswith(bam.BAM_MAGIC):
-            return "bam"
-        return _text_format(path, inflated)
-    return _text_format(path, head)
-
-
-def _gunzip_head(path: str, head: bytes) -> bytes:
-    """The first inflated bytes of a gzip (or BGZF) file."""
-    try:
-        return zlib.decompressobj(zlib.MAX_WBITS | 16).decompress(head, 65_536)
-    except zlib.error as error:
-        raise ReadsError(path, f"corrupt gzip data ({error})") from None
 
 
 # --- readers ----------------------------------------------------------------------------------
@@ -604,14 +429,9 @@ def scan_reads(
 
 
 __all__ = [
-    "FORMATS",
-    "Candidate",
     "ReadsError",
-    "ScanResult",
     "ScanSettings",
-    "Tally",
     "check_cell_barcodes",
-    "detect_format",
     "read_bed",
     "scan_reads",
 ]

@@ -143,6 +143,32 @@ def wanted_rows(ids: Sequence[str], names: Sequence[str], wanted: Sequence[str])
     return rows
 
 
+class FeatureTotals:
+    """Per-cell totals of a few wanted features, summed over a matrix read block by block.
+
+    Parameters
+    ----------
+    rows
+        Each wanted feature's 0-based row (:func:`wanted_rows`).
+    n_cells
+        Cells (barcodes) of the matrix.
+    """
+
+    def __init__(self, rows: dict[str, int], n_cells: int) -> None:
+        import numpy as np
+
+        self.rows = rows
+        self.counts = {name: np.zeros(n_cells, dtype=np.int64) for name in rows}
+
+    def add(self, feature: np.ndarray, cell: np.ndarray, value: np.ndarray) -> None:
+        """Add a block of entries: parallel 0-based feature rows, 0-based cells and counts."""
+        import numpy as np
+
+        for name, row in self.rows.items():
+            hit = feature == row
+            np.add.at(self.counts[name], cell[hit], value[hit])
+
+
 def finish(adata, path: str | os.PathLike):
     """Checks and normalised layout shared by every whole-matrix reader."""
     import numpy as np

@@ -14,6 +14,7 @@ from carmscope.io.counts import (
     NAME_SAMPLE,
     TENX_H5,
     CountMatrixError,
+    FeatureTotals,
     MatrixSummary,
     are_counts,
     finish,
@@ -268,13 +269,11 @@ def h5_feature_counts(path: Path, wanted: Sequence[str], genome: str | None):
         barcodes = _strings(group["barcodes"]).tolist()
         rows = wanted_rows(ids, names, wanted)
         indptr = group["indptr"][()]
-        counts = {name: np.zeros(len(barcodes), dtype=np.int64) for name in rows}
+        totals = FeatureTotals(rows, len(barcodes))
         for first in range(0, int(indptr[-1]), H5_BLOCK):
             last = min(first + H5_BLOCK, int(indptr[-1]))
             indices = group["indices"][first:last]
             data = group["data"][first:last]
             cells = np.searchsorted(indptr, np.arange(first, last), side="right") - 1
-            for name, row in rows.items():
-                hit = indices == row
-                np.add.at(counts[name], cells[hit], data[hit])
-    return barcodes, counts
+            totals.add(indices, cells, data)
+    return barcodes, totals.counts

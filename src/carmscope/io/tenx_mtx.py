@@ -11,6 +11,7 @@ from carmscope.io.counts import (
     GENE_EXPRESSION,
     TENX_MTX,
     CountMatrixError,
+    FeatureTotals,
     MatrixSummary,
     finish,
     gene_name_type,
@@ -179,7 +180,6 @@ def read_10x_mtx(path: str | os.PathLike):
 
 
 def mtx_feature_counts(folder: Path, wanted: Sequence[str]):
-    import numpy as np
     import pandas as pd
 
     matrix, barcodes_file, features_file = _mtx_parts(folder)
@@ -192,7 +192,7 @@ def mtx_feature_counts(folder: Path, wanted: Sequence[str]):
     features = _read_features(features_file)
     names = features[1] if features.shape[1] > 1 else features[0]
     rows = wanted_rows(list(features[0]), list(names), wanted)
-    counts = {name: np.zeros(len(barcodes), dtype=np.int64) for name in rows}
+    totals = FeatureTotals(rows, len(barcodes))
     if rows:
         entries = pd.read_csv(
             matrix,
@@ -201,8 +201,6 @@ def mtx_feature_counts(folder: Path, wanted: Sequence[str]):
             skiprows=_mtx_header(matrix)[3],
             chunksize=1 << 20,
         )
-        for chunk in entries:
-            for name, row in rows.items():
-                hit = chunk[chunk[0] == row + 1]
-                np.add.at(counts[name], hit[1].to_numpy() - 1, hit[2].to_numpy())
-    return barcodes, counts
+        for chunk in entries:  # MTX rows and columns are 1-based
+            totals.add(chunk[0].to_numpy() - 1, chunk[1].to_numpy() - 1, chunk[2].to_numpy())
+    return barcodes, totals.counts

@@ -25,6 +25,9 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from carmscope.vocabulary import BLOOD, BULK_RNA, CAR_PCR
+from carmscope.vocabulary import CYTOKINES as CYTOKINES_ASSAY  # CYTOKINES here: the analytes
+
 DRAW_HOURS: tuple[float, ...] = (2.0, 6.0, 24.0, 48.0, 72.0, 168.0)
 """Post-infusion blood draws, hours after the first infusion (a draw on an infusion day is
 taken before that day's infusion)."""
@@ -102,9 +105,9 @@ def blood_sample_specs(patient_id: str, template: int) -> list[dict[str, object]
     """The blood samples of a patient: ``sample_id``, ``assay``, ``hours``, ``day``,
     ``timepoint`` and ``counts`` (relative to the cohort folder), qPCR then cytokines."""
     specs = []
-    assays = (("car_pcr", "pcr"), ("cytokines", "cyt"))
+    assays = ((CAR_PCR, "pcr"), (CYTOKINES_ASSAY, "cyt"))
     for assay, label in assays:
-        if assay == "car_pcr" and template in NO_QPCR_TEMPLATES:
+        if assay == CAR_PCR and template in NO_QPCR_TEMPLATES:
             continue
         for hours in draw_hours(template):
             sample_id = sample_id_of(patient_id, label, hours)
@@ -136,7 +139,7 @@ def blood_samples(patient_id: str, template: int, dosing: str = "single", seed: 
             assay=spec["assay"],
             counts=spec["counts"],
             hours=spec["hours"],
-            tissue="blood",
+            tissue=BLOOD,
         )
         for spec in blood_sample_specs(patient_id, template)
     ]
@@ -151,11 +154,11 @@ def blood_samples(patient_id: str, template: int, dosing: str = "single", seed: 
                 patient_id=patient_id,
                 timepoint=timepoint_of(hours),
                 day=draw_day(hours),
-                assay="bulk_rna",
+                assay=BULK_RNA,
                 reads=f"pbmc/{sample_id}.fastq.gz",
                 car_present=pbmc_car_fraction(values, hours) > 0,
                 hours=hours,
-                tissue="blood",
+                tissue=BLOOD,
             )
         )
     return samples
@@ -164,7 +167,7 @@ def blood_samples(patient_id: str, template: int, dosing: str = "single", seed: 
 def pbmc_car_fraction(values: pd.DataFrame, hours: float) -> float:
     """CAR reads per read of the PBMC RNA drawn at ``hours``: proportional to the qPCR value of
     the same draw, 0 where that is below its LLOQ (``values``: :func:`blood_values`)."""
-    qpcr = values[(values["assay"] == "car_pcr") & (values["hours"] == hours)]
+    qpcr = values[(values["assay"] == CAR_PCR) & (values["hours"] == hours)]
     if qpcr.empty or bool(qpcr["blq"].iloc[0]):
         return 0.0
     return float(qpcr["value"].iloc[0]) * PBMC_CAR_FRACTION_PER_COPY
@@ -172,8 +175,8 @@ def pbmc_car_fraction(values: pd.DataFrame, hours: float) -> float:
 
 def pbmc_car_reads(fraction: float, total_reads: int) -> int:
     """CAR reads the bulk FASTQ writer puts in a PBMC sample (as
-    :func:`carmscope.synthetic.reads.write_bulk_fastq` counts them)."""
-    from carmscope.synthetic.reads import MIN_BULK_CAR_READS
+    :func:`carmscope.synthetic.bulk_fastq.write_bulk_fastq` counts them)."""
+    from carmscope.synthetic.bulk_fastq import MIN_BULK_CAR_READS
 
     if fraction <= 0:
         return 0
@@ -186,12 +189,12 @@ def pbmc_values(patient, seed: int, total_reads: int) -> pd.DataFrame:
     values = patient_values(patient, seed)
     rows = []
     for sample in patient.samples:
-        if sample.assay == "bulk_rna" and sample.tissue == "blood":
+        if sample.assay == BULK_RNA and sample.tissue == BLOOD:
             reads = pbmc_car_reads(pbmc_car_fraction(values, sample.hours), total_reads)
             rows.append(
                 {
                     "sample_id": sample.sample_id,
-                    "assay": "bulk_rna",
+                    "assay": BULK_RNA,
                     "hours": sample.hours,
                     "value": reads * 1e6 / total_reads,
                     "blq": reads == 0,
@@ -250,10 +253,10 @@ def blood_values(patient_id: str, template: int, dosing: str, seed: int) -> pd.D
     rows = []
     specs = blood_sample_specs(patient_id, template)
     rng = rng_for(seed, patient_id, "blood")
-    qpcr = [spec for spec in specs if spec["assay"] == "car_pcr"]
+    qpcr = [spec for spec in specs if spec["assay"] == CAR_PCR]
     for spec, level in zip(qpcr, car_levels(rng, dosing, [s["hours"] for s in qpcr]), strict=True):
         rows.append((spec, CAR_ANALYTE, level, CAR_UNIT, CAR_LLOQ))
-    cytokine = [spec for spec in specs if spec["assay"] == "cytokines"]
+    cytokine = [spec for spec in specs if spec["assay"] == CYTOKINES_ASSAY]
     levels = cytokine_levels(rng, crs_grade(template) != "0", [s["hours"] for s in cytokine])
     for position, spec in enumerate(cytokine):
         for analyte, values in levels.items():
@@ -324,7 +327,7 @@ def _terminal_fit(points: list[tuple[float, float]], min_adj_r2: float, min_poin
 
 
 def kinetics_truth(
-    values: pd.DataFrame, min_adj_r2: float = MIN_ADJ_R2, assay: str = "car_pcr"
+    values: pd.DataFrame, min_adj_r2: float = MIN_ADJ_R2, assay: str = CAR_PCR
 ) -> dict[str, object]:
     """The NCA figures of one patient's series of ``assay`` (qPCR by default), from the
     written values."""
@@ -366,7 +369,7 @@ def kinetics_truth(
 def cytokine_truth(values: pd.DataFrame, blq_fraction: float = BLQ_FRACTION) -> pd.DataFrame:
     """Baseline, peak, its time and peak fold of each cytokine, from the written values."""
     rows = []
-    own = values[values["assay"] == "cytokines"]
+    own = values[values["assay"] == CYTOKINES_ASSAY]
     for analyte, block in own.groupby("analyte", sort=False):
         block = block.sort_values("hours")
         level = np.where(block["blq"], block["lloq"] * blq_fraction, block["value"])
@@ -385,7 +388,7 @@ def cytokine_truth(values: pd.DataFrame, blq_fraction: float = BLQ_FRACTION) -> 
     return pd.DataFrame(rows, columns=["analyte", "baseline", "peak", "tmax_h", "peak_fold"])
 
 
-ASSAYS = ("car_pcr", "cytokines")
+ASSAYS = (CAR_PCR, CYTOKINES_ASSAY)
 """The blood assays this module writes."""
 KINETICS_TRUTH = "truth/blood_kinetics.tsv"
 CYTOKINES_TRUTH = "truth/blood_cytokines.tsv"
@@ -409,9 +412,9 @@ def write_truth(folder: str | os.PathLike, patients: list, seed: int, total_read
         kinetics.append({**row, "measure": "qpcr", **kinetics_truth(values)})
         pbmc = pbmc_values(patient, seed, total_reads) if total_reads else None
         if pbmc is not None and len(pbmc):
-            truth = kinetics_truth(pbmc, assay="bulk_rna")
-            kinetics.append({**row, "measure": "bulk_rna", **truth})
-        if (values["assay"] == "cytokines").any():
+            truth = kinetics_truth(pbmc, assay=BULK_RNA)
+            kinetics.append({**row, "measure": BULK_RNA, **truth})
+        if (values["assay"] == CYTOKINES_ASSAY).any():
             cytokines.append(cytokine_truth(values).assign(patient_id=patient.patient_id))
     folder = os.fspath(folder)
     pd.DataFrame(kinetics).to_csv(os.path.join(folder, "blood_kinetics.tsv"), sep="\t", index=False)

@@ -1,10 +1,10 @@
-"""Synthetic cfDNA data: a random reference genome, tumour variant panels and plasma BAMs.
+"""Synthetic cfDNA: the fragments and reads of a plasma sample at the sites of its panel.
 
 The model follows a tumour-informed ctDNA assay such as the one used in the CT-0508 trial:
-each patient's tumour has a few somatic variants (SNVs, short indels, one multi-allelic site
-for patients of template 0), and every plasma sample is deep targeted sequencing of cfDNA
-around the sites of the panel it is given: the whole cohort's panel, so other patients' plasma
-gives per-site background, or only its own patient's variants (``plasma_panel``).
+every plasma sample is deep targeted sequencing of cfDNA around the sites of the panel it is
+given (the tumour variants of :mod:`carmscope.synthetic.tumour_variants`): the whole cohort's
+panel, so other patients' plasma gives per-site background, or only its own patient's variants
+(``plasma_panel``). The BAM file is written by :mod:`carmscope.synthetic.plasma_bam`.
 
 Determinism
 -----------
@@ -14,51 +14,19 @@ alleles (``"variants", patient_id, "alleles"``), and one site of one plasma samp
 (``"cfdna", sample_id, chrom, pos``). Adding patients therefore changes neither the existing
 patients' variants nor the reads at existing sites, and the same inputs give byte-identical
 files (the BAM header has no timestamp and no command line).
-
-Plasma BAMs are written record by record from NumPy arrays (the BAM binary layout, BGZF
-compressed through :class:`pysam.BGZFile`): building ~8 million reads one
-:class:`pysam.AlignedSegment` at a time, or through SAM text, is several times slower.
 """
 
 from __future__ import annotations
 
-import os
-import struct
 from dataclasses import dataclass, fields
 from functools import cache
 
 import numpy as np
 import pandas as pd
-import pysam
 
 from carmscope.synthetic.design import CohortParams, PatientDesign, SampleDesign, rng_for
-
-# --- reference --------------------------------------------------------------------------------
-
-BASES = "ACGT"
-BASE_FREQUENCIES = (0.295, 0.205, 0.205, 0.295)
-"""A, C, G, T: 41% GC, the human genome average."""
-FASTA_LINE_WIDTH = 60
-
-# --- variant panel ----------------------------------------------------------------------------
-
-CONTIG_MARGIN = 1000
-"""No variant within this many bases of a contig end (room for the reads around it)."""
-MIN_SITE_SPACING = 500
-"""Minimum distance between any two sites of the panel (all patients together)."""
-INDEL_LENGTHS = (1, 2, 3)
-INDEL_LENGTH_WEIGHTS = (0.6, 0.25, 0.15)
-TRANSITION_FRACTION = 2 / 3
-"""Fraction of SNVs that are transitions (Ti/Tv = 2)."""
-TRANSITIONS = {"A": "G", "G": "A", "C": "T", "T": "C"}
-CLONALITY_RANGE = (0.5, 1.5)
-MULTIALLELIC_SHARE = (0.35, 0.65)
-"""Share of a multi-allelic record's VAF that goes to its first alt (the rest to the second)."""
-MULTIALLELIC_TEMPLATES = frozenset({0})
-"""Templates whose patients get one extra multi-allelic SNV record (two alts at one site)."""
-MAX_SITE_ATTEMPTS = 10_000
-VCF_COLUMNS = ("#CHROM", "POS", "ID", "REF", "ALT", "QUAL", "FILTER", "INFO", "FORMAT")
-VARIANT_COLUMNS = ("patient_id", "chrom", "pos", "ref", "alt", "kind", "clonality")
+from carmscope.synthetic.genome import BASES
+from carmscope.synthetic.tumour_variants import contig_numbers
 
 # --- plasma reads -----------------------------------------------------------------------------
 
@@ -85,17 +53,7 @@ UNIFORM_ERROR_SHARE = 0.5
 """Share of sequencing errors spread evenly over bases; the rest follow the base's Phred
 error probability, so errors concentrate at low-quality bases."""
 NAME_DIGITS = 7
-TRUTH_COLUMNS = (
-    "sample_id",
-    "patient_id",
-    "chrom",
-    "pos",
-    "ref",
-    "alt",
-    "truth_vaf",
-    "tumour_fragments",
-    "unique_fragments",
-)
+
 
 _CIGAR_M, _CIGAR_I, _CIGAR_D, _CIGAR_S = 0, 1, 2, 4
 _FLAG_PAIRED, _FLAG_PROPER, _FLAG_REVERSE, _FLAG_MATE_REVERSE = 0x1, 0x2, 0x10, 0x20
@@ -103,321 +61,6 @@ _FLAG_READ1, _FLAG_READ2, _FLAG_DUPLICATE = 0x40, 0x80, 0x400
 _BASE_CODES = np.full(256, 255, dtype=np.uint8)
 _BASE_CODES[np.frombuffer(BASES.encode(), np.uint8)] = np.arange(4)
 _BASE_CODES[np.frombuffer(BASES.lower().encode(), np.uint8)] = np.arange(4)
-_NIBBLES = np.array([1, 2, 4, 8], dtype=np.uint8)
-"""BAM 4-bit codes of A, C, G, T."""
-_BAM_FIXED = np.dtype(
-    [
-        ("block_size", "<i4"),
-        ("ref_id", "<i4"),
-        ("pos", "<i4"),
-        ("l_read_name", "u1"),
-        ("mapq", "u1"),
-        ("bin", "<u2"),
-        ("n_cigar_op", "<u2"),
-        ("flag", "<u2"),
-        ("l_seq", "<i4"),
-        ("next_ref_id", "<i4"),
-        ("next_pos", "<i4"),
-        ("tlen", "<i4"),
-    ]
-)
-BAM_COMPRESSION_LEVEL = 1
-"""BGZF level of plasma BAMs: a sample is written ~2.5x faster than at the default level 6,
-for ~15% more bytes."""
-
-
-def make_reference(params: CohortParams) -> dict[str, str]:
-    """Random reference contigs ``chr1``..``chrN`` with 41% GC.
-
-    Parameters
-    ----------
-    params
-        Uses ``reference_contigs``, ``reference_contig_length`` and ``seed``; each contig is
-        drawn from its own stream, so adding contigs leaves the others unchanged.
-
-    Returns
-    -------
-    dict
-        Contig name to sequence (upper case, no N).
-    """
-    contigs = {}
-    for number in range(1, params.reference_contigs + 1):
-        chrom = f"chr{number}"
-        rng = rng_for(params.seed, "reference", chrom)
-        codes = rng.choice(4, size=params.reference_contig_length, p=BASE_FREQUENCIES)
-        contigs[chrom] = np.frombuffer(BASES.encode(), np.uint8)[codes].tobytes().decode()
-    return contigs
-
-
-def write_reference(path: str | os.PathLike, contigs: dict[str, str]) -> None:
-    """Write contigs as FASTA (60 columns) with a samtools ``.fai`` index beside it."""
-    with open(path, "w") as handle:
-        for chrom, sequence in contigs.items():
-            handle.write(f">{chrom}\n")
-            for start in range(0, len(sequence), FASTA_LINE_WIDTH):
-                handle.write(sequence[start : start + FASTA_LINE_WIDTH] + "\n")
-    pysam.faidx(str(path), catch_stdout=False)
-
-
-# --- variant panel ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Record:
-    """A planned VCF record before it has a site: ``kind`` and, for indels, the length."""
-
-    kind: str
-    """``snv``, ``multiallelic``, ``insertion`` or ``deletion``."""
-    length: int = 0
-
-
-def _planned_records(
-    rng: np.random.Generator, patient: PatientDesign, params: CohortParams
-) -> list[_Record]:
-    """The records of one patient, in the order their sites are drawn."""
-    n_indels = min(params.indels_per_patient, params.variants_per_patient)
-    records = []
-    for _ in range(n_indels):
-        kind = "insertion" if rng.random() < 0.5 else "deletion"
-        length = int(rng.choice(INDEL_LENGTHS, p=INDEL_LENGTH_WEIGHTS))
-        records.append(_Record(kind, length))
-    records += [_Record("snv")] * (params.variants_per_patient - n_indels)
-    if patient.template in MULTIALLELIC_TEMPLATES:
-        records.append(_Record("multiallelic"))
-    return records
-
-
-class _Occupancy:
-    """Sites already in the panel, per contig, for the minimum-spacing rule."""
-
-    def __init__(self) -> None:
-        self._starts: dict[str, list[int]] = {}
-
-    def is_free(self, chrom: str, start: int) -> bool:
-        return all(abs(start - other) >= MIN_SITE_SPACING for other in self._starts.get(chrom, []))
-
-    def add(self, chrom: str, start: int) -> None:
-        self._starts.setdefault(chrom, []).append(start)
-
-
-def _draw_site(
-    rng: np.random.Generator,
-    record: _Record,
-    contigs: dict[str, str],
-    occupancy: _Occupancy,
-) -> tuple[str, int]:
-    """Draw candidate sites until one is free and, for a deletion, left-normalised.
-
-    Candidates are uniform over the usable part of the genome (``CONTIG_MARGIN`` from each
-    end). A deletion needs its last deleted base to differ from its anchor base, else it
-    could shift left and would not be in normal form.
-
-    Returns
-    -------
-    tuple
-        Contig and 0-based start (the anchor base for an indel).
-    """
-    names = list(contigs)
-    usable = np.array([len(contigs[name]) - 2 * CONTIG_MARGIN for name in names])
-    if usable.min() <= 0:
-        raise ValueError(f"reference contigs must be longer than {2 * CONTIG_MARGIN} bp")
-    ends = np.cumsum(usable)
-    for _ in range(MAX_SITE_ATTEMPTS):
-        draw = int(rng.integers(ends[-1]))
-        index = int(np.searchsorted(ends, draw, side="right"))
-        chrom = names[index]
-        start = CONTIG_MARGIN + draw - int(ends[index] - usable[index])
-        sequence = contigs[chrom]
-        if record.kind == "deletion" and sequence[start + record.length] == sequence[start]:
-            continue
-        if occupancy.is_free(chrom, start):
-            return chrom, start
-    raise ValueError(
-        f"no free site {MIN_SITE_SPACING} bp from every other site after {MAX_SITE_ATTEMPTS} "
-        "draws: the reference is too small for the panel (raise reference_contigs)"
-    )
-
-
-def _other_base(rng: np.random.Generator, base: str) -> str:
-    """A random base other than ``base``."""
-    return str(rng.choice([b for b in BASES if b != base]))
-
-
-def _snv_alt(rng: np.random.Generator, ref: str) -> str:
-    if rng.random() < TRANSITION_FRACTION:
-        return TRANSITIONS[ref]
-    return str(rng.choice([b for b in BASES if b not in (ref, TRANSITIONS[ref])]))
-
-
-def _alleles(
-    rng: np.random.Generator, record: _Record, sequence: str, start: int
-) -> tuple[str, list[str]]:
-    """REF and ALT alleles of a record at ``start`` (VCF-normalised, anchor base first)."""
-    anchor = sequence[start]
-    if record.kind == "snv":
-        return anchor, [_snv_alt(rng, anchor)]
-    if record.kind == "multiallelic":
-        alts = rng.permutation([b for b in BASES if b != anchor])[:2]
-        return anchor, [str(alt) for alt in alts]
-    if record.kind == "deletion":
-        return sequence[start : start + record.length + 1], [anchor]
-    inserted = "".join(rng.choice(list(BASES), size=record.length))
-    if inserted[-1] == anchor:  # else the insertion could shift left
-        inserted = inserted[:-1] + _other_base(rng, anchor)
-    return anchor, [anchor + inserted]
-
-
-def _clonalities(rng: np.random.Generator, records: list[_Record]) -> list[list[float]]:
-    """Clonality of each alt of each record, rescaled to mean 1 over the patient's alts.
-
-    A record's clonality is uniform in ``CLONALITY_RANGE``; a multi-allelic record's is split
-    between its two alts (the first gets a share uniform in ``MULTIALLELIC_SHARE``).
-    """
-    values = []
-    for record in records:
-        clonality = float(rng.uniform(*CLONALITY_RANGE))
-        if record.kind == "multiallelic":
-            share = float(rng.uniform(*MULTIALLELIC_SHARE))
-            values.append([clonality * share, clonality * (1 - share)])
-        else:
-            values.append([clonality])
-    mean = np.mean([value for per_record in values for value in per_record])
-    return [[value / mean for value in per_record] for per_record in values]
-
-
-def _patient_variants(
-    patient: PatientDesign,
-    contigs: dict[str, str],
-    params: CohortParams,
-    occupancy: _Occupancy,
-) -> list[dict]:
-    """Rows of one patient's variants; marks its sites in ``occupancy``."""
-    allele_rng = rng_for(params.seed, "variants", patient.patient_id, "alleles")
-    records = _planned_records(allele_rng, patient, params)
-    site_rng = rng_for(params.seed, "variants", patient.patient_id)
-    sites = []
-    for record in records:
-        chrom, start = _draw_site(site_rng, record, contigs, occupancy)
-        occupancy.add(chrom, start)
-        sites.append((chrom, start))
-    clonalities = _clonalities(allele_rng, records)
-    rows = []
-    for record, (chrom, start), clonality in zip(records, sites, clonalities, strict=True):
-        ref, alts = _alleles(allele_rng, record, contigs[chrom], start)
-        kind = "snv" if record.kind == "multiallelic" else record.kind
-        for alt, value in zip(alts, clonality, strict=True):
-            rows.append(
-                {
-                    "patient_id": patient.patient_id,
-                    "chrom": chrom,
-                    "pos": start + 1,
-                    "ref": ref,
-                    "alt": alt,
-                    "kind": kind,
-                    "clonality": value,
-                }
-            )
-    return rows
-
-
-def design_variants(
-    patients: list[PatientDesign], contigs: dict[str, str], params: CohortParams
-) -> pd.DataFrame:
-    """The tumour variants of every patient with ctDNA (those with ``tumor_variants``).
-
-    Each such patient gets ``params.variants_per_patient`` records, ``indels_per_patient`` of
-    them 1-3 bp insertions or deletions (VCF-normalised: left-aligned, anchor base first), and
-    patients of a template in ``MULTIALLELIC_TEMPLATES`` one extra SNV record with two alts
-    (two rows). Sites are at least ``MIN_SITE_SPACING`` apart over the whole panel and
-    ``CONTIG_MARGIN`` from contig ends.
-
-    Collisions are resolved in order of patient index: a patient draws candidate sites from
-    ``rng_for(seed, "variants", patient_id)`` and skips those too close to a site of a
-    lower-index patient (or its own earlier sites). A patient's sites therefore depend only on
-    itself and on lower-index patients, and adding patients never moves existing sites.
-
-    Parameters
-    ----------
-    patients
-        Patients of the cohort (any order; processed by ``index``).
-    contigs
-        The reference (:func:`make_reference`).
-    params
-        Cohort parameters.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per alt allele, columns ``VARIANT_COLUMNS``; ``pos`` is 1-based, ``kind`` is
-        ``snv``, ``insertion`` or ``deletion``, ``clonality`` is the alt's VAF as a multiple of
-        the patient's mean VAF (mean 1 per patient). Sorted by patient index, contig, position.
-    """
-    occupancy = _Occupancy()
-    rows = []
-    for patient in sorted(patients, key=lambda p: p.index):
-        if patient.tumor_variants:
-            rows.extend(_patient_variants(patient, contigs, params, occupancy))
-    table = pd.DataFrame(rows, columns=list(VARIANT_COLUMNS))
-    index = {patient.patient_id: patient.index for patient in patients}
-    order = np.lexsort(
-        (
-            table["alt"].to_numpy(),
-            table["pos"].to_numpy(),
-            table["chrom"].map(_contig_numbers(contigs)).to_numpy(),
-            table["patient_id"].map(index).to_numpy(),
-        )
-    )
-    return table.iloc[order].reset_index(drop=True)
-
-
-def _contig_numbers(contigs: dict[str, str]) -> dict[str, int]:
-    return {chrom: number for number, chrom in enumerate(contigs)}
-
-
-def write_variants_vcf(
-    path: str | os.PathLike,
-    patient_variants: pd.DataFrame,
-    contigs: dict[str, str],
-    reference: str = "genome.fa",
-) -> None:
-    """Write one patient's variants as a bgzipped, tabix-indexed VCF 4.2.
-
-    Parameters
-    ----------
-    path
-        Output ``.vcf.gz``; the index is written to ``path + ".tbi"``.
-    patient_variants
-        Rows of :func:`design_variants` for one patient; alts at the same site become one
-        multi-allelic record (genotype ``1/2``).
-    contigs
-        The reference, for the ``##contig`` lines.
-    reference
-        Value of the ``##reference`` header line.
-    """
-    patient_ids = patient_variants["patient_id"].unique()
-    if len(patient_ids) != 1:
-        raise ValueError("write_variants_vcf takes the variants of exactly one patient")
-    lines = [
-        "##fileformat=VCFv4.2",
-        "##source=carmscope.synthetic.cfdna",
-        f"##reference={reference}",
-        *(f"##contig=<ID={chrom},length={len(seq)}>" for chrom, seq in contigs.items()),
-        '##INFO=<ID=SOMATIC,Number=0,Type=Flag,Description="Somatic tumour variant">',
-        '##FORMAT=<ID=GT,Number=1,Type=String,Description="Genotype">',
-        "\t".join((*VCF_COLUMNS, f"{patient_ids[0]}_tumour")),
-    ]
-    contig_order = _contig_numbers(contigs)
-    records = patient_variants.groupby(["chrom", "pos", "ref"], sort=False)["alt"].agg(list)
-    for (chrom, pos, ref), alts in sorted(
-        records.items(), key=lambda item: (contig_order[item[0][0]], item[0][1])
-    ):
-        genotype = "1/2" if len(alts) > 1 else "0/1"
-        lines.append(
-            f"{chrom}\t{pos}\t.\t{ref}\t{','.join(alts)}\t.\tPASS\tSOMATIC\tGT\t{genotype}"
-        )
-    with pysam.BGZFile(str(path), "wb") as handle:
-        handle.write(("\n".join(lines) + "\n").encode())
-    pysam.tabix_index(str(path), preset="vcf", force=True)
 
 
 # --- plasma BAMs ------------------------------------------------------------------------------
@@ -490,7 +133,7 @@ def _error_thresholds(error_rate: float) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Site:
+class PanelSite:
     """One panel site as seen in one plasma sample."""
 
     ref_id: int
@@ -508,7 +151,7 @@ class _Site:
 
 
 @dataclass(frozen=True)
-class _Reads:
+class PlasmaReads:
     """Aligned reads as arrays, one row per read."""
 
     ref_id: np.ndarray
@@ -531,13 +174,13 @@ class _Reads:
     def __len__(self) -> int:
         return len(self.pos)
 
-    def take(self, index: np.ndarray | slice) -> _Reads:
-        return _Reads(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+    def take(self, index: np.ndarray | slice) -> PlasmaReads:
+        return PlasmaReads(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
 
     @staticmethod
-    def empty() -> _Reads:
+    def empty() -> PlasmaReads:
         vector, rows = np.zeros(0, dtype=np.int64), np.zeros((0, READ_LENGTH), dtype=np.uint8)
-        return _Reads(
+        return PlasmaReads(
             **dict.fromkeys(
                 ("ref_id", "pos", "end", "flag", "mate_pos", "tlen", "n_cigar"), vector
             ),
@@ -548,11 +191,14 @@ class _Reads:
         )
 
     @staticmethod
-    def concat(parts: list[_Reads]) -> _Reads:
+    def concat(parts: list[PlasmaReads]) -> PlasmaReads:
         if not parts:  # a panel without sites
-            return _Reads.empty()
-        return _Reads(
-            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(_Reads)}
+            return PlasmaReads.empty()
+        return PlasmaReads(
+            **{
+                f.name: np.concatenate([getattr(p, f.name) for p in parts])
+                for f in fields(PlasmaReads)
+            }
         )
 
 
@@ -596,7 +242,7 @@ def _draw_copies(rng: np.random.Generator, n: int, duplicate_rate: float) -> np.
     return 1 + (uniform < duplicate_rate) + (uniform < duplicate_rate / 2)
 
 
-def _haplotypes(site: _Site, contig: str) -> np.ndarray:
+def _haplotypes(site: PanelSite, contig: str) -> np.ndarray:
     """Sequence codes of each allele's haplotype over the site's window, (alleles, width)."""
     window = contig[site.start - WINDOW : site.start + WINDOW]
     ref = site.alleles[0]
@@ -674,7 +320,7 @@ def _qualities_and_errors(
     return qual
 
 
-def _read_names(site: _Site, molecule: np.ndarray) -> np.ndarray:
+def _read_names(site: PanelSite, molecule: np.ndarray) -> np.ndarray:
     """Names ``c<contig>:<pos>:<molecule>``, fixed width, as a (reads, width) byte matrix."""
     prefix = np.frombuffer(f"c{site.ref_id + 1:03d}:{site.start + 1:09d}:".encode(), np.uint8)
     powers = 10 ** np.arange(NAME_DIGITS - 1, -1, -1)
@@ -720,7 +366,7 @@ class _Fragments:
     """1 + number of PCR duplicates."""
 
 
-def _draw_fragments(rng: np.random.Generator, site: _Site, params: CohortParams) -> _Fragments:
+def _draw_fragments(rng: np.random.Generator, site: PanelSite, params: CohortParams) -> _Fragments:
     """Poisson(``cfdna_depth``) unique fragments, each with a read spanning the site."""
     n = int(rng.poisson(params.cfdna_depth))
     allele = _draw_alleles(rng, site.vafs, n)
@@ -734,11 +380,11 @@ def _draw_fragments(rng: np.random.Generator, site: _Site, params: CohortParams)
 
 def _sequence(
     rng: np.random.Generator,
-    site: _Site,
+    site: PanelSite,
     contig: str,
     fragments: _Fragments,
     error_rate: float,
-) -> _Reads:
+) -> PlasmaReads:
     """Both reads of every copy of every fragment: the left reads, then the right reads."""
     fragment = np.repeat(np.arange(len(fragments.allele)), fragments.copies)
     first_copy = np.repeat(np.cumsum(fragments.copies) - fragments.copies, fragments.copies)
@@ -753,7 +399,7 @@ def _sequence(
     qual = _qualities_and_errors(rng, seq, reverse, error_rate)
     pos, end = offset + site.start - WINDOW, end + site.start - WINDOW
     flag, mate_pos, tlen = _pair_fields(pos, end, fragments.read1_left[fragment], duplicate)
-    return _Reads(
+    return PlasmaReads(
         ref_id=np.full(len(allele), site.ref_id),
         pos=pos,
         end=end,
@@ -768,9 +414,9 @@ def _sequence(
     )
 
 
-def _simulate_site(
-    site: _Site, contig: str, sample_id: str, params: CohortParams
-) -> tuple[_Reads, np.ndarray]:
+def simulate_site(
+    site: PanelSite, contig: str, sample_id: str, params: CohortParams
+) -> tuple[PlasmaReads, np.ndarray]:
     """Reads of one plasma sample at one panel site, and the allele of each unique fragment.
 
     All randomness comes from ``rng_for(seed, "cfdna", sample_id, chrom, pos)``.
@@ -797,16 +443,16 @@ def truth_vafs(
     return vaf / np.maximum(site_total.transform("sum").to_numpy(), 1.0)
 
 
-def _sites(panel: pd.DataFrame, own: pd.DataFrame, contigs: dict[str, str]) -> list[_Site]:
+def panel_sites(panel: pd.DataFrame, own: pd.DataFrame, contigs: dict[str, str]) -> list[PanelSite]:
     """Every panel site in reference order, with the truth VAFs of ``own`` variants."""
-    numbers = _contig_numbers(contigs)
+    numbers = contig_numbers(contigs)
     keys = zip(own["chrom"], own["pos"], own["alt"], strict=True)
     own_vaf = dict(zip(keys, own["truth_vaf"], strict=True))
     sites = []
     for (chrom, pos, ref), alts in panel.groupby(["chrom", "pos", "ref"])["alt"]:
         alts = sorted(alts)
         sites.append(
-            _Site(
+            PanelSite(
                 ref_id=numbers[chrom],
                 chrom=chrom,
                 start=int(pos) - 1,
@@ -815,185 +461,3 @@ def _sites(panel: pd.DataFrame, own: pd.DataFrame, contigs: dict[str, str]) -> l
             )
         )
     return sorted(sites, key=lambda site: (site.ref_id, site.start))
-
-
-def _reg2bin(begin: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """BAM index bin of each 0-based half-open interval (SAM specification, 5.3)."""
-    last = end - 1
-    result = np.zeros(len(begin), dtype=np.uint16)
-    done = np.zeros(len(begin), dtype=bool)
-    for shift, first_bin in ((14, 4681), (17, 585), (20, 73), (23, 9), (26, 1)):
-        same = ~done & (begin >> shift == last >> shift)
-        result[same] = first_bin + (begin[same] >> shift)
-        done |= same
-    return result
-
-
-def _encode_records(reads: _Reads, tag: bytes) -> bytes:
-    """BAM records of reads that all have the same number of CIGAR operations."""
-    n, name_width = reads.names.shape
-    n_cigar = int(reads.n_cigar[0])
-    fixed = np.zeros(n, dtype=_BAM_FIXED)
-    fixed["block_size"] = (
-        _BAM_FIXED.itemsize - 4 + name_width + 1 + 4 * n_cigar + READ_LENGTH // 2 + READ_LENGTH
-    ) + len(tag)
-    fixed["ref_id"] = fixed["next_ref_id"] = reads.ref_id
-    fixed["pos"] = reads.pos
-    fixed["l_read_name"] = name_width + 1
-    fixed["mapq"] = MAPQ
-    fixed["bin"] = _reg2bin(reads.pos, reads.end)
-    fixed["n_cigar_op"] = n_cigar
-    fixed["flag"] = reads.flag
-    fixed["l_seq"] = READ_LENGTH
-    fixed["next_pos"] = reads.mate_pos
-    fixed["tlen"] = reads.tlen
-    cigar = np.ascontiguousarray(reads.cigar[:, :n_cigar], dtype="<u4")
-    columns = [
-        fixed.view(np.uint8).reshape(n, _BAM_FIXED.itemsize),
-        reads.names,
-        np.zeros((n, 1), dtype=np.uint8),
-        cigar.view(np.uint8).reshape(n, 4 * n_cigar),
-        _NIBBLES[reads.seq[:, 0::2]] << 4 | _NIBBLES[reads.seq[:, 1::2]],
-        reads.qual,
-        np.broadcast_to(np.frombuffer(tag, np.uint8), (n, len(tag))),
-    ]
-    return np.concatenate(columns, axis=1).tobytes()
-
-
-def _bam_header(sample_id: str, contigs: dict[str, str]) -> bytes:
-    """Binary BAM header: coordinate-sorted, one read group, no timestamp or command line."""
-    lines = [
-        "@HD\tVN:1.6\tSO:coordinate",
-        *(f"@SQ\tSN:{chrom}\tLN:{len(seq)}" for chrom, seq in contigs.items()),
-        f"@RG\tID:{sample_id}\tSM:{sample_id}\tLB:{sample_id}\tPL:ILLUMINA",
-        "@PG\tID:carmscope-synthetic\tPN:carmscope.synthetic.cfdna",
-    ]
-    text = ("\n".join(lines) + "\n").encode()
-    parts = [b"BAM\x01", struct.pack("<i", len(text)), text, struct.pack("<i", len(contigs))]
-    for chrom, sequence in contigs.items():
-        name = chrom.encode() + b"\x00"
-        parts += [struct.pack("<i", len(name)), name, struct.pack("<i", len(sequence))]
-    return b"".join(parts)
-
-
-def _write_bam(
-    path: str | os.PathLike, sample_id: str, contigs: dict[str, str], reads: _Reads
-) -> None:
-    """Write coordinate-sorted reads as an indexed BAM (``path + ".bai"``)."""
-    tag = b"RGZ" + sample_id.encode() + b"\x00"
-    breaks = np.flatnonzero(np.diff(reads.n_cigar)) + 1
-    with pysam.BGZFile(str(path), f"wb{BAM_COMPRESSION_LEVEL}") as handle:
-        handle.write(_bam_header(sample_id, contigs))
-        for low, high in zip((0, *breaks), (*breaks, len(reads)), strict=True):
-            if high > low:
-                handle.write(_encode_records(reads.take(slice(low, high)), tag))
-    pysam.index(str(path), catch_stdout=False)
-
-
-def write_plasma_bam(
-    path: str | os.PathLike,
-    sample: SampleDesign,
-    patient: PatientDesign,
-    panel: pd.DataFrame,
-    contigs: dict[str, str],
-    params: CohortParams,
-) -> pd.DataFrame:
-    """Simulate a plasma sample's targeted cfDNA sequencing as an indexed BAM.
-
-    Every site of the panel gets Poisson(``cfdna_depth``) unique fragments, each with a read
-    spanning the site; fragments carry an alt only at the patient's own variants, each
-    independently with that variant's truth VAF (:func:`truth_vafs`). Reads are 2x100 bp,
-    properly paired, MAPQ 60, with Illumina-like qualities and ``cfdna_error_rate``
-    substitution errors; ``cfdna_duplicate_rate`` of fragments get 1-2 PCR duplicates, which
-    are flagged 0x400 (the original is not).
-
-    Parameters
-    ----------
-    path
-        Output ``.bam``; the index is written to ``path + ".bai"``.
-    sample
-        A cfDNA sample of ``patient``.
-    patient
-        Its patient (baseline VAF).
-    panel
-        The variants whose sites the BAM covers: every patient's (:func:`design_variants`),
-        or a part of them that holds the patient's own (e.g. only those).
-    contigs
-        The reference (:func:`make_reference`).
-    params
-        Depth, duplicate rate, error rate and seed.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Columns ``TRUTH_COLUMNS``, one row per variant of the patient: the truth VAF and the
-        realised numbers of tumour-derived and of unique fragments at the site.
-    """
-    if sample.assay != "cfdna" or sample.patient_id != patient.patient_id:
-        raise ValueError(f"{sample.sample_id} is not a cfDNA sample of {patient.patient_id}")
-    own = panel[panel["patient_id"] == patient.patient_id].reset_index(drop=True)
-    own = own.assign(sample_id=sample.sample_id, truth_vaf=truth_vafs(sample, patient, own))
-    fragments = _write_panel_bam(path, sample.sample_id, panel, own, contigs, params)
-    tumour, unique = [], []
-    for chrom, pos, alt in own[["chrom", "pos", "alt"]].itertuples(index=False):
-        site_alleles, allele = fragments[chrom, pos]
-        tumour.append(int(np.sum(allele == site_alleles.index(alt))))
-        unique.append(len(allele))
-    own = own.assign(tumour_fragments=tumour, unique_fragments=unique)
-    return own[list(TRUTH_COLUMNS)]
-
-
-def _write_panel_bam(
-    path: str | os.PathLike,
-    sample_id: str,
-    panel: pd.DataFrame,
-    own: pd.DataFrame,
-    contigs: dict[str, str],
-    params: CohortParams,
-) -> dict[tuple[str, int], tuple[tuple[str, ...], np.ndarray]]:
-    """Simulate every panel site (alts at ``own``'s truth VAFs) and write the BAM.
-
-    Returns the alleles of each site and the allele of each of its unique fragments.
-    """
-    parts, fragments = [], {}
-    for site in _sites(panel, own, contigs):
-        reads, allele = _simulate_site(site, contigs[site.chrom], sample_id, params)
-        parts.append(reads)
-        fragments[site.chrom, site.start + 1] = (site.alleles, allele)
-    reads = _Reads.concat(parts)
-    _write_bam(path, sample_id, contigs, reads.take(np.lexsort((reads.pos, reads.ref_id))))
-    return fragments
-
-
-def write_normal_plasma_bam(
-    path: str | os.PathLike,
-    normal_id: str,
-    panel: pd.DataFrame,
-    contigs: dict[str, str],
-    params: CohortParams,
-) -> int:
-    """Simulate tumour-free plasma (a panel-of-normals sample) as an indexed BAM.
-
-    Processed exactly like a patient's plasma (:func:`write_plasma_bam`): every panel site gets
-    Poisson(``cfdna_depth``) unique fragments with the same fragment lengths, qualities,
-    ``cfdna_error_rate`` substitutions and ``cfdna_duplicate_rate`` duplicates, but no fragment
-    carries a tumour allele, so every ALT read is a sequencing error. Reads come from
-    ``rng_for(seed, "cfdna", normal_id, chrom, pos)``.
-
-    Parameters
-    ----------
-    path
-        Output ``.bam``; the index is written to ``path + ".bai"``.
-    normal_id
-        The normal's ID (read group and random streams), e.g. ``PON-001``.
-    panel, contigs, params
-        As for :func:`write_plasma_bam`.
-
-    Returns
-    -------
-    int
-        Number of unique fragments written.
-    """
-    own = panel.iloc[0:0].assign(truth_vaf=pd.Series(dtype=float))
-    fragments = _write_panel_bam(path, normal_id, panel, own, contigs, params)
-    return sum(len(allele) for _, allele in fragments.values())

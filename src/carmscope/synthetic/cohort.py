@@ -1,5 +1,8 @@
 """Write a synthetic cohort: data files, ground truth and input tables.
 
+Why over 500 lines: it is one concern, turning a design into files; most of it is one short
+writer per assay and the file form of a patient's truth that the workflow's jobs pass on.
+
 Layout of the data folder (paths as the tables name them):
 
 - ``scrna/{sample}.h5`` (10x HDF5 v3) and ``scrna/{sample}.bam`` (+ ``.bai``, 10x-style BAM)
@@ -41,7 +44,18 @@ import pandas as pd
 from carmscope.celltypes import CELL_TYPES, IMMUNE_CELL_TYPES
 from carmscope.construct import Construct, read_constructs
 from carmscope.genesets import read_gmt, read_signature_table
-from carmscope.synthetic import blood, cfdna, expression, reads, tcr, tenx
+from carmscope.synthetic import (
+    blood,
+    bulk_fastq,
+    expression,
+    genome,
+    host_transcripts,
+    plasma_bam,
+    tcr,
+    tenx,
+    tenx_bam,
+    tumour_variants,
+)
 from carmscope.synthetic.design import (
     CohortParams,
     PatientDesign,
@@ -54,7 +68,7 @@ from carmscope.synthetic.design import (
 )
 from carmscope.synthetic.genes import gene_table
 from carmscope.synthetic.tables import write_tables
-from carmscope.vocabulary import BLOOD
+from carmscope.vocabulary import BLOOD, BULK_RNA, CFDNA, SCRNA
 
 CAR_READ_TRUTH = ("car_reads", "car_specific_umis", "car_specific_reads")
 """Per-cell CAR truth from the BAM writer: all CAR reads, and the UMIs and reads that overlap
@@ -75,7 +89,7 @@ class Simulation:
     hosts: dict[str, str]
     contigs: dict[str, str]
     panel: pd.DataFrame
-    """Tumour variants of every patient (:func:`carmscope.synthetic.cfdna.design_variants`)."""
+    """Tumour variants of every patient (:func:`.tumour_variants.design_variants`)."""
 
 
 @dataclass
@@ -172,7 +186,7 @@ def prepare(
     signatures = read_signature_table(signatures_tsv)
     construct = read_constructs(construct_fasta, segments_tsv)[0]
     patients = design_cohort(params)
-    contigs = cfdna.make_reference(params)
+    contigs = genome.make_reference(params)
     return Simulation(
         params=params,
         data_dir=Path(data_dir),
@@ -184,9 +198,9 @@ def prepare(
             params.seed,
         ),
         construct=construct,
-        hosts=reads.host_transcripts(params.seed, construct),
+        hosts=host_transcripts.host_transcripts(params.seed, construct),
         contigs=contigs,
-        panel=cfdna.design_variants(patients, contigs, params),
+        panel=tumour_variants.design_variants(patients, contigs, params),
     )
 
 
@@ -195,8 +209,8 @@ def generate_reference(simulation: Simulation) -> None:
     ``reference/host_transcripts.fa``."""
     folder = simulation.data_dir / "reference"
     folder.mkdir(parents=True, exist_ok=True)
-    cfdna.write_reference(folder / "genome.fa", simulation.contigs)
-    reads.write_host_transcripts_fasta(folder / "host_transcripts.fa", simulation.hosts)
+    genome.write_reference(folder / "genome.fa", simulation.contigs)
+    host_transcripts.write_host_transcripts_fasta(folder / "host_transcripts.fa", simulation.hosts)
 
 
 def generate_patient(simulation: Simulation, patient_id: str) -> PatientTruth:
@@ -223,7 +237,7 @@ def generate_patient(simulation: Simulation, patient_id: str) -> PatientTruth:
     if patient.tumor_variants:
         own = simulation.panel[simulation.panel["patient_id"] == patient_id]
         path = _output(simulation, patient.tumor_variants)
-        cfdna.write_variants_vcf(path, own, simulation.contigs)
+        tumour_variants.write_variants_vcf(path, own, simulation.contigs)
     return PatientTruth(
         patient_id, [_write_sample(simulation, patient, sample) for sample in patient.samples]
     )
@@ -246,7 +260,7 @@ def generate_normal(simulation: Simulation, normal_id: str) -> None:
             f"plasma normal {normal_id!r} is not in the synthetic cohort's design "
             f"(n_plasma_normals={simulation.params.n_plasma_normals})"
         )
-    cfdna.write_normal_plasma_bam(
+    plasma_bam.write_normal_plasma_bam(
         _output(simulation, relative),
         normal_id,
         simulation.panel,
@@ -381,7 +395,7 @@ def _output(simulation: Simulation, relative: str) -> Path:
 def _write_sample(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
-    writer = {"scrna": _write_scrna, "bulk_rna": _write_bulk, "cfdna": _write_plasma}
+    writer = {SCRNA: _write_scrna, BULK_RNA: _write_bulk, CFDNA: _write_plasma}
     writer.update(dict.fromkeys(blood.ASSAYS, _write_blood))
     writer[tcr.TCR] = _write_tcr
     truth = writer[sample.assay](simulation, patient, sample)
@@ -419,7 +433,7 @@ def _write_scrna(
         extra_features=extra,
         library_id=sample.sample_id,
     )
-    car_reads = reads.write_tenx_bam(
+    car_reads = tenx_bam.write_tenx_bam(
         _output(simulation, sample.reads),
         cells,
         simulation.construct,
@@ -456,7 +470,7 @@ def _write_bulk(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
     params = simulation.params
-    fraction = reads.BULK_CAR_READ_FRACTION
+    fraction = bulk_fastq.BULK_CAR_READ_FRACTION
     if sample.tissue == BLOOD:  # PBMC: CAR reads follow the draw's qPCR level
         fraction = blood.pbmc_car_fraction(blood.patient_values(patient, params.seed), sample.hours)
     if sample.counts:
@@ -464,7 +478,7 @@ def _write_bulk(
             sample, patient, params, simulation.genes, simulation.inflammatory_genes
         )
         expression.write_bulk_counts(_output(simulation, sample.counts), table)
-    car_reads = reads.write_bulk_fastq(
+    car_reads = bulk_fastq.write_bulk_fastq(
         _output(simulation, sample.reads),
         sample.car_present,
         simulation.construct,
@@ -497,7 +511,7 @@ def _write_tcr(simulation: Simulation, patient: PatientDesign, sample: SampleDes
 def _write_plasma(
     simulation: Simulation, patient: PatientDesign, sample: SampleDesign
 ) -> SampleTruth:
-    variants = cfdna.write_plasma_bam(
+    variants = plasma_bam.write_plasma_bam(
         _output(simulation, sample.reads),
         sample,
         patient,

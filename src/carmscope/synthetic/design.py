@@ -1,5 +1,8 @@
 """Design of a synthetic CAR-M trial cohort: patients, their samples, and the ground truth.
 
+Why over 500 lines: it is one concern, the cohort's design, and about a fifth of it is the
+table of CT-0508-like patient templates, kept beside the parameters and draws that use it.
+
 The default cohort mirrors the phase 1 trial of CT-0508 (Reiss et al., Nature Medicine 2025,
 NCT04660929): 14 patients with HER2-overexpressing solid tumours (8 breast, 2
 gastro-oesophageal, 2 salivary, 1 cholangiocarcinoma, 1 ovarian; HER2 IHC 3+ in 9 and 2+ in 5),
@@ -24,7 +27,14 @@ import numpy as np
 
 from carmscope.celltypes import CELL_TYPES
 from carmscope.synthetic import blood, tcr
-from carmscope.vocabulary import CFDNA, baseline_position, post_infusion_positions
+from carmscope.vocabulary import (
+    BIOPSY_ASSAYS,
+    BULK_RNA,
+    CFDNA,
+    SCRNA,
+    baseline_position,
+    post_infusion_positions,
+)
 
 # --- CT-0508-like templates (one per patient of the default cohort) --------------------------
 
@@ -340,7 +350,7 @@ class SampleDesign:
 
     @property
     def is_biopsy(self) -> bool:
-        return self.assay in ("scrna", "bulk_rna")
+        return self.assay in BIOPSY_ASSAYS
 
 
 @dataclass(frozen=True)
@@ -448,7 +458,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
         samples.append(
             SampleDesign(
                 sample_id=scrna_id,
-                assay="scrna",
+                assay=SCRNA,
                 counts=f"scrna/{scrna_id}.h5",
                 reads=f"scrna/{scrna_id}.bam",
                 vdj=tcr.vdj_path(template, scrna_id),
@@ -460,7 +470,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
             samples.append(
                 SampleDesign(
                     sample_id=bulk_id,
-                    assay="bulk_rna",
+                    assay=BULK_RNA,
                     counts=f"bulk/{bulk_id}.counts.tsv",
                     reads=f"bulk/{bulk_id}.fastq.gz",
                     **common,
@@ -479,7 +489,7 @@ def design_patient(index: int, params: CohortParams) -> PatientDesign:
                     patient_id=patient_id,
                     timepoint=timepoint,
                     day=day,
-                    assay="cfdna",
+                    assay=CFDNA,
                     reads=f"cfdna/{plasma_id}.bam",
                     ctdna_fold=fold,
                 )

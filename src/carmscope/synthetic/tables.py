@@ -15,19 +15,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from carmscope import sheets
 from carmscope.synthetic.design import PatientDesign
+from carmscope.vocabulary import BULK_RNA, CAR_PCR, CFDNA, CYTOKINES, SCRNA, TCR
 
 PATIENT_COLUMNS = ("patient_id", "indication", "her2_ihc", "dosing", "best_response")
-SAMPLE_COLUMNS = (
-    "sample_id",
-    "patient_id",
-    "timepoint",
-    "day",
-    "assay",
-    "counts",
-    "reads",
-    "vdj",
-)
+SAMPLE_COLUMNS = (*sheets.SAMPLE_COLUMNS, "vdj")
+"""The sheet's required columns, then ``vdj`` (``hours`` and ``tissue`` come last)."""
 
 TRUTH_FILES = (
     "truth/patients.tsv",
@@ -108,12 +102,12 @@ PATIENT_TRUTH = "truth/per_patient/{patient}.json.gz"
 """A patient's truth, written by the patient's job and gathered into ``TRUTH_FILES`` (a
 workflow's intermediate: :func:`carmscope.synthetic.cohort.generate_cohort` does not write it)."""
 ASSAY_LABELS = {
-    "scrna": "scrna",
-    "bulk_rna": "bulk",
-    "cfdna": "cfdna",
-    "car_pcr": "pcr",
-    "cytokines": "cyt",
-    "tcr": "tcr",
+    SCRNA: "scrna",
+    BULK_RNA: "bulk",
+    CFDNA: "cfdna",
+    CAR_PCR: "pcr",
+    CYTOKINES: "cyt",
+    TCR: "tcr",
 }
 
 

@@ -40,13 +40,13 @@ from carmscope.vocabulary import BLOOD, SCRNA, TCR, TUMOUR
 
 TCR_PLANS: dict[int, dict[str, object]] = {
     # template -> tumour and blood formats ('' = none), vdj on the scRNA biopsies, expansion
-    0: {"tumour": "immunoseq_v2", "blood": "airr", "vdj": False, "expands": True},
-    1: {"tumour": "", "blood": "", "vdj": True, "expands": True},
-    3: {"tumour": "", "blood": "", "vdj": True, "expands": True},
-    5: {"tumour": "immunoseq_v3", "blood": "immunoseq_v2", "vdj": False, "expands": True},
-    7: {"tumour": "immunoseq_v3", "blood": "immunoseq_v3", "vdj": False, "expands": False},
-    9: {"tumour": "airr", "blood": "airr", "vdj": False, "expands": True},
-    13: {"tumour": "airr_baseline_only", "blood": "", "vdj": False, "expands": True},
+    0: {TUMOUR: "immunoseq_v2", BLOOD: "airr", "vdj": False, "expands": True},
+    1: {TUMOUR: "", BLOOD: "", "vdj": True, "expands": True},
+    3: {TUMOUR: "", BLOOD: "", "vdj": True, "expands": True},
+    5: {TUMOUR: "immunoseq_v3", BLOOD: "immunoseq_v2", "vdj": False, "expands": True},
+    7: {TUMOUR: "immunoseq_v3", BLOOD: "immunoseq_v3", "vdj": False, "expands": False},
+    9: {TUMOUR: "airr", BLOOD: "airr", "vdj": False, "expands": True},
+    13: {TUMOUR: "airr_baseline_only", BLOOD: "", "vdj": False, "expands": True},
 }
 """Templates 7 (CAR-negative) expands nothing; 13 has only a baseline tumour repertoire (not
 evaluable); the rest expand. ``airr_baseline_only``: AIRR, the baseline sample only."""

@@ -1,5 +1,8 @@
 """The data dictionary of the result tables: every column, its unit, meaning and method.
 
+Why one long module: it is a table of definitions (one entry per result column), read and
+reviewed as one list; splitting it would scatter the columns of one table across files.
+
 :data:`COLUMNS` is the one source: ``docs/outputs.md`` is rendered from it
 (:func:`render_markdown`, checked by a test) and the Excel workbook carries it as a sheet.
 A column name may be a pattern (``<SET>_delta``): ``<...>`` stands for any text.
@@ -13,6 +16,8 @@ from dataclasses import dataclass
 from functools import cache
 
 import pandas as pd
+
+from carmscope.vocabulary import BLOOD, TUMOUR
 
 
 @dataclass(frozen=True)
@@ -278,8 +283,8 @@ COLUMNS: tuple[Column, ...] = (
         _BLOOD,
     ),
     # --- patients: T cell receptors (docs/tcr.md) ---
-    *_tcr_tissue_columns("tumour"),
-    *_tcr_tissue_columns("blood"),
+    *_tcr_tissue_columns(TUMOUR),
+    *_tcr_tissue_columns(BLOOD),
     Column(
         P,
         "tcr_expansion",

@@ -21,7 +21,7 @@ from carmscope.reproducible import save_figure
 from carmscope.tables.samples import metric_column
 from carmscope.tables.steps import as_bool
 from carmscope.tables.summary import BIOPSY_ENDPOINT, PROPORTION_ENDPOINTS
-from carmscope.vocabulary import BULK_RNA, SCRNA
+from carmscope.vocabulary import BULK_RNA, CFDNA, RNA_ASSAYS, SCRNA
 
 DPI = 120
 YES, NO, MISSING = "#1b7837", "#c2a5cf", "#f0f0f0"
@@ -32,7 +32,6 @@ OVERVIEW_ENDPOINTS = (
     ("ctdna_any_fall", "ctDNA fall"),
     ("ctdna_molecular_response", "molecular response"),
 )
-BIOPSY_ASSAYS = ("scrna", "bulk_rna")
 
 
 def _save(figure: Figure, path: str | os.PathLike) -> None:
@@ -219,14 +218,14 @@ def patient_panel(
     """Four panels for one patient: CAR evidence per biopsy, cell-type shift of the biopsy
     pair, gene-set heatmap over the biopsies, ctDNA trajectory."""
     mine = samples[samples["patient_id"] == patient["patient_id"]].sort_values("day", kind="stable")
-    biopsies = mine[mine["assay"].isin(BIOPSY_ASSAYS)]
+    biopsies = mine[mine["assay"].isin(RNA_ASSAYS)]
     pair = [patient["biopsy_baseline_sample"], patient["biopsy_post_sample"]]
     figure = Figure(figsize=(12, 8.5))
     (car, composition), (pathways, ctdna) = figure.subplots(2, 2)
     _car_axes(car, biopsies)
     _composition_axes(composition, biopsies, [str(s) if pd.notna(s) else "" for s in pair])
     _pathway_axes(pathways, figure, biopsies, inflammation_sets, statistic)
-    _ctdna_axes(ctdna, mine[mine["assay"] == "cfdna"])
+    _ctdna_axes(ctdna, mine[mine["assay"] == CFDNA])
     answers = ", ".join(
         f"{label}: {'n/a' if pd.isna(patient[c]) else 'yes' if patient[c] else 'no'}"
         for c, label in OVERVIEW_ENDPOINTS

@@ -64,7 +64,7 @@ INTEGER_COLUMNS = (
 class TableSettings:
     """What the result tables pick from the step outputs (config section ``tables``)."""
 
-    biopsy_assays: Sequence[str] = ("scrna", "bulk_rna")
+    biopsy_assays: Sequence[str] = vocabulary.RNA_ASSAYS
     cd8_fraction_metric: str = "fraction_of_cells/cd8_t"
     cd8_score_metric: str = "all/CD8_T_cells/mean_log2cpm"
     inflammation_sets: Sequence[str] = ()
@@ -178,7 +178,7 @@ def _car_block(
         row = row.iloc[0]
         block["car_sample_id"] = post_sample
         block["car_reads_per_million"] = float(row["car_reads_per_million"])
-        if row["assay"] == "scrna":
+        if row["assay"] == vocabulary.SCRNA:
             block["car_positive_cell_fraction"] = as_float(row.get("car_positive_fraction"))
             block["car_macrophage_share"] = _macrophage_share(outputs, post_sample)
             if np.isnan(block["car_macrophage_share"]):
@@ -242,7 +242,7 @@ def _cd8_block(
         reasons.append(problem)
     frac = _paired_value(lookup, baseline, post, settings.cd8_fraction_metric)
     score = _paired_value(lookup, baseline, post, settings.cd8_score_metric)
-    if assay == "bulk_rna":
+    if assay == vocabulary.BULK_RNA:
         frac = (np.nan, np.nan, np.nan)
         reasons.append("bulk RNA: no cell fractions")
     elif not problem:

@@ -14,8 +14,6 @@ import pandas as pd
 
 from carmscope.io.tables import read_stage_table
 
-EXPRESSION_ASSAYS = ("scrna", "bulk_rna")
-
 # Columns the builders rely on, per step table (the empty stand-in of an absent stage has them).
 CAR_COLUMNS = ("sample_id", "patient_id", "assay", "car_detected", "car_reads_per_million")
 CAR_CELL_TYPE_COLUMNS = ("sample_id", "cell_type", "n_car_positive", "share_of_car_positive")

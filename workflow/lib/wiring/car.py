@@ -14,9 +14,8 @@ import pandas as pd
 
 from carmscope.bam.index import find_index
 from carmscope.sheets import Sheets, baseline_sample
-from carmscope.vocabulary import HOURS_PER_DAY, is_pre_infusion
+from carmscope.vocabulary import HOURS_PER_DAY, RNA_ASSAYS, SCRNA, is_pre_infusion
 
-ASSAYS = ("scrna", "bulk_rna")
 RESULTS = "results/car"
 INDEX = f"{RESULTS}/index/specific_kmers.tsv.gz"
 SUMMARY = f"{RESULTS}/summary.tsv"
@@ -57,7 +56,7 @@ def scanned_samples(samples: pd.DataFrame, assay: str) -> list[str]:
 
 def all_scanned(samples: pd.DataFrame) -> list[tuple[str, str]]:
     """``(assay, sample)`` of every scanned biopsy."""
-    return [(assay, sample) for assay in ASSAYS for sample in scanned_samples(samples, assay)]
+    return [(assay, sample) for assay in RNA_ASSAYS for sample in scanned_samples(samples, assay)]
 
 
 def evidence_files(samples: pd.DataFrame) -> list[str]:
@@ -71,7 +70,7 @@ def outputs(samples: pd.DataFrame) -> list[str]:
     for assay, sample in all_scanned(samples):
         names = ("coverage.tsv.gz", "regions.tsv", "coverage.png")
         files += [scan_file(assay, sample, name) for name in names]
-        if assay == "scrna":
+        if assay == SCRNA:
             files.append(scan_file(assay, sample, "cells.tsv.gz"))
     return files
 
@@ -124,7 +123,7 @@ def scan_inputs(samples: pd.DataFrame, sample: str, car: Mapping) -> dict[str, s
     """
     row = samples.loc[sample]
     files = {"reads": row["reads"]}
-    if row["assay"] == "scrna" and row["counts"]:
+    if row["assay"] == SCRNA and row["counts"]:
         files["counts"] = row["counts"]
     targeted = car["targeted"]
     if targeted["enabled"]:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from carmscope.tables.patients import TableSettings
 from carmscope.tcr.patients import repertoire_sample_ids
+from carmscope.vocabulary import CFDNA, RNA_ASSAYS, SCRNA
 from wiring import blood as blood_rules
 from wiring import car, ctdna, expression, inspection
 
@@ -52,13 +53,13 @@ def table_inputs(
     None: whether the cohort has any plasma sample.
     """
     files: dict[str, str | list[str]] = {"input_qc": inspection.INVENTORY}
-    for assay in ("scrna", "bulk_rna"):
+    for assay in RNA_ASSAYS:
         if _assay_samples(samples, assay):
             files[f"metrics_{assay}"] = expression.assay_file(assay, "metrics.tsv")
-    scrna = _assay_samples(samples, "scrna")
-    files["expression_qc"] = [expression.sample_file("scrna", s, "qc.tsv") for s in scrna]
+    scrna = _assay_samples(samples, SCRNA)
+    files["expression_qc"] = [expression.sample_file(SCRNA, s, "qc.tsv") for s in scrna]
     files["car_cell_types"] = [
-        expression.sample_file("scrna", s, "car_by_cell_type.tsv")
+        expression.sample_file(SCRNA, s, "car_by_cell_type.tsv")
         for s in scrna
         if samples.loc[s, "reads"] and samples.loc[s, "counts"]
     ]
@@ -67,7 +68,7 @@ def table_inputs(
     if "vdj" in samples.columns and repertoire_sample_ids(samples):
         files["tcr_patients"] = "results/tcr/patients.tsv"
     if ctdna_tracked is None:
-        ctdna_tracked = bool((samples["assay"] == "cfdna").any())
+        ctdna_tracked = bool((samples["assay"] == CFDNA).any())
     if ctdna_tracked:
         files |= {f"ctdna_{name}": ctdna.table(name) for name in CTDNA_TABLES}
     if blood_rules.has_blood(samples):
