@@ -218,7 +218,7 @@ def job(panel_path: str, bam_path: str, output: str) -> None:
     from carmscope.ctdna.vendor import read_vendor_table  # noqa: F401  (the job imports it)
 
     with contextlib.suppress(ImportError):  # an older checkout has no verdict module
-        from carmscope.verdict import require_usable  # noqa: F401  (the job imports it)
+        from carmscope.verdict import leave_out  # noqa: F401  (the job imports it)
     counts = bam_counts(bam_path, read_panel(panel_path), {})
     sample = {"sample_id": "S", "patient_id": "P", "timepoint": "D8", "day": 8}
     label_counts(counts, sample, "bam").to_csv(output, sep="\t", index=False)

@@ -9,8 +9,10 @@ from dataclasses import replace
 import pytest
 
 from carmscope.construct import read_construct
+from carmscope.synthetic.benchmark_bam import benchmark_cells
 from carmscope.synthetic.design import PRESETS, rng_for
-from carmscope.synthetic.reads import benchmark_cells, host_transcripts, write_tenx_bam
+from carmscope.synthetic.host_transcripts import host_transcripts
+from carmscope.synthetic.tenx_bam import write_tenx_bam
 
 SEED = 508
 HEAVY = {"numpy", "pandas", "pyarrow", "matplotlib", "pysam", "concurrent"}
