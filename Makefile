@@ -30,11 +30,16 @@ $(TOOLS)/.installed: requirements-tools.lock
 	$(TOOLS)/bin/python -m pip install --quiet -r requirements-tools.lock
 	touch $@
 
+# On a workstation a few jobs run at once, so the scheduler need look at only a few ready ones
+# each time a job finishes: it checks the size of every input of every job it looks at
+# (profiles/default's 200 is for a SLURM queue). docs/cluster.md, "Job selection".
+LOCAL_RUN := --scheduler-subsample 16
+
 run: setup
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES)
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(LOCAL_RUN)
 
 run-tiny: setup
-	$(BIN)/snakemake --profile profiles/default --cores $(CORES) --configfile config/test/config.yaml
+	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(LOCAL_RUN) --configfile config/test/config.yaml
 
 # --dist loadfile: each test file runs on one worker, so a file's workflow run (a module
 # fixture) happens once, not once per worker.
