@@ -20,7 +20,7 @@ from carmscope.synthetic.tables import write_tables
 from carmscope.tcr.compare import ChangeSettings
 from carmscope.tcr.patients import compared_samples, repertoire_sample_ids
 from carmscope.tcr.stage import changes_step, sample_step, summary_step, write_tsv
-from carmscope.vocabulary import SCRNA, TCR
+from carmscope.vocabulary import SCRNA, TCR, TUMOUR
 
 PARAMS = PRESETS["default"]
 SETTINGS = ChangeSettings()
@@ -173,3 +173,18 @@ def test_tumour_expanded_clones_found_in_blood(cohort):
         if expected:  # present from the blood baseline on
             first = patients.loc[patient, "tcr_tumour_expanded_in_blood_first_sample"]
             assert first == f"{patient}_C1D0_tcrb"
+
+
+def test_clone_universe_is_drawn_once_and_handed_out_as_copies():
+    """Every repertoire sample of a patient's tissue uses the same universe: it is drawn once
+    per process (cached), and a caller changing its copy does not change the next one."""
+    synthetic_tcr._clone_universe.cache_clear()
+    first = synthetic_tcr.clone_universe(PARAMS.seed, "CARM-001", TUMOUR, True)
+    expected = first.copy()
+    first.loc[0, "cdr3_aa"] = "CHANGED"
+    first["extra"] = 1
+    second = synthetic_tcr.clone_universe(PARAMS.seed, "CARM-001", TUMOUR, True)
+    pd.testing.assert_frame_equal(second, expected)
+    assert synthetic_tcr._clone_universe.cache_info().hits == 1
+    other = synthetic_tcr.clone_universe(PARAMS.seed, "CARM-002", TUMOUR, True)
+    assert not other["cdr3_aa"].equals(expected["cdr3_aa"])
