@@ -232,7 +232,12 @@ def test_cohort_mode_counts_every_normal_in_one_job(tmp_path, repo, tool):
     write_config(
         tmp_path,
         repo,
-        ctdna={"panel_of_normals": NORMALS, "reference": "cohort/reference/genome.fa"},
+        ctdna={
+            # explicit: the default (auto) uses the normals alone when there are any
+            "background": "cohort",
+            "panel_of_normals": NORMALS,
+            "reference": "cohort/reference/genome.fa",
+        },
     )
     result = snakemake(repo, tool, tmp_path, "--dry-run", *TARGETS)
     output = result.stdout + result.stderr

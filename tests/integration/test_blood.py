@@ -123,7 +123,7 @@ def test_cytokines_from_one_cohort_table(blood_run):
     assert (blood_run / "results/blood/car_kinetics.png").stat().st_size > 0
 
 
-def test_bad_unit_stops_the_run_naming_file_line_and_column(tmp_path, repo, tool):
+def test_bad_unit_leaves_the_draw_out_naming_file_line_and_column(tmp_path, repo, tool):
     write_blood_cohort(tmp_path)
     table = tmp_path / "data/cytokines.tsv"
     lines = table.read_text().splitlines()
@@ -133,8 +133,9 @@ def test_bad_unit_stops_the_run_naming_file_line_and_column(tmp_path, repo, tool
     keep = (samples["patient_id"] == "CARM-001") & (samples["assay"] == "cytokines")
     samples[keep].to_csv(tmp_path / "tables/samples.tsv", sep="\t", index=False)  # fewer jobs
     write_config(tmp_path, repo)
+    # an unusable input leaves its sample out; the rest of the blood stage runs (README)
     result = snakemake(repo, tool, tmp_path, "results/blood/kinetics.tsv", timeout=300)
-    assert result.returncode != 0
+    assert result.returncode == 0, result.stderr[-3000:]
     log = (tmp_path / "logs/blood_kinetics.log").read_text()
     assert "data/cytokines.tsv" in log  # input inspection's message, file, line and column
     assert "line 4, column 'unit': unknown unit 'pg/furlong'" in log

@@ -70,8 +70,12 @@ def test_a_minimal_user_config_inherits_no_demo_path(workdir, repo, tool, tiny_c
 def test_without_a_config_the_demo_runs(workdir, repo, tool):
     code, output = dry_run(repo, tool, workdir)
     assert code == 0, output[-3000:]
-    (panel,) = job_blocks(output, "ctdna_panel")
-    assert f"resources/{DEMO}/reference/genome.fa" in panel
+    # the demo ships three plasma normals, so its ctDNA background (auto) is the normals':
+    # one panel per patient, checked against the demo's reference
+    panels = job_blocks(output, "ctdna_patient_panel")
+    assert panels and not job_blocks(output, "ctdna_panel")
+    assert all(f"resources/{DEMO}/reference/genome.fa" in panel for panel in panels)
+    assert len(job_blocks(output, "synthetic_normal")) == 3
     assert "rule synthetic_reference:" in output
 
 

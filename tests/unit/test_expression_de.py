@@ -480,7 +480,12 @@ def test_de_rules_inputs_outputs_and_config_errors():
         "results/expression/scrna/S1/pseudobulk_cells.tsv",
         "results/expression/scrna/S2/pseudobulk_cells.tsv",
     ]
-    assert de_rules.profile_inputs(samples, "bulk_rna") == {"counts": ["/data/P1_D8.tsv"]}
+    # with each sample's inspection verdict: samples found unusable are left out of the fit
+    assert inputs["verdicts"] == ["results/qc/inputs/S1.tsv", "results/qc/inputs/S2.tsv"]
+    assert de_rules.profile_inputs(samples, "bulk_rna") == {
+        "counts": ["/data/P1_D8.tsv"],
+        "verdicts": ["results/qc/inputs/B1.tsv"],
+    }
     assert de_rules.summary_inputs(config, "scrna")["results"] == [
         "results/expression/scrna/de/cd8_t/results.tsv",
         "results/expression/scrna/de/all/results.tsv",
