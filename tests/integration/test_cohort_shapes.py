@@ -33,8 +33,8 @@ DAMAGED_FILES = {
     "D8_sc": ("counts", "cut"),  # a Cell Ranger HDF5 cut short: the post-infusion biopsy
     "screening_bulk": ("counts", "bad_count"),  # the baseline bulk RNA
     "D57_cf": ("reads", "cut"),  # the last plasma BAM
-    "H6_pcr": ("counts", "bad_count"),  # one blood draw's CAR qPCR
 }
+"""(A blood draw left out: tests/integration/test_blood.py.)"""
 
 
 @pytest.fixture(scope="module")
@@ -114,19 +114,19 @@ def damage(cohort: Path, path: str, how: str) -> str:
     data = (cohort / path).read_bytes()
     if how == "cut":  # an interrupted copy
         (cohort / copy).write_bytes(data[: len(data) // 2])
-    else:  # a count (bulk RNA) or value (qPCR) that is not a number, on the last line
+    else:  # a count that is not a number, on the last line
         lines = data.decode().rstrip("\n").split("\n")
         header, fields = lines[0].split("\t"), lines[-1].split("\t")
-        fields[header.index("count" if "count" in header else "value")] = "many"
+        fields[header.index("count")] = "many"
         (cohort / copy).write_text("\n".join([*lines[:-1], "\t".join(fields)]) + "\n")
     return str(copy)
 
 
 def damaged_samples(cohort: Path):
-    """DAMAGED's rows: DAMAGED_FROM's biopsies, plasma and CAR qPCR, some files damaged."""
+    """DAMAGED's rows: DAMAGED_FROM's biopsies and plasma, some files damaged."""
 
     def edit(row):
-        if row["assay"] not in ("scrna", "bulk_rna", "cfdna", "car_pcr"):
+        if row["assay"] not in ("scrna", "bulk_rna", "cfdna"):
             return None
         copy = row | {"patient_id": DAMAGED}
         copy["sample_id"] = row["sample_id"].replace(DAMAGED_FROM, DAMAGED)
