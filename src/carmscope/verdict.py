@@ -43,8 +43,11 @@ def read_verdict(inventory_row: str | os.PathLike) -> tuple[str, bool, str]:
 def left_out(inventory_row: str | os.PathLike) -> str:
     """Why the sample is left out of the analyses ('' when inspection found it usable)."""
     sample_id, usable, problem = read_verdict(inventory_row)
-    if usable:
-        return ""
+    return "" if usable else left_out_message(sample_id, problem)
+
+
+def left_out_message(sample_id: str, problem: str) -> str:
+    """The one-line reason a sample is left out, from inspection's problem."""
     return (
         f"sample {sample_id} is left out of the analyses: {problem} "
         "(input inspection, results/qc/inputs.tsv)"

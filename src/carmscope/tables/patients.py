@@ -350,6 +350,7 @@ def _qc_flags(
     pair_samples: Sequence[str],
     qc: pd.DataFrame,
     car: pd.DataFrame,
+    left_out: frozenset[str] = frozenset(),
 ) -> str:
     """Semicolon-separated QC warnings about the samples behind a patient's row.
 
@@ -358,8 +359,8 @@ def _qc_flags(
     ``car_call_without_baseline:<sample>`` the post-infusion CAR call had no pre-infusion
     biopsy to estimate background from (floor only); ``ctdna_<status>:<sample>`` a plasma
     sample without coverage or evaluable variants; ``unusable_input:<sample>`` input inspection
-    found a file of the sample unusable, so it was left out. ``qc`` and ``car`` are the step tables
-    indexed by sample.
+    found a file of the sample unusable, so it was left out (``left_out``: those samples of the
+    cohort). ``qc`` and ``car`` are the step tables indexed by sample.
     """
     flags = []
     for sample in (s for s in pair_samples if s in qc.index):
@@ -376,9 +377,8 @@ def _qc_flags(
     for row in ctdna[ctdna["patient_id"] == patient].itertuples(index=False):
         if row.call_status in ("no_coverage", "no_evaluable_variants"):
             flags.append(f"ctdna_{row.call_status}:{row.sample_id}")
-    unusable = _unusable_samples(outputs)
     mine = outputs.samples.index[outputs.samples["patient_id"] == patient]
-    flags += [f"unusable_input:{sample}" for sample in mine if sample in unusable]
+    flags += [f"unusable_input:{sample}" for sample in mine if sample in left_out]
     return ";".join(flags)
 
 
@@ -462,7 +462,7 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
         row |= _inflammation_block(lookup, settings, assay, baseline, post, left_out)
         row |= _ctdna_block(outputs, patient)
         row |= tcr_block(outputs, patient)
-        row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post], qc, car)
+        row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post], qc, car, left_out)
         rows.append(row)
     table = pd.DataFrame(rows)
     table[list(BOOLEAN_COLUMNS)] = table[list(BOOLEAN_COLUMNS)].astype("boolean")

@@ -13,6 +13,7 @@ import pandas as pd
 from carmscope.blood.records import SAMPLE_FIELDS
 from carmscope.blood.series import blood_rna_samples
 from carmscope.vocabulary import BLOOD_MEASURE_ASSAYS
+from wiring import inspection
 
 RESULTS = "results/blood"
 TABLE_FILES = {
@@ -49,12 +50,12 @@ def has_blood(samples: pd.DataFrame) -> bool:
 
 def inputs(samples: pd.DataFrame, car_summary: str) -> dict[str, list[str] | str]:
     """Inputs of the blood step: every measurement table with its samples' input inspection
-    rows (inspection runs first; an unusable table stops the step with its message), and the
-    CAR summary for PBMC RNA."""
+    rows (inspection runs first; a draw it found unusable is left out, with its reason in the
+    step's log), and the CAR summary for PBMC RNA."""
     measured = measurement_samples(samples)
     files: dict[str, list[str] | str] = {
         "tables": list(dict.fromkeys(measured["counts"])),
-        "verdicts": [f"results/qc/inputs/{sample}.tsv" for sample in measured.index],
+        "verdicts": [inspection.SAMPLE.format(sample=sample) for sample in measured.index],
     }
     if scanned_blood_rna(samples):
         files["car_summary"] = car_summary

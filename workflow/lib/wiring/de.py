@@ -13,7 +13,7 @@ import pandas as pd
 from carmscope.expression.de import check_cell_types
 from carmscope.expression.pseudobulk import ALL
 from carmscope.vocabulary import BULK_RNA, RNA_ASSAYS, SCRNA
-from wiring import inspection
+from wiring import expression, inspection
 
 TABLES = ("counts", "design", "results", "interaction", "enrichment", "status")
 """Tables every tested profile writes (besides its volcano plot)."""
@@ -55,10 +55,9 @@ def profile_inputs(samples: pd.DataFrame, assay: str) -> dict[str, list[str]]:
     # inspection's verdicts, in the same order: samples it found unusable are left out
     verdicts = [inspection.SAMPLE.format(sample=s) for s in chosen]
     if assay == SCRNA:
-        folder = "results/expression/scrna/{}"
         return {
-            "counts": [f"{folder.format(s)}/pseudobulk.tsv" for s in chosen],
-            "cells": [f"{folder.format(s)}/pseudobulk_cells.tsv" for s in chosen],
+            "counts": [expression.sample_file(SCRNA, s, "pseudobulk.tsv") for s in chosen],
+            "cells": [expression.sample_file(SCRNA, s, "pseudobulk_cells.tsv") for s in chosen],
             "verdicts": verdicts,
         }
     return {"counts": [str(samples.loc[s, "counts"]) for s in chosen], "verdicts": verdicts}

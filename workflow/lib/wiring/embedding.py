@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from carmscope.vocabulary import SCRNA, is_pre_infusion, ordered, sample_hours
+from wiring import car
 
 SAMPLE_FOLDER = "results/expression/scrna/{sample}"
 PATIENT_OBJECT = "results/expression/scrna/patients/{patient}.h5ad"
@@ -43,7 +44,7 @@ def panel_labels(samples: pd.DataFrame, patient: str) -> list[str]:
 
 def car_table(samples: pd.DataFrame, sample: str) -> list[str]:
     """The sample's per-cell CAR table (from CAR detection), or none without reads."""
-    return [f"results/car/scrna/{sample}/cells.tsv.gz"] if samples.loc[sample, "reads"] else []
+    return [car.scan_file(SCRNA, sample, "cells.tsv.gz")] if samples.loc[sample, "reads"] else []
 
 
 def outputs(samples: pd.DataFrame) -> list[str]:
