@@ -118,7 +118,22 @@ def run_timed(labelled: dict[str, str], runs: int) -> dict[str, Timing]:
 
 
 def _environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    """The commands' environment: the source tree's package, with its bytecode as installed.
+
+    ``PYTHONDONTWRITEBYTECODE`` is dropped (some sandboxes set it): with it every command would
+    compile carmscope's modules from source, about 20 ms that no installed package pays.
+    """
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**environment, "PYTHONPATH": str(REPO / "src")}
+
+
+def compile_bytecode() -> None:
+    """Compile the package's bytecode once, as ``pip install`` does, before anything is timed."""
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", str(REPO / "src" / "carmscope")],
+        check=True,
+        env=_environment(),
+    )
 
 
 def check_agreement(labelled: dict[str, str]) -> str:
@@ -173,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     bam, bed = build_bam(folder, args.reads)
     labelled = commands(bam, bed, args.threads)
+    compile_bytecode()
     print(check_agreement(labelled), end="")
     load_before = os.getloadavg()
     if shutil.which("hyperfine"):

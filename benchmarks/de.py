@@ -21,7 +21,7 @@ Subcommands:
   (pydeseq2's work is per gene, so two sizes give the cost per gene); ``--group-columns ''``
   leaves out the interaction models.
 
-Threads are limited to 2 (``OMP_NUM_THREADS``, ``NUMBA_NUM_THREADS``, BLAS; ``harness.py``),
+Threads are limited to 2 (OpenMP, BLAS and umap-learn's JIT compiler; ``harness.py``),
 and the DE fits to one BLAS thread (``carmscope.expression.de_model``); pydeseq2 gets
 ``--n-cpus`` processes (default 1, the workflow's ``threads: 1``). The load average of the
 machine is printed before and after.

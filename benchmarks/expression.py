@@ -20,7 +20,7 @@ Subcommands:
 * ``run IN.h5``: times both with hyperfine (``--runs 3``), measures the peak RSS of each with
   ``/usr/bin/time -v`` and prints the time ratio and peak RSS / sparse matrix size.
 
-Threads are limited to 2 (``OMP_NUM_THREADS``, ``NUMBA_NUM_THREADS``, BLAS).
+Threads are limited to 2 (OpenMP, BLAS and umap-learn's JIT compiler; ``harness.py``).
 
 Usage::
 

@@ -2,7 +2,7 @@
 
 Import it first (``import harness`` before NumPy), from a script run as
 ``.venv/bin/python benchmarks/NAME.py``: the limits must be in the environment before NumPy,
-numba or a BLAS library starts its threads.
+umap-learn's JIT compiler or a BLAS library starts its threads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import subprocess
 from pathlib import Path
 
 THREADS = "2"
-"""Threads of OpenMP, numba and BLAS (the machine's 2 cores), unless already set."""
+"""Threads of OpenMP, BLAS and the JIT compiler umap-learn uses (the machine's 2 cores), unless
+already set."""
 for _variable in (
     "OMP_NUM_THREADS",
     "NUMBA_NUM_THREADS",

@@ -25,9 +25,16 @@ The representative anti-HER2 CAR is assembled from its published parts by
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+# The records of the CAR scan's modules are named tuples and small classes, not dataclasses:
+# importing dataclasses and building their methods cost the scan command 15-20 ms of start-up
+# (docs/car_detection.md, "Benchmark").
 
 NUCLEOTIDES = frozenset("ACGTN")
 
@@ -42,10 +49,16 @@ CD8A_HINGE_TM = "CD8A_hinge_TM"
 CD247_ZETA_ICD = "CD247_zeta_ICD"
 
 
-RESOURCE_DIR = Path(__file__).resolve().parents[2] / "resources" / "car"
-"""``resources/car`` of the source tree."""
-DEFAULT_FASTA = RESOURCE_DIR / "anti_her2_car.fa"
-DEFAULT_SEGMENTS = RESOURCE_DIR / "anti_her2_car.segments.tsv"
+# Paths are strings here: pathlib costs the CAR scan command 3-5 ms of start-up (it imports
+# urllib.parse and ipaddress), a tenth of what it has (docs/car_detection.md, "Benchmark").
+RESOURCE_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))),
+    "resources",
+    "car",
+)
+"""``resources/car`` of the source tree (a string)."""
+DEFAULT_FASTA = os.path.join(RESOURCE_DIR, "anti_her2_car.fa")
+DEFAULT_SEGMENTS = os.path.join(RESOURCE_DIR, "anti_her2_car.segments.tsv")
 SEGMENT_COLUMNS = ("construct", "segment", "start", "end", "specific")
 _SEGMENT_HEADER = "\t".join(SEGMENT_COLUMNS)
 FASTA_WIDTH = 60
@@ -63,16 +76,18 @@ class ConstructError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+_COMPLEMENT = str.maketrans("ACGTNacgtn", "TGCANtgcan")
+
+
 def reverse_complement(dna: str) -> str:
     """Reverse complement of an ACGTN sequence."""
-    return dna.translate(str.maketrans("ACGTNacgtn", "TGCANtgcan"))[::-1]
+    return dna.translate(_COMPLEMENT)[::-1]
 
 
 # --- data model -------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Segment:
+class Segment(NamedTuple):
     """One segment of a construct, 1-based inclusive coordinates.
 
     Attributes
@@ -98,8 +113,7 @@ class Segment:
         return self.end - self.start + 1
 
 
-@dataclass(frozen=True)
-class Construct:
+class Construct(NamedTuple):
     """A construct transcript and the segments tiling it, 5' to 3'.
 
     Attributes
@@ -114,7 +128,7 @@ class Construct:
 
     name: str
     sequence: str
-    segments: tuple[Segment, ...] = field(default_factory=tuple)
+    segments: tuple[Segment, ...] = ()
 
     @property
     def length(self) -> int:
@@ -157,26 +171,34 @@ class Construct:
             segment.start <= start and end <= segment.end for segment in self.host_segments
         )
 
+    def specific_starts(self, k: int) -> list[int]:
+        """0-based starts of the ``k``-mers that overlap a specific segment or span a junction
+        (:meth:`is_specific_window`, with the host segments looked up once)."""
+        host = [(segment.start, segment.end) for segment in self.host_segments]
+        return [
+            i
+            for i in range(self.length - k + 1)
+            if not any(first <= i + 1 and i + k <= last for first, last in host)
+        ]
+
     def specific_kmers(self, k: int) -> set[str]:
         """Every ``k``-mer of the construct that overlaps a specific segment or spans a junction."""
-        return {
-            self.sequence[i : i + k]
-            for i in range(self.length - k + 1)
-            if self.is_specific_window(i + 1, i + k)
-        }
+        return {self.sequence[i : i + k] for i in self.specific_starts(k)}
 
 
 # --- FASTA ------------------------------------------------------------------------------------
 
 
-@dataclass
 class _Record:
     """A FASTA record as read: name, header line number and its sequence lines."""
 
-    name: str
-    description: str
-    line: int
-    lines: list[tuple[int, str]] = field(default_factory=list)
+    __slots__ = ("description", "line", "lines", "name")
+
+    def __init__(self, name: str, description: str, line: int) -> None:
+        self.name = name
+        self.description = description
+        self.line = line
+        self.lines: list[tuple[int, str]] = []
 
     @property
     def sequence(self) -> str:
@@ -208,7 +230,7 @@ def _fasta_records(path: Path, problems: list[str]) -> Iterator[_Record]:
 def read_fasta(path: str | Path) -> dict[str, str]:
     """Sequences of a FASTA file by record name (nucleotide or protein; not validated)."""
     problems: list[str] = []
-    records = {record.name: record.sequence for record in _fasta_records(Path(path), problems)}
+    records = {record.name: record.sequence for record in _fasta_records(os.fspath(path), problems)}
     if problems:
         raise ConstructError(problems)
     return records
@@ -267,8 +289,7 @@ def _read_construct_fasta(path: Path, problems: list[str]) -> dict[str, _Record]
 # --- segment table ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Row:
+class _Row(NamedTuple):
     """One data row of a segment table: its line number and fields with their columns."""
 
     line: int
@@ -467,7 +488,7 @@ def read_constructs(fasta_path: str | Path, segments_path: str | Path) -> list[C
     ConstructError
         Listing every problem found in either file, each as ``path:line:column: message``.
     """
-    fasta_path, segments_path = Path(fasta_path), Path(segments_path)
+    fasta_path, segments_path = os.fspath(fasta_path), os.fspath(segments_path)
     problems: list[str] = []
     records = _read_construct_fasta(fasta_path, problems)
     lengths = {name: len(record.sequence) for name, record in records.items()}
@@ -506,13 +527,13 @@ def write_constructs(
 ) -> None:
     """Write constructs as a FASTA (60-column lines) and a segment table."""
     constructs = list(constructs)
-    Path(fasta_path).write_text(
-        "".join(format_fasta(c.name, c.sequence) for c in constructs), encoding="utf-8"
-    )
+    with open(fasta_path, "w", encoding="utf-8") as handle:
+        handle.write("".join(format_fasta(c.name, c.sequence) for c in constructs))
     rows = [_SEGMENT_HEADER]
     rows += [
         f"{s.construct}\t{s.name}\t{s.start}\t{s.end}\t{str(s.specific).lower()}"
         for c in constructs
         for s in c.segments
     ]
-    Path(segments_path).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    with open(segments_path, "w", encoding="utf-8") as handle:
+        handle.write("\n".join(rows) + "\n")

@@ -55,7 +55,7 @@ def _part_dna(name: str, sequence: str, protein: bool) -> str:
     return dna
 
 
-def assemble_anti_her2_car(parts_dir: str | Path = RESOURCE_DIR / "parts") -> Construct:
+def assemble_anti_her2_car(parts_dir: str | Path = Path(RESOURCE_DIR) / "parts") -> Construct:
     """The representative anti-HER2 CAR, assembled in frame from its parts.
 
     CD8a leader - trastuzumab VL - (G4S)3 linker - trastuzumab VH - CD8a hinge/TM - CD3 zeta

@@ -9,7 +9,6 @@ import struct
 import threading
 import zlib
 from collections import defaultdict
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -40,7 +39,7 @@ def twin_index(car):
     sequence = list(car.sequence)
     for position in range(car.length // 2, car.length, 3):
         sequence[position] = {"A": "C", "C": "G", "G": "T", "T": "A"}.get(sequence[position], "A")
-    segments = tuple(replace(s, construct="twin_CAR") for s in car.segments)
+    segments = tuple(s._replace(construct="twin_CAR") for s in car.segments)
     twin = Construct("twin_CAR", "".join(sequence), segments)
     return build_index([car, twin])
 

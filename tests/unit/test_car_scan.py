@@ -102,7 +102,7 @@ def test_threads_give_the_same_result(tenx, index, monkeypatch):
     single = scan_reads(tenx["bam"], index, PER_CELL)
     monkeypatch.setattr(bam, "MIN_RANGE_BYTES", 16_384)
     for threads in (2, 3, 7):
-        several = scan_reads(tenx["bam"], index, replace(PER_CELL, threads=threads))
+        several = scan_reads(tenx["bam"], index, PER_CELL._replace(threads=threads))
         assert summary(several) == summary(single)
 
 
@@ -115,7 +115,7 @@ def test_split_points_are_record_starts(tenx):
 
 def test_pysam_engine_agrees_with_the_native_reader(tenx, index):
     native = scan_reads(tenx["bam"], index, PER_CELL)
-    with_pysam = scan_reads(tenx["bam"], index, replace(PER_CELL, engine="pysam"))
+    with_pysam = scan_reads(tenx["bam"], index, PER_CELL._replace(engine="pysam"))
     assert summary(with_pysam) == summary(native)
 
 
@@ -129,7 +129,7 @@ def test_sam_and_cram_agree_with_bam(tmp_path, tenx, index):
     )
     assert detect_format(sam) == "sam" and detect_format(cram) == "cram"
     assert summary(scan_reads(sam, index, PER_CELL)) == native
-    cram_settings = replace(PER_CELL, reference=str(tenx["reference"]))
+    cram_settings = PER_CELL._replace(reference=str(tenx["reference"]))
     assert summary(scan_reads(cram, index, cram_settings)) == native
 
 
@@ -169,7 +169,7 @@ def test_targeted_mode_finds_the_same_car_reads(tmp_path, tenx, index):
     bed.write_text("CD8A\t0\t1000\nCD8A\t900\t1522\nCD247\t0\t1439\n")
     full = scan_reads(tenx["bam"], index, PER_CELL)
     targeted = scan_reads(
-        tenx["bam"], index, replace(PER_CELL, targeted=True, targeted_bed=str(bed))
+        tenx["bam"], index, PER_CELL._replace(targeted=True, targeted_bed=str(bed))
     )
     assert targeted.mode == "targeted"
     assert targeted.scanned_reads < full.total_reads / 10

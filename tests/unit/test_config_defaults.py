@@ -10,6 +10,7 @@ has one answer wherever it is read.
 import dataclasses
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 import yaml
@@ -37,17 +38,23 @@ def schema_default(key: str):
 
 
 def field(cls, name: str):
-    """The default of a dataclass field."""
+    """The default of a dataclass or named-tuple field."""
+    if not dataclasses.is_dataclass(cls):
+        return cls._field_defaults[name]
     (found,) = (f for f in dataclasses.fields(cls) if f.name == name)
     return found.default
 
 
 def fields(prefix: str, cls, leave_out=()):
-    """``(key, default getter)`` of every field of a dataclass that mirrors a config section."""
+    """``(key, default getter)`` of every field of a dataclass (or named tuple) that mirrors a
+    config section."""
+    names = (
+        [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) else cls._fields
+    )
     return [
-        (f"{prefix}.{f.name}", lambda name=f.name: field(cls, name))
-        for f in dataclasses.fields(cls)
-        if f.name not in leave_out
+        (f"{prefix}.{name}", lambda name=name: field(cls, name))
+        for name in names
+        if name not in leave_out
     ]
 
 
@@ -70,8 +77,8 @@ LIBRARY_DEFAULTS = [
     ("car.floor_per_million", lambda: car_calls.DEFAULT_FLOOR_PER_MILLION),
     ("car.min_reads", lambda: car_calls.DEFAULT_MIN_READS),
     # the library's constructs: resources/car of the source tree
-    ("car.construct", lambda: str(construct.DEFAULT_FASTA.relative_to(SCHEMA.parents[2]))),
-    ("car.segments", lambda: str(construct.DEFAULT_SEGMENTS.relative_to(SCHEMA.parents[2]))),
+    ("car.construct", lambda: str(Path(construct.DEFAULT_FASTA).relative_to(SCHEMA.parents[2]))),
+    ("car.segments", lambda: str(Path(construct.DEFAULT_SEGMENTS).relative_to(SCHEMA.parents[2]))),
     *fields("ctdna.filters", AlleleFilters),
     # background: the schema's auto is resolved from panel_of_normals before any job
     # (carmscope.ctdna.settings.background_mode); the dataclass holds the resolved mode

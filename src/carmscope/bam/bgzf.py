@@ -15,7 +15,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from typing import NamedTuple
 
 try:  # libdeflate is about 3x faster than zlib on BGZF blocks
     import deflate as _deflate
@@ -74,8 +74,7 @@ def block_size(path: str, buffer: bytes, at: int) -> tuple[int, int]:
     raise ReadsError(path, "not a BGZF file (BAM): block without a BSIZE field")
 
 
-@dataclass(frozen=True)
-class Block:
+class Block(NamedTuple):
     """One inflated BGZF block and the file offset of its compressed start."""
 
     offset: int
@@ -155,16 +154,14 @@ def _inflate_block(path: str, data: memoryview, size: int, offset: int) -> bytes
 # --- the BAM header ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Position:
+class Position(NamedTuple):
     """A place in a BAM: compressed offset of a block and offset within its inflated data."""
 
     block: int
     within: int
 
 
-@dataclass(frozen=True)
-class BamHeader:
+class BamHeader(NamedTuple):
     """What the scan needs from a BAM header."""
 
     text: str

@@ -12,6 +12,8 @@ Only the scan's own modules are imported (no pandas), so start-up stays short.
 from __future__ import annotations
 
 import argparse
+import gc
+import os
 import sys
 
 from carmscope.car.evidence import DEFAULT_MAX_MISMATCH_FRACTION, DEFAULT_MIN_KMERS
@@ -21,10 +23,28 @@ from carmscope.construct import DEFAULT_FASTA, DEFAULT_SEGMENTS
 OUTPUT_COLUMNS = ("construct", "total_reads", "scanned_reads", "car_reads", "car_umis")
 
 
+def _help_formatter(prog: str) -> argparse.HelpFormatter:
+    """argparse's help formatter, its width found as ``shutil.get_terminal_size`` finds it.
+
+    Without a width argparse imports shutil (and with it bz2 and lzma) for every parser and
+    argument: 7 ms of the scan command's start-up, measured with hyperfine.
+    """
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+        columns = columns or os.get_terminal_size(sys.__stdout__.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        columns = 80
+    return argparse.HelpFormatter(prog, width=columns - 2)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m carmscope.car", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m carmscope.car", description=__doc__, formatter_class=_help_formatter
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    scan = commands.add_parser("scan", help="count the CAR reads of one reads file")
+    scan = commands.add_parser(
+        "scan", help="count the CAR reads of one reads file", formatter_class=_help_formatter
+    )
     scan.add_argument("reads", help="BAM, CRAM, SAM or FASTQ(.gz)")
     scan.add_argument("--construct", default=str(DEFAULT_FASTA))
     scan.add_argument("--segments", default=str(DEFAULT_SEGMENTS))
@@ -42,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A short-lived command whose objects hold no reference cycles: the cyclic garbage
+    # collector's passes over the scan's many small objects cost about 1.5% of its CPU (perf).
+    gc.disable()
     args = _parser().parse_args(argv)
     from carmscope.car.bam import ReadsError
     from carmscope.car.evidence import EvidenceSettings

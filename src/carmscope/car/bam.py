@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from carmscope.bam import _native
 from carmscope.bam.bgzf import (
@@ -66,15 +66,14 @@ _CHAIN = 8
 # --- records ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Record:
-    """The fields of a BAM record the CAR scan uses."""
+class Record(NamedTuple):
+    """The fields of a BAM record the CAR scan uses (``tags``: the wanted ones it has)."""
 
     name: str
     flag: int
     reference_id: int
     sequence: str
-    tags: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str]
 
 
 def parse_record(record: bytes, wanted: tuple[str, ...] = ("CB", "UB")) -> Record:
@@ -123,12 +122,14 @@ def scan_records(
 # --- walking a range of the file --------------------------------------------------------------
 
 
-@dataclass
 class RangeResult:
     """Records walked: all of them, and the primary ones (not secondary or supplementary)."""
 
-    n_records: int = 0
-    n_primary: int = 0
+    __slots__ = ("n_primary", "n_records")
+
+    def __init__(self, n_records: int = 0, n_primary: int = 0) -> None:
+        self.n_records = n_records
+        self.n_primary = n_primary
 
     def add(self, other: RangeResult) -> None:
         self.n_records += other.n_records

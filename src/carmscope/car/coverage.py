@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping
-from pathlib import Path
 
 from carmscope.construct import Construct
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
 # NumPy, pandas and matplotlib are imported inside the functions that build tables and plots:

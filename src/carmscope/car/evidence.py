@@ -26,7 +26,7 @@ read.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from carmscope.bam import _native
 from carmscope.car.kmers import SpecificKmerIndex
@@ -35,9 +35,13 @@ DEFAULT_MIN_KMERS = 8
 DEFAULT_MAX_MISMATCH_FRACTION = 0.1
 
 
-@dataclass(frozen=True)
-class EvidenceSettings:
-    """Thresholds of the per-read decision.
+class _EvidenceFields(NamedTuple):
+    min_kmers: int = DEFAULT_MIN_KMERS
+    max_mismatch_fraction: float = DEFAULT_MAX_MISMATCH_FRACTION
+
+
+class EvidenceSettings(_EvidenceFields):
+    """Thresholds of the per-read decision (checked when made).
 
     Attributes
     ----------
@@ -47,18 +51,18 @@ class EvidenceSettings:
         Largest fraction of mismatching bases over the read's overlap with the construct.
     """
 
-    min_kmers: int = DEFAULT_MIN_KMERS
-    max_mismatch_fraction: float = DEFAULT_MAX_MISMATCH_FRACTION
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
+    def __new__(cls, *args, **kwargs) -> EvidenceSettings:
+        self = super().__new__(cls, *args, **kwargs)
         if self.min_kmers < 2:
             raise ValueError("min_kmers must be at least 2")
         if not 0 <= self.max_mismatch_fraction <= 1:
             raise ValueError("max_mismatch_fraction must be between 0 and 1")
+        return self
 
 
-@dataclass(frozen=True)
-class Placement:
+class Placement(NamedTuple):
     """Where a CAR read lies on a construct.
 
     Attributes

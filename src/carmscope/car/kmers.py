@@ -25,18 +25,18 @@ This module knows nothing of Snakemake.
 
 from __future__ import annotations
 
-import gzip
 import itertools
+import os
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from carmscope.bam import _native
 from carmscope.construct import Construct, ConstructError, reverse_complement
 
-TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
 
 MIN_K = 11
@@ -83,7 +83,6 @@ def encode(kmer: str) -> int:
 # --- hash lookup of k-mer codes (used by the compiled kernels) --------------------------------
 
 
-@dataclass(frozen=True)
 class KmerLookup:
     """k-mer codes in a form the compiled kernels look up in a few nanoseconds.
 
@@ -108,11 +107,14 @@ class KmerLookup:
         log2 of the size of ``filter``.
     """
 
-    k: int
-    table: array
-    bits: int
-    filter: bytearray
-    filter_bits: int
+    __slots__ = ("bits", "filter", "filter_bits", "k", "table")
+
+    def __init__(self, k: int, table: array, bits: int, filter: bytearray, filter_bits: int):
+        self.k = k
+        self.table = table
+        self.bits = bits
+        self.filter = filter
+        self.filter_bits = filter_bits
 
     def __len__(self) -> int:
         return len(self.table) - self.table.count(EMPTY)
@@ -202,8 +204,7 @@ def sequence_hit_positions(sequence: str, lookup: KmerLookup) -> np.ndarray:
 # --- the index --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StrandTable:
+class StrandTable(NamedTuple):
     """Every stored code (both strands) and where it lies, as arrays for the compiled voting.
 
     ``codes`` (``array("Q")``) is sorted; the occurrences of ``codes[i]`` are rows
@@ -219,15 +220,13 @@ class StrandTable:
     reverse: array
 
 
-@dataclass(frozen=True)
-class Occurrence:
+class Occurrence(NamedTuple):
     """Where a specific k-mer lies: construct index and 0-based start on its forward strand."""
 
     construct: int
     position: int
 
 
-@dataclass
 class SpecificKmerIndex:
     """Specific k-mers of one or more constructs.
 
@@ -243,13 +242,38 @@ class SpecificKmerIndex:
         Number of distinct specific-window k-mers dropped because host sequence has them.
     """
 
-    k: int
-    constructs: tuple[Construct, ...]
-    occurrences: dict[str, tuple[Occurrence, ...]]
-    removed_host: int = 0
-    _lookup: KmerLookup | None = field(default=None, repr=False, compare=False)
-    _strands: StrandTable | None = field(default=None, repr=False, compare=False)
-    _placement: tuple | None = field(default=None, repr=False, compare=False)
+    __slots__ = (
+        "_lookup",
+        "_placement",
+        "_strands",
+        "constructs",
+        "k",
+        "occurrences",
+        "removed_host",
+    )
+
+    def __init__(
+        self,
+        k: int,
+        constructs: tuple[Construct, ...],
+        occurrences: dict[str, tuple[Occurrence, ...]],
+        removed_host: int = 0,
+    ) -> None:
+        self.k = k
+        self.constructs = constructs
+        self.occurrences = occurrences
+        self.removed_host = removed_host
+        self._lookup: KmerLookup | None = None  # the derived forms, built when first asked for
+        self._strands: StrandTable | None = None
+        self._placement: tuple | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SpecificKmerIndex):
+            return NotImplemented
+        mine = (self.k, self.constructs, self.occurrences, self.removed_host)
+        return mine == (other.k, other.constructs, other.occurrences, other.removed_host)
+
+    __hash__ = None  # mutable, like the dataclass it was
 
     def __len__(self) -> int:
         return len(self.occurrences)
@@ -258,8 +282,7 @@ class SpecificKmerIndex:
     def lookup(self) -> KmerLookup:
         """Both strands of every specific k-mer, for the compiled kernels (built once)."""
         if self._lookup is None:
-            strands = _both_strands(self.occurrences)
-            self._lookup = build_lookup((encode(kmer) for kmer in strands), self.k)
+            self._lookup = build_lookup(self.strands.codes, self.k)  # encoded once, there
         return self._lookup
 
     @property
@@ -382,8 +405,10 @@ def _windows(sequence: str, k: int) -> Iterator[tuple[int, str]]:
 
 
 def _specific_windows(construct: Construct, k: int) -> Iterator[tuple[int, str]]:
-    for start, kmer in _windows(construct.sequence, k):
-        if construct.is_specific_window(start + 1, start + k):
+    sequence = construct.sequence
+    for start in construct.specific_starts(k):
+        kmer = sequence[start : start + k]
+        if "N" not in kmer:
             yield start, kmer
 
 
@@ -413,8 +438,13 @@ def read_fasta_records(path: str | Path) -> Iterator[tuple[str, str]]:
     ConstructError
         When the file does not start with a ``>`` header or cannot be decoded.
     """
-    path = Path(path)
-    opener = gzip.open if path.name.endswith(".gz") else open
+    path = os.fspath(path)
+    if path.endswith(".gz"):
+        import gzip  # imported here: a construct FASTA is plain text, and the scan starts sooner
+
+        opener = gzip.open
+    else:
+        opener = open
     name: str | None = None
     lines: list[str] = []
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -95,7 +95,7 @@ def analyse_sample(
     if assay not in RNA_ASSAYS:
         raise ValueError(f"CAR detection runs on {' and '.join(RNA_ASSAYS)} samples, not {assay!r}")
     single_cell = assay == SCRNA
-    settings = replace(settings, per_cell=single_cell)
+    settings = settings._replace(per_cell=single_cell)
     result = _scan(reads, index, settings)
     matrix = (
         read_matrix_cells(counts, matrix_features, genome=genome)
@@ -146,4 +146,6 @@ def _scan(reads: str | os.PathLike, index: SpecificKmerIndex, settings: ScanSett
     if not needs_index or find_index(reads) is not None:
         return scan_reads(reads, index, settings)
     with indexed(reads) as usable:
-        return replace(scan_reads(usable, index, settings), path=str(reads))
+        result = scan_reads(usable, index, settings)
+    result.path = str(reads)  # the file as named, not the indexed link
+    return result

@@ -21,12 +21,11 @@ taken from the index (all records, secondary ones included).
 
 from __future__ import annotations
 
-import gzip
 import os
 import zlib
 from array import array
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from carmscope.car import bam, text
 from carmscope.car.bam import ReadsError
@@ -45,9 +44,21 @@ REFERENCE_KEY = "car.cram_reference"
 """The config key of the FASTA a biopsy CRAM is decoded with (named in errors)."""
 
 
-@dataclass(frozen=True)
-class ScanSettings:
-    """How to scan a reads file.
+class _ScanFields(NamedTuple):
+    evidence: EvidenceSettings = EvidenceSettings()
+    threads: int = 1
+    per_cell: bool = False
+    cell_tag: str = "CB"
+    umi_tag: str = "UB"
+    targeted: bool = False
+    targeted_bed: str | None = None
+    construct_contigs: tuple[str, ...] = ()
+    reference: str | None = None
+    engine: str = "native"
+
+
+class ScanSettings(_ScanFields):
+    """How to scan a reads file (checked when made).
 
     Attributes
     ----------
@@ -71,31 +82,26 @@ class ScanSettings:
         ``native`` or ``pysam`` for BAM files (SAM and CRAM always use pysam).
     """
 
-    evidence: EvidenceSettings = field(default_factory=EvidenceSettings)
-    threads: int = 1
-    per_cell: bool = False
-    cell_tag: str = "CB"
-    umi_tag: str = "UB"
-    targeted: bool = False
-    targeted_bed: str | None = None
-    construct_contigs: tuple[str, ...] = ()
-    reference: str | None = None
-    engine: str = "native"
+    __slots__ = ()
 
-    def __post_init__(self) -> None:
+    def __new__(cls, *args, **kwargs) -> ScanSettings:
+        self = super().__new__(cls, *args, **kwargs)
         if self.threads < 1:
             raise ValueError("threads must be at least 1")
         if self.engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
+        return self
 
 
 # --- readers ----------------------------------------------------------------------------------
 
 
-@dataclass
 class _Counts:
-    total: int = 0
-    scanned: int = 0
+    __slots__ = ("scanned", "total")
+
+    def __init__(self, total: int = 0, scanned: int = 0) -> None:
+        self.total = total
+        self.scanned = scanned
 
 
 def _bam_candidate(record: bytes, settings: ScanSettings) -> Candidate:
@@ -200,7 +206,12 @@ def _fastq_chunks(path: str) -> Iterator[bytes]:
     """Inflated (if gzipped) bytes of a FASTQ file, a few megabytes at a time."""
     with open(path, "rb") as raw:
         gzipped = raw.read(2) == b"\x1f\x8b"
-    opener = gzip.open if gzipped else open
+    if gzipped:
+        import gzip  # imported here: BAM scans, the common case, start sooner without it
+
+        opener = gzip.open
+    else:
+        opener = open
     try:
         with opener(path, "rb") as handle:
             while chunk := handle.read(FASTQ_CHUNK):

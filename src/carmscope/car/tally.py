@@ -9,7 +9,7 @@ it is, per cell (``CB``) and UMI (``UB``) when it has them, and along the constr
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from carmscope.car.coverage import CoverageAccumulator
 from carmscope.car.evidence import AMBIGUOUS, EvidenceSettings, Placement, place_read
@@ -18,8 +18,7 @@ from carmscope.car.kmers import SpecificKmerIndex
 # --- tallies ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """A read the prefilter flagged: name, sequence and its cell barcode and UMI, if any."""
 
     name: str
@@ -28,28 +27,49 @@ class Candidate:
     umi: str | None = None
 
 
-@dataclass
 class CellTally:
     """CAR reads and the UMIs among them of one cell barcode."""
 
-    reads: int = 0
-    umis: set[str] = field(default_factory=set)
+    __slots__ = ("reads", "umis")
+
+    def __init__(self, reads: int = 0, umis: set[str] | None = None) -> None:
+        self.reads = reads
+        self.umis = set() if umis is None else umis
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CellTally):
+            return NotImplemented
+        return (self.reads, self.umis) == (other.reads, other.umis)
+
+    __hash__ = None  # mutable
+
+    def __repr__(self) -> str:
+        return f"CellTally(reads={self.reads!r}, umis={self.umis!r})"
 
     def merge(self, other: CellTally) -> None:
         self.reads += other.reads
         self.umis |= other.umis
 
 
-@dataclass
 class ConstructTally:
     """Everything counted for one construct."""
 
-    coverage: CoverageAccumulator
-    reads: int = 0
-    antisense_reads: int = 0
-    reads_without_barcode: int = 0
-    reads_without_umi: int = 0
-    cells: dict[str, CellTally] = field(default_factory=dict)
+    __slots__ = (
+        "antisense_reads",
+        "cells",
+        "coverage",
+        "reads",
+        "reads_without_barcode",
+        "reads_without_umi",
+    )
+
+    def __init__(self, coverage: CoverageAccumulator) -> None:
+        self.coverage = coverage
+        self.reads = 0
+        self.antisense_reads = 0
+        self.reads_without_barcode = 0
+        self.reads_without_umi = 0
+        self.cells: dict[str, CellTally] = {}
 
     def add(self, placement: Placement, candidate: Candidate) -> None:
         self.reads += 1
@@ -113,7 +133,6 @@ class Tally:
             self.car_read_names.extend(other.car_read_names)
 
 
-@dataclass
 class ScanResult:
     """The outcome of scanning one reads file.
 
@@ -129,12 +148,17 @@ class ScanResult:
         CAR reads per construct, cell and position.
     """
 
-    path: str
-    format: str
-    mode: str
-    total_reads: int
-    scanned_reads: int
-    tally: Tally
+    __slots__ = ("format", "mode", "path", "scanned_reads", "tally", "total_reads")
+
+    def __init__(
+        self, path: str, format: str, mode: str, total_reads: int, scanned_reads: int, tally: Tally
+    ) -> None:
+        self.path = path
+        self.format = format
+        self.mode = mode
+        self.total_reads = total_reads
+        self.scanned_reads = scanned_reads
+        self.tally = tally
 
     @property
     def construct_names(self) -> list[str]:
