@@ -220,7 +220,7 @@ def job(panel_path: str, bam_path: str, output: str) -> None:
         from carmscope.verdict import leave_out  # noqa: F401  (the job imports it)
     try:
         from carmscope.ctdna.sample_counts import write_sample_counts
-    except ImportError:  # an older checkout (e.g. the numba-era commit)
+    except ImportError:  # an older checkout (e.g. 173f41e, the reference of the docs)
         from carmscope.ctdna.sample_counts import bam_counts, label_counts, read_panel
         from carmscope.ctdna.vendor import read_vendor_table  # noqa: F401  (the job imports it)
 

@@ -180,26 +180,37 @@ JOB = """
 import json, runpy, sys
 
 class Files(list):
-    '''Named files, as snakemake.input/output are (a list with names).'''
-    def __init__(self, items=(), **named):
-        super().__init__([*items, *named.values()])
+    '''Files as snakemake.input/output hold them: a list, the named ones also as attributes.'''
+    def __init__(self, files):
+        named = files if isinstance(files, dict) else {}
+        super().__init__(named.values() if named else files)
         self.__dict__.update(named)
     def get(self, name, default=None):
         return self.__dict__.get(name, default)
 
-script, log, verdict, panel, bam, output = sys.argv[1:]
+script, job = sys.argv[1], json.loads(sys.argv[2])
 snakemake = type("Snakemake", (), {})()
-snakemake.input = Files(verdict=verdict, panel=panel, bam=bam, reference=[])
-snakemake.output = Files([output])
-snakemake.log = Files([log])
-snakemake.params = type("Params", (), {})()
-snakemake.params.sample = {"sample_id": "S1", "patient_id": "P1", "timepoint": "C1D8", "day": 8}
-snakemake.params.filters = {}
+for name in ("input", "output", "log"):
+    setattr(snakemake, name, Files(job[name]))
+snakemake.params = type("Params", (), job["params"])()
 runpy.run_path(script, init_globals={"snakemake": snakemake})
 print(json.dumps(sorted(sys.modules)))
 """
-HEAVY = {"pandas", "pyarrow", "numba", "scipy", "matplotlib"}
-"""What the counting job must not load (NumPy it may: the record scan's arrays)."""
+HEAVY = {"pandas", "pyarrow", "scipy", "matplotlib"}
+"""What a counting job must not load (NumPy it may: the record scan's arrays)."""
+
+
+def run_job(repo, script, **job) -> list[str]:
+    """Run a workflow script in a fresh Python as Snakemake would (``job``: its input, output,
+    log and params); the modules it loaded."""
+    path = repo / "workflow/scripts" / script
+    run = subprocess.run(
+        [sys.executable, "-c", JOB, str(path), json.dumps(job, default=str)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(run.stdout)
 
 
 def test_counting_job_imports_neither_pandas_nor_pyarrow(tmp_path, repo):
@@ -213,14 +224,47 @@ def test_counting_job_imports_neither_pandas_nor_pyarrow(tmp_path, repo):
     verdict = tmp_path / "verdict.tsv"
     verdict.write_text("sample_id\tusable\tproblem\nS1\tTrue\t\n")
     output, log = tmp_path / "counts.tsv", tmp_path / "job.log"
-    script = repo / "workflow/scripts/ctdna_count_alleles.py"
-    arguments = [str(path) for path in (script, log, verdict, panel, bam, output)]
-    run = subprocess.run(
-        [sys.executable, "-c", JOB, *arguments], capture_output=True, text=True, check=True
+    sample = {"sample_id": "S1", "patient_id": "P1", "timepoint": "C1D8", "day": 8}
+    modules = run_job(
+        repo,
+        "ctdna_count_alleles.py",
+        input={"verdict": verdict, "panel": panel, "bam": bam, "reference": []},
+        output=[output],
+        log=[log],
+        params={"sample": sample, "filters": {}},
     )
-    modules = json.loads(run.stdout)
     assert "carmscope.ctdna.bamscan" in modules  # it did count, with the record scan
     assert log.read_text() == "S1: 1 sites counted\n"
     table = read_stage_table(output)
     assert (table.loc[0, "alt_count"], table.loc[0, "ref_count"], table.loc[0, "day"]) == (1, 1, 8)
     assert [name for name in modules if name.split(".")[0] in HEAVY] == []
+
+
+def test_normals_job_writes_the_dataframe_tables_without_pandas(tmp_path, repo):
+    """ctdna_count_normals: one table per normal BAM (one of them unindexed), each the
+    DataFrame path's byte for byte, and no pandas loaded."""
+    reads = simulated_fragments(np.random.default_rng(5), SIMULATED_SITES)
+    bams = [
+        write_bam(tmp_path / "normal_a.bam", reads),
+        write_bam(tmp_path / "normal_b.bam", reads[::2], index=False),
+    ]
+    panel = written_panel(tmp_path / "panel.tsv")
+    samples = [
+        {"sample_id": f"panel_of_normals/{name}", "patient_id": "", "timepoint": "", "day": None}
+        for name in ("a", "b")
+    ]
+    outputs = [tmp_path / "a.tsv", tmp_path / "b.tsv"]
+    modules = run_job(
+        repo,
+        "ctdna_count_normals.py",
+        input={"bams": bams, "panel": panel},
+        output=outputs,
+        log=[tmp_path / "job.log"],
+        params={"samples": samples, "filters": {"min_base_quality": 13}},
+    )
+    assert [name for name in modules if name.split(".")[0] in HEAVY] == []
+    for bam, sample, output in zip(bams, samples, outputs, strict=True):
+        before = tmp_path / "dataframe.tsv"
+        counts = bam_counts(bam, read_panel(panel), {"min_base_quality": 13})
+        label_counts(counts, sample, "bam").to_csv(before, sep="\t", index=False)
+        assert output.read_bytes() == before.read_bytes()

@@ -14,7 +14,7 @@ mpileup`` is a test helper (``tests/bcftools_oracle.py``).
 
 The counting itself (:func:`count_variant_columns`) runs without pandas, over columns of Python
 lists, so a counting job that reads and writes its tables without pandas
-(:func:`carmscope.ctdna.sample_counts.write_bam_counts`) starts without importing it (most of
+(:func:`carmscope.ctdna.sample_counts.write_sample_counts`) starts without importing it (most of
 its start-up, ``docs/ctdna.md``); :func:`count_alleles` is the DataFrame interface over it and
 :func:`allele_count_columns` the columns one.
 """
@@ -127,7 +127,7 @@ def count_alleles(
         CRAM whose reference cannot be found.
     """
     table = as_variants(variants)
-    columns = {name: table[name].tolist() for name in VARIANT_COLUMNS}
+    columns = {name: table[name].tolist() for name in SITE_COLUMNS}
     return _finish(
         table, count_variant_columns(bam_path, columns, filters, reference, engine=engine)
     )

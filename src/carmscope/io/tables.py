@@ -78,10 +78,8 @@ def read_stage_columns(
 
     Parameters
     ----------
-    path
-        The table, with a header row.
-    text_columns
-        Further columns read as text (``''`` kept), besides :data:`ID_COLUMNS`.
+    path, text_columns
+        As for :func:`read_stage_table`.
 
     Returns
     -------
