@@ -213,15 +213,21 @@ def time_commands(commands: dict[str, str], runs: int) -> dict[str, dict[str, ob
 
 
 def job(panel_path: str, bam_path: str, output: str) -> None:
-    """What one ctdna_count_alleles job does for a BAM, without Snakemake (``startup``)."""
-    from carmscope.ctdna.sample_counts import bam_counts, label_counts, read_panel
-    from carmscope.ctdna.vendor import read_vendor_table  # noqa: F401  (the job imports it)
-
+    """What one ctdna_count_alleles job does for a BAM, without Snakemake (``startup``): this
+    checkout's job function, or an older checkout's DataFrame path (its script's imports)."""
+    sample = {"sample_id": "S", "patient_id": "P", "timepoint": "D8", "day": 8}
     with contextlib.suppress(ImportError):  # an older checkout has no verdict module
         from carmscope.verdict import leave_out  # noqa: F401  (the job imports it)
-    counts = bam_counts(bam_path, read_panel(panel_path), {})
-    sample = {"sample_id": "S", "patient_id": "P", "timepoint": "D8", "day": 8}
-    label_counts(counts, sample, "bam").to_csv(output, sep="\t", index=False)
+    try:
+        from carmscope.ctdna.sample_counts import write_sample_counts
+    except ImportError:  # an older checkout (e.g. 173f41e, the reference of the docs)
+        from carmscope.ctdna.sample_counts import bam_counts, label_counts, read_panel
+        from carmscope.ctdna.vendor import read_vendor_table  # noqa: F401  (the job imports it)
+
+        counts = bam_counts(bam_path, read_panel(panel_path), {})
+        label_counts(counts, sample, "bam").to_csv(output, sep="\t", index=False)
+    else:
+        write_sample_counts(output, panel_path, sample, {}, bam=bam_path)
 
 
 def startup(args: argparse.Namespace) -> int:

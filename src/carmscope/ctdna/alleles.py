@@ -11,23 +11,36 @@ The rest of the counting lives beside it: the variants table and VCF reading in
 :mod:`carmscope.ctdna.variants`, the read filters in :mod:`carmscope.ctdna.filters`, opening
 and checking the BAM in :mod:`carmscope.ctdna.reads`. An independent check with ``bcftools
 mpileup`` is a test helper (``tests/bcftools_oracle.py``).
+
+The counting itself (:func:`count_variant_columns`) runs without pandas, over columns of Python
+lists, so a counting job that reads and writes its tables without pandas
+(:func:`carmscope.ctdna.sample_counts.write_sample_counts`) starts without importing it (most of
+its start-up, ``docs/ctdna.md``); :func:`count_alleles` is the DataFrame interface over it and
+:func:`allele_count_columns` the columns one.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-import pandas as pd
 import pysam
 
 from carmscope.ctdna import bamscan, pileup
 from carmscope.ctdna.filters import COUNT_COLUMNS, AlleleFilters, excluded_flags
-from carmscope.ctdna.reads import check_contigs, open_bam
-from carmscope.ctdna.variants import VARIANT_COLUMNS, as_variants
+from carmscope.ctdna.reads import check_sites, open_bam
+from carmscope.ctdna.variants import VARIANT_COLUMNS, as_variants, variant_columns
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    import pandas as pd
 
 ALLELE_COUNT_COLUMNS = [*VARIANT_COLUMNS, *COUNT_COLUMNS, "vaf"]
 """Columns of :func:`count_alleles` and the vendor reader."""
+
+SITE_COLUMNS = ("chrom", "pos", "ref", "alt", "kind", "evaluable")
+"""What :func:`count_variant_columns` reads of each variant."""
 
 ENGINES = ("records", "pysam")
 """Counting engines of :func:`count_alleles`."""
@@ -37,12 +50,16 @@ __all__ = [
     "COUNT_COLUMNS",
     "ENGINES",
     "AlleleFilters",
+    "allele_count_columns",
     "count_alleles",
+    "count_variant_columns",
 ]
 
 
 def _finish(table: pd.DataFrame, counts: dict[int, dict[str, int]]) -> pd.DataFrame:
     """Attach counts (by row) and VAF; rows without counts get missing values."""
+    import pandas as pd  # imported here: the counting runs without pandas
+
     for column in COUNT_COLUMNS:
         values = [counts[i][column] if i in counts else pd.NA for i in range(len(table))]
         table[column] = pd.array(values, dtype="Int64")
@@ -109,16 +126,92 @@ def count_alleles(
         The BAM is unreadable, not coordinate-sorted, unindexed, or lacks a variant's contig; a
         CRAM whose reference cannot be found.
     """
+    table = as_variants(variants)
+    columns = {name: table[name].tolist() for name in SITE_COLUMNS}
+    return _finish(
+        table, count_variant_columns(bam_path, columns, filters, reference, engine=engine)
+    )
+
+
+def allele_count_columns(
+    bam_path: str | os.PathLike,
+    variants: Mapping[str, Sequence[object]],
+    filters: AlleleFilters | None = None,
+    reference: str | os.PathLike | None = None,
+    *,
+    engine: str = "records",
+) -> dict[str, list[object]]:
+    """:func:`count_alleles` over columns of Python lists, without pandas.
+
+    Parameters
+    ----------
+    bam_path, filters, reference, engine
+        As for :func:`count_alleles`.
+    variants
+        Column name to cells (e.g. a panel from
+        :func:`carmscope.ctdna.sample_counts.read_panel_columns`): at least chrom, pos, ref,
+        alt; kind/evaluable/reason are derived when absent
+        (:func:`~carmscope.ctdna.variants.variant_columns`). Extra columns are kept.
+
+    Returns
+    -------
+    dict
+        The columns of :func:`count_alleles`, in its order: the variant columns, the counts
+        (int, None where not counted), ``vaf`` (float, None at depth 0 or without counts), then
+        the extra columns.
+    """
+    table = variant_columns(variants)
+    counts = count_variant_columns(bam_path, table, filters, reference, engine=engine)
+    for column in COUNT_COLUMNS:
+        table[column] = [
+            counts[i][column] if i in counts else None for i in range(len(table["pos"]))
+        ]
+    table["vaf"] = [
+        alt / depth if depth else None
+        for alt, depth in zip(table["alt_count"], table["depth"], strict=True)
+    ]
+    extra = [column for column in table if column not in ALLELE_COUNT_COLUMNS]
+    return {column: table[column] for column in [*ALLELE_COUNT_COLUMNS, *extra]}
+
+
+def count_variant_columns(
+    bam_path: str | os.PathLike,
+    variants: Mapping[str, Sequence[object]],
+    filters: AlleleFilters | None = None,
+    reference: str | os.PathLike | None = None,
+    *,
+    engine: str = "records",
+) -> dict[int, dict[str, int]]:
+    """The counts of :func:`count_alleles` by row, without pandas.
+
+    Parameters
+    ----------
+    variants
+        Columns chrom, pos (1-based), ref, alt (minimal alleles), kind and evaluable, as lists.
+    bam_path, filters, reference, engine
+        As for :func:`count_alleles`.
+
+    Returns
+    -------
+    dict
+        Row number (0-based) to its :data:`COUNT_COLUMNS` for every evaluable row.
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, not {engine!r}")
     filters = filters or AlleleFilters()
-    table = as_variants(variants)
+    rows = [
+        (index, {"chrom": chrom, "pos": pos, "ref": ref, "alt": alt, "kind": kind})
+        for index, (chrom, pos, ref, alt, kind, evaluable) in enumerate(
+            zip(*(variants[name] for name in SITE_COLUMNS), strict=True)
+        )
+        if evaluable
+    ]
     counts: dict[int, dict[str, int]] = {}
     with open_bam(bam_path, reference) as bam:
-        check_contigs(bam, bam_path, table)
+        check_sites(bam, bam_path, ((row["chrom"], row["pos"]) for _, row in rows))
         contig_order = {name: i for i, name in enumerate(bam.references)}
         sites = sorted(
-            (_site(index, row, filters) for index, row in table.iterrows() if row["evaluable"]),
+            (_site(index, row, filters) for index, row in rows),
             key=lambda site: (contig_order[site.chrom], site.anchor, site.index),
         )
         scanner = _record_scanner(bam, bam_path) if sites and engine == "records" else None
@@ -135,7 +228,7 @@ def count_alleles(
         finally:
             if scanner is not None:
                 scanner.close()
-    return _finish(table, counts)
+    return counts
 
 
 def _record_scanner(bam: pysam.AlignmentFile, bam_path: str | os.PathLike):
@@ -190,7 +283,7 @@ class _Site(NamedTuple):
     alt: str
 
 
-def _site(index: int, variant: pd.Series, filters: AlleleFilters) -> _Site:
+def _site(index: int, variant: Mapping[str, object], filters: AlleleFilters) -> _Site:
     anchor = int(variant["pos"]) - 1
     kind = variant["kind"]
     observe, stop = pileup.observer(

@@ -11,8 +11,8 @@ in the file's header.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
-import pandas as pd
 import pysam
 
 from carmscope.bam.alignments import (
@@ -23,6 +23,10 @@ from carmscope.bam.alignments import (
 )
 from carmscope.bam.index import find_index, index_advice
 from carmscope.ctdna.variants import CtdnaInputError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    import pandas as pd
 
 REFERENCE_KEY = "ctdna.reference"
 """The config key of the FASTA a plasma CRAM is decoded with (named in errors)."""
@@ -122,10 +126,19 @@ def check_contigs(
     bam: pysam.AlignmentFile, bam_path: str | os.PathLike, variants: pd.DataFrame
 ) -> None:
     """Refuse evaluable variants on a contig the file's header lacks, or beyond a contig's end
-    (variants that are not evaluable are not counted, wherever they lie)."""
-    lengths = dict(zip(bam.references, bam.lengths, strict=True))
+    (variants that are not evaluable are not counted, wherever they lie): :func:`check_sites`
+    over a variants table."""
     evaluable = variants[variants["evaluable"].astype(bool)]
-    for chrom, pos in evaluable[["chrom", "pos"]].drop_duplicates().itertuples(index=False):
+    check_sites(bam, bam_path, evaluable[["chrom", "pos"]].itertuples(index=False))
+
+
+def check_sites(
+    bam: pysam.AlignmentFile, bam_path: str | os.PathLike, sites: Iterable[tuple[str, int]]
+) -> None:
+    """Refuse a site (``chrom``, 1-based ``pos``; the evaluable variants) on a contig the
+    file's header lacks, or beyond a contig's end; the first such site in order is named."""
+    lengths = dict(zip(bam.references, bam.lengths, strict=True))
+    for chrom, pos in sites:
         if chrom not in lengths:
             raise CtdnaInputError(
                 bam_path,

@@ -12,13 +12,17 @@ from __future__ import annotations
 
 import gzip
 import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import pandas as pd
 import pysam
 
 from carmscope.bam.bgzf import BGZF_MAGIC
 from carmscope.errors import LocatedInputError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up)
+if TYPE_CHECKING:
+    import pandas as pd
 
 VARIANT_KEY = ["chrom", "pos", "ref", "alt"]
 """Columns that identify a variant (1-based ``pos``, minimal alleles)."""
@@ -222,6 +226,8 @@ def read_tumour_variants(
             fasta.close()
     if not rows:
         raise CtdnaInputError(path, "contains no variant records")
+    import pandas as pd  # imported here: a counting job reads no VCF and runs without pandas
+
     table = pd.DataFrame(rows, columns=VARIANT_COLUMNS)
     table["pos"] = table["pos"].astype("int64")
     table["evaluable"] = table["evaluable"].astype(bool)
@@ -303,18 +309,48 @@ def as_variants(variants: pd.DataFrame) -> pd.DataFrame:
     pandas.DataFrame
         The table with a fresh 0-based index, ``pos`` as int64 and ``evaluable`` as bool.
     """
-    missing = [column for column in VARIANT_KEY if column not in variants.columns]
-    if missing:
-        raise ValueError(f"variants lack column(s) {', '.join(missing)}")
+    _check_key(variants)
     table = variants.reset_index(drop=True).copy()
     if not {"kind", "evaluable", "reason"} <= set(table.columns):
-        classified = [
-            classify_alleles(r, a) for r, a in zip(table["ref"], table["alt"], strict=True)
-        ]
-        table["kind"] = [c[0] for c in classified]
-        table["evaluable"] = [c[1] for c in classified]
-        table["reason"] = [c[2] for c in classified]
+        table["kind"], table["evaluable"], table["reason"] = _classified(table["ref"], table["alt"])
     table["pos"] = table["pos"].astype("int64")
     table["evaluable"] = table["evaluable"].astype(bool)
     table["reason"] = table["reason"].fillna("").astype(str)
     return table
+
+
+def variant_columns(variants: Mapping[str, Sequence[object]]) -> dict[str, list[object]]:
+    """:func:`as_variants` for columns of Python lists (no pandas): a copy with ``kind``,
+    ``evaluable`` and ``reason``, ``pos`` as int, ``evaluable`` as bool and a missing
+    ``reason`` as ''.
+
+    Parameters
+    ----------
+    variants
+        Column name to cells, with at least :data:`VARIANT_KEY`.
+
+    Returns
+    -------
+    dict
+        The columns, in the order given (derived ones appended).
+    """
+    _check_key(variants)
+    table = {name: list(cells) for name, cells in variants.items()}
+    if not {"kind", "evaluable", "reason"} <= set(table):
+        table["kind"], table["evaluable"], table["reason"] = _classified(table["ref"], table["alt"])
+    table["pos"] = [int(pos) for pos in table["pos"]]  # type: ignore[call-overload]
+    table["evaluable"] = [bool(evaluable) for evaluable in table["evaluable"]]
+    table["reason"] = ["" if reason is None else str(reason) for reason in table["reason"]]
+    return table
+
+
+def _check_key(variants: Mapping[str, object] | pd.DataFrame) -> None:
+    missing = [column for column in VARIANT_KEY if column not in variants]
+    if missing:
+        raise ValueError(f"variants lack column(s) {', '.join(missing)}")
+
+
+def _classified(refs: Iterable[str], alts: Iterable[str]) -> tuple[list, list, list]:
+    """``(kinds, evaluable, reasons)`` of REF/ALT pairs (:func:`classify_alleles`)."""
+    classified = [classify_alleles(r, a) for r, a in zip(refs, alts, strict=True)]
+    return [c[0] for c in classified], [c[1] for c in classified], [c[2] for c in classified]
