@@ -21,9 +21,10 @@ back to pysam's bundled copy (slower than Debian's build, so the ratio then flat
 Job start-up: ``startup --bam B --panel P --against SRC`` times, in one hyperfine run, what one
 ``ctdna_count_alleles`` job does (start Python, import what the job script imports, read the
 panel, count one small plasma BAM, write the table; the ``job`` action) with this checkout's
-``src`` and with another checkout's (``SRC``, e.g. the numba-era commit; ``--against-path``
-adds folders to its ``PYTHONPATH``, e.g. a ``pip install --target`` of numba), and checks that
-both write the same table.
+``src`` and with another checkout's (``SRC``, e.g. commit 173f41e, before the shared core;
+``--against-path`` adds folders to its ``PYTHONPATH``, e.g. a ``pip install --target`` of the
+JIT compiler that commit needs: ``CHANGELOG.md``, issue 14), and checks that both write the
+same table.
 """
 
 from __future__ import annotations
