@@ -17,6 +17,9 @@ $(STAMP): requirements.lock pyproject.toml setup.py src/carmscope/bam/_native.c
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	# bytecode, as pip compiles it for an installed package: where PYTHONDONTWRITEBYTECODE is
+	# set, every job would otherwise compile the carmscope modules it imports (docs/performance.md)
+	$(BIN)/python -m compileall -q src/carmscope
 	touch $(STAMP)
 
 # Test-only tools whose dependencies clash with the pipeline's pins (MultiQC's boto3 needs

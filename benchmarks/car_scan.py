@@ -72,8 +72,8 @@ def commands(bam: Path, bed: Path, threads: int) -> dict[str, str]:
     }
 
 
-Timing = tuple[float, float, float]
-"""Mean wall-clock seconds, fastest wall-clock seconds and mean CPU (user + system) seconds."""
+Timing = tuple[float, float, float, float]
+"""Mean, median and fastest wall-clock seconds and mean CPU (user + system) seconds."""
 
 
 def run_hyperfine(labelled: dict[str, str], runs: int, folder: Path) -> dict[str, Timing]:
@@ -85,7 +85,12 @@ def run_hyperfine(labelled: dict[str, str], runs: int, folder: Path) -> dict[str
     subprocess.run(arguments, check=True, env=_environment())
     results = json.loads(export.read_text())["results"]
     return {
-        result["command"]: (result["mean"], result["min"], result["user"] + result["system"])
+        result["command"]: (
+            result["mean"],
+            result["median"],
+            result["min"],
+            result["user"] + result["system"],
+        )
         for result in results
     }
 
@@ -112,7 +117,12 @@ def run_timed(labelled: dict[str, str], runs: int) -> dict[str, Timing]:
                     - before.children_system
                 )
     return {
-        label: (statistics.mean(walls[label]), min(walls[label]), statistics.mean(cpus[label]))
+        label: (
+            statistics.mean(walls[label]),
+            statistics.median(walls[label]),
+            min(walls[label]),
+            statistics.mean(cpus[label]),
+        )
         for label in labelled
     }
 
@@ -169,7 +179,12 @@ def in_process(bam: Path, threads: int, runs: int) -> dict[str, Timing]:
             walls.append(time.perf_counter() - start)
             cpus.append(time.process_time() - cpu)
         label = f"car scan in-process, {count} thread{'s' if count > 1 else ''}"
-        timings[label] = (statistics.mean(walls), min(walls), statistics.mean(cpus))
+        timings[label] = (
+            statistics.mean(walls),
+            statistics.median(walls),
+            min(walls),
+            statistics.mean(cpus),
+        )
     return timings
 
 
@@ -197,16 +212,17 @@ def main(argv: list[str] | None = None) -> int:
         means = run_timed(labelled, args.runs)
     means.update(in_process(bam, args.threads, args.runs))
     load_after = os.getloadavg()
-    mean_reference, fastest_reference, cpu_reference = means["samtools view -c"]
+    reference = means["samtools view -c"]
     print(f"\nBAM: {bam} ({bam.stat().st_size / 1e6:.0f} MB), cores: {os.cpu_count()}")
     print(f"load average (1 min) before: {load_before[0]:.1f}, after: {load_after[0]:.1f}")
-    print("| command | mean (s) | x samtools | fastest (s) | x samtools | CPU (s) | x samtools |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, (mean, fastest, cpu) in means.items():
-        print(
-            f"| {label} | {mean:.2f} | {mean / mean_reference:.2f} | {fastest:.2f} "
-            f"| {fastest / fastest_reference:.2f} | {cpu:.2f} | {cpu / cpu_reference:.2f} |"
-        )
+    statistics_names = ("mean", "median", "fastest", "CPU")
+    header = " | ".join(f"{name} (s) | x samtools" for name in statistics_names)
+    print(f"| command | {header} |")
+    print("|---|" + "---:|---:|" * len(statistics_names))
+    for label, timing in means.items():
+        pairs = zip(timing, reference, strict=True)
+        cells = [f"{value:.2f} | {value / base:.2f}" for value, base in pairs]
+        print(f"| {label} | " + " | ".join(cells) + " |")
     return 0
 
 
