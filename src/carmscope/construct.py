@@ -167,23 +167,23 @@ class Construct(NamedTuple):
         A window proves the construct unless it lies entirely inside one host-derived segment:
         it then overlaps a specific segment or spans a junction.
         """
-        return not any(
-            segment.start <= start and end <= segment.end for segment in self.host_segments
-        )
+        host = [(segment.start, segment.end) for segment in self.host_segments]
+        return not _within_one(host, start, end)
 
     def specific_starts(self, k: int) -> list[int]:
         """0-based starts of the ``k``-mers that overlap a specific segment or span a junction
         (:meth:`is_specific_window`, with the host segments looked up once)."""
         host = [(segment.start, segment.end) for segment in self.host_segments]
-        return [
-            i
-            for i in range(self.length - k + 1)
-            if not any(first <= i + 1 and i + k <= last for first, last in host)
-        ]
+        return [i for i in range(self.length - k + 1) if not _within_one(host, i + 1, i + k)]
 
     def specific_kmers(self, k: int) -> set[str]:
         """Every ``k``-mer of the construct that overlaps a specific segment or spans a junction."""
         return {self.sequence[i : i + k] for i in self.specific_starts(k)}
+
+
+def _within_one(spans: list[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether ``start..end`` lies inside one of ``spans`` (inclusive ``(first, last)``)."""
+    return any(first <= start and end <= last for first, last in spans)
 
 
 # --- FASTA ------------------------------------------------------------------------------------

@@ -93,11 +93,8 @@ def bam_count_columns(
     bam_path = str(bam_path)
     table = variant_columns(panel)
     contigs = _contigs(bam_path)
-    owners = table.get("patients") or [""] * len(table["pos"])
-    for row, chrom in enumerate(table["chrom"]):
-        if contigs is not None and table["evaluable"][row] and str(chrom) not in contigs:
-            table["evaluable"][row] = False
-            table["reason"][row] = absent_contig_reason(chrom, owners[row], bam_path)
+    if contigs is not None:
+        _mark_absent(table, contigs, bam_path)
     with _usable(bam_path) as usable:
         return allele_count_columns(usable, table, AlleleFilters(**filters), reference)
 
@@ -112,22 +109,33 @@ def mark_contigs_absent(panel: pd.DataFrame, bam_path: str | os.PathLike) -> pd.
     variants are elsewhere is not evaluable (``no_evaluable_variants``). An unreadable BAM is
     left for count_alleles.
     """
-    import pandas as pd  # imported here: the counting jobs run without pandas
-
     contigs = _contigs(bam_path)
     if contigs is None:
         return panel
     table = as_variants(panel)  # with evaluable and reason, a fresh index
-    absent = table["evaluable"].astype(bool) & ~table["chrom"].astype(str).isin(contigs)
-    if not absent.any():
+    columns = {name: table[name].tolist() for name in ("chrom", "evaluable", "reason")}
+    if "patients" in table.columns:
+        columns["patients"] = table["patients"].tolist()
+    if not _mark_absent(columns, contigs, bam_path):
         return panel
-    owners = table["patients"] if "patients" in table.columns else pd.Series("", table.index)
-    table.loc[absent, "evaluable"] = False
-    table.loc[absent, "reason"] = [
-        absent_contig_reason(chrom, patients, bam_path)
-        for chrom, patients in zip(table.loc[absent, "chrom"], owners[absent], strict=True)
-    ]
+    table["evaluable"], table["reason"] = columns["evaluable"], columns["reason"]
     return table
+
+
+def _mark_absent(
+    table: dict[str, list[object]], contigs: set[str], bam_path: str | os.PathLike
+) -> bool:
+    """Mark, in columns of lists, every evaluable variant whose contig is not in ``contigs``
+    not evaluable, with :func:`absent_contig_reason`; whether any was (the one rule of
+    :func:`mark_contigs_absent` and :func:`bam_count_columns`)."""
+    owners = table.get("patients") or [""] * len(table["chrom"])
+    marked = False
+    for row, chrom in enumerate(table["chrom"]):
+        if table["evaluable"][row] and str(chrom) not in contigs:
+            table["evaluable"][row] = False
+            table["reason"][row] = absent_contig_reason(chrom, owners[row], bam_path)
+            marked = True
+    return marked
 
 
 def absent_contig_reason(chrom: object, patients: object, bam_path: str | os.PathLike) -> str:
