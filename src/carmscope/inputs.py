@@ -13,7 +13,7 @@ from __future__ import annotations
 import csv
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import pysam
@@ -114,6 +114,34 @@ def inspect_sample(
     return row | {"usable": True, "problem": ""}
 
 
+def inspect_blood_draws(draws: Iterable[dict[str, str]], strict: bool = False) -> list[dict]:
+    """Inventory rows of a patient's blood draws (``car_pcr``, ``cytokines`` samples).
+
+    Parameters
+    ----------
+    draws
+        One record per draw: ``sample_id``, ``assay`` and ``counts`` (its measurement table).
+    strict
+        As in :func:`inspect_sample`.
+
+    Returns
+    -------
+    list of dict
+        One row per draw, as :func:`inspect_sample` gives it. A table several draws share (a
+        cohort or patient table) is inspected once; each of its draws gets its verdict.
+    """
+    by_table: dict[tuple[str, str], dict[str, object]] = {}
+    rows = []
+    for draw in draws:
+        key = (draw["counts"], draw["assay"])
+        if key not in by_table:
+            by_table[key] = inspect_sample(
+                draw["sample_id"], draw["assay"], counts=draw["counts"], reads="", strict=strict
+            )
+        rows.append(by_table[key] | {"sample_id": draw["sample_id"]})
+    return rows
+
+
 def usable_samples(inventory: str | os.PathLike) -> set[str]:
     """IDs of the samples that the input inventory (``results/qc/inputs.tsv``) found usable.
 
@@ -128,10 +156,51 @@ def usable_samples(inventory: str | os.PathLike) -> set[str]:
 def write_inventory_row(row: dict[str, object], path: str | os.PathLike) -> None:
     """One sample's row of the input inventory as a TSV (header and row; None as empty),
     as ``pandas.DataFrame([row]).to_csv(path, sep="\t", index=False)`` writes it."""
+    _write_rows(list(row), [row], path)
+
+
+def write_inventory_rows(rows: Sequence[dict[str, object]], path: str | os.PathLike) -> None:
+    """Several samples' rows of the input inventory in one TSV (a patient's blood draws).
+
+    The columns are those of every row in first-seen order, the verdict
+    (:data:`VERDICT_COLUMNS`) last, as in every inventory row; a figure a row lacks (an
+    unusable draw has none) is empty, None too.
+    """
+    columns = inventory_columns(list(dict.fromkeys(key for row in rows for key in row)))
+    _write_rows(columns, rows, path)
+
+
+def _write_rows(columns: list[str], rows: Sequence[dict], path: str | os.PathLike) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle, delimiter="\t", lineterminator="\n")
-        writer.writerow(row)
-        writer.writerow(row.values())
+        writer.writerow(columns)
+        writer.writerows([row.get(column) for column in columns] for row in rows)
+
+
+def inventory_columns(columns: Sequence[str]) -> list[str]:
+    """Inventory columns in the given order, the verdict columns moved last."""
+    return [c for c in columns if c not in VERDICT_COLUMNS] + [
+        c for c in VERDICT_COLUMNS if c in columns
+    ]
+
+
+def gather_inventory(parts: Sequence[str | os.PathLike], sample_order: Sequence[str]):
+    """The input inventory (``results/qc/inputs.tsv``) from its parts: one-sample rows and
+    multi-sample files (:func:`write_inventory_rows`), read as text.
+
+    Rows follow ``sample_order`` (the samples sheet's order; samples not in it last, in part
+    order); columns are in first-seen order over the parts, the verdict last. Returns a
+    pandas DataFrame.
+    """
+    import pandas as pd  # here: the inspection jobs that import this module run without it
+
+    from carmscope.io.tables import read_stage_table
+
+    table = pd.concat([read_stage_table(p, all_text=True) for p in parts], ignore_index=True)
+    position = {sample: i for i, sample in enumerate(sample_order)}
+    rank = table["sample_id"].map(position).fillna(len(position))
+    table = table.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
+    return table[inventory_columns(list(table.columns))]
 
 
 def inspect_counts(path: str, assay: str, genome: str | None = None) -> dict[str, object]:

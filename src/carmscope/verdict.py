@@ -35,9 +35,17 @@ K = TypeVar("K")
 def read_verdict(inventory_row: str | os.PathLike) -> tuple[str, bool, str]:
     """``(sample_id, usable, problem)`` from a sample's inventory row
     (``results/qc/inputs/{sample}.tsv``; a row without verdict columns counts as usable)."""
-    with open(inventory_row, newline="") as handle:
-        row = next(csv.DictReader(handle, delimiter="\t"))
-    return row["sample_id"], row.get("usable", "True") != "False", row.get("problem", "")
+    return read_verdicts(inventory_row)[0]
+
+
+def read_verdicts(inventory: str | os.PathLike) -> list[tuple[str, bool, str]]:
+    """``(sample_id, usable, problem)`` of every row of an inventory file: a sample's row, or
+    a patient's blood draws (``results/qc/inputs/blood/{patient}.tsv``)."""
+    with open(inventory, newline="") as handle:
+        return [
+            (row["sample_id"], row.get("usable", "True") != "False", row.get("problem", ""))
+            for row in csv.DictReader(handle, delimiter="\t")
+        ]
 
 
 def left_out(inventory_row: str | os.PathLike) -> str:

@@ -30,6 +30,7 @@ EXPECTED_LOCAL = {
 # Light per-sample rules: grouped, so a cohort does not flood the queue.
 EXPECTED_GROUPS = {
     "inspect_inputs": "inspect",
+    "inspect_blood_draws": "inspect",
     "expression_bulk": "bulk_scores",
     "expression_car_cells": "car_cell_types",
     "ctdna_patient_panel": "ctdna_counts",

@@ -10,12 +10,16 @@ import pytest
 
 from carmscope.inputs import (
     InputContentError,
+    gather_inventory,
+    inspect_blood_draws,
     inspect_counts,
     inspect_reads,
     inspect_sample,
     inspect_variants,
     write_inventory_row,
+    write_inventory_rows,
 )
+from carmscope.verdict import read_verdicts
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 HEADER = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "chr1", "LN": 1000}]}
@@ -234,3 +238,65 @@ def test_inventory_row_is_written_as_pandas_writes_it(tiny_cohort, tmp_path):
         assert (tmp_path / "ours.tsv").read_text() == (tmp_path / "pandas.tsv").read_text()
         assays.add(sample.assay)
     assert assays == {"scrna", "bulk_rna", "cfdna", "car_pcr", "cytokines", "tcr"}
+
+
+def blood_draws(tiny_cohort, tmp_path):
+    """A tiny-cohort patient's blood draws as the per-patient rule passes them, one draw's
+    table with a unit no analyte has (unusable), one table shared by two draws."""
+    import pandas as pd
+
+    samples = pd.read_csv(tiny_cohort / "samples.tsv", sep="\t", keep_default_na=False)
+    draws = samples[samples["assay"].isin(["car_pcr", "cytokines"])]
+    draws = draws[draws["patient_id"] == draws["patient_id"].iloc[0]]
+    records = [
+        {"sample_id": r.sample_id, "assay": r.assay, "counts": str(tiny_cohort / r.counts)}
+        for r in draws.itertuples()
+    ]
+    assert {r["assay"] for r in records} == {"car_pcr", "cytokines"} and len(records) >= 4
+    cytokines = [r for r in records if r["assay"] == "cytokines"]
+    bad = tmp_path / "bad_cytokines.tsv"
+    bad.write_text(Path(cytokines[0]["counts"]).read_text().replace("pg/mL", "pg/furlong"))
+    cytokines[0]["counts"] = str(bad)
+    cytokines[2]["counts"] = cytokines[1]["counts"]  # two draws in one table
+    return records
+
+
+def test_a_patients_blood_draws_get_each_draws_own_verdict(tiny_cohort, tmp_path):
+    draws = blood_draws(tiny_cohort, tmp_path)
+    rows = inspect_blood_draws(draws)
+    # the same rows as one inspection per draw, in the draws' order
+    assert rows == [
+        inspect_sample(d["sample_id"], d["assay"], counts=d["counts"], reads="") for d in draws
+    ]
+    unusable = [row for row in rows if not row["usable"]]
+    assert len(unusable) == 1 and "pg/furlong" in unusable[0]["problem"]
+    assert str(tmp_path / "bad_cytokines.tsv") in unusable[0]["problem"]
+    with pytest.raises(InputContentError, match="pg/furlong"):
+        inspect_blood_draws(draws, strict=True)
+
+
+def test_blood_draw_rows_round_trip_and_gather_as_per_sample_rows_do(tiny_cohort, tmp_path):
+    """A patient's draws in one file give the same verdicts, and the inventory gathered from
+    it is the one gathered from one file per draw (columns, values and sheet order)."""
+    import pandas as pd
+
+    draws = blood_draws(tiny_cohort, tmp_path)
+    rows = inspect_blood_draws(draws)
+    write_inventory_rows(rows, tmp_path / "patient.tsv")
+    header = (tmp_path / "patient.tsv").read_text().splitlines()[0].split("\t")
+    assert header[-2:] == ["usable", "problem"] and header[:2] == ["sample_id", "assay"]
+    assert read_verdicts(tmp_path / "patient.tsv") == [
+        (row["sample_id"], row["usable"], row["problem"]) for row in rows
+    ]
+    singles = []
+    for row in rows:
+        singles.append(tmp_path / f"{row['sample_id']}.tsv")
+        write_inventory_row(row, singles[-1])
+    before = pd.concat([pd.read_csv(p, sep="\t", dtype=str) for p in singles], ignore_index=True)
+    order = [row["sample_id"] for row in rows]
+    gathered = gather_inventory([tmp_path / "patient.tsv"], order)
+    assert list(gathered.columns) == list(before.columns)
+    pd.testing.assert_frame_equal(gathered.replace("", float("nan")), before, check_dtype=False)
+    # rows follow the sheet's order, not the files': a reversed sheet reverses them
+    backwards = gather_inventory([tmp_path / "patient.tsv", *singles[:1]], order[::-1])
+    assert list(backwards["sample_id"]) == [*order[::-1][:-1], order[0], order[0]]

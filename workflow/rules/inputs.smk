@@ -1,6 +1,8 @@
 # Input inspection: open every input file and check its contents before analyses use it.
-# On a cluster the per-sample inspections run 24 to a SLURM job (group "inspect"); the gather
-# runs on the submit host (docs/cluster.md). Paths: workflow/lib/wiring/inspection.py.
+# One job per sample, but a patient's blood draws (car_pcr, cytokines: small tables read only
+# by cohort steps) are one job per patient. On a cluster the inspections run 24 to a SLURM
+# job (group "inspect"); the gather runs on the submit host (docs/cluster.md). Paths:
+# workflow/lib/wiring/inspection.py.
 
 from wiring import inspection as inspection_rules  # noqa: E402
 
@@ -16,6 +18,9 @@ rule inspect_inputs:
         inspection_rules.SAMPLE,
     log:
         "logs/inspect_inputs/{sample}.log",
+    wildcard_constraints:
+        # blood draws: rule inspect_blood_draws
+        sample=one_of_ids(inspection_rules.sample_ids(SAMPLES)),
     group:
         "inspect"
     conda:
@@ -32,9 +37,39 @@ rule inspect_inputs:
         "../scripts/inspect_inputs.py"
 
 
+rule inspect_blood_draws:
+    input:
+        lambda wildcards: list(
+            dict.fromkeys(inspection_rules.patient_draws(SAMPLES, wildcards.patient)["counts"])
+        ),
+    output:
+        inspection_rules.BLOOD_DRAWS,
+    log:
+        "logs/inspect_blood_draws/{patient}.log",
+    wildcard_constraints:
+        patient=one_of_ids(inspection_rules.draw_patients(SAMPLES)),
+    group:
+        "inspect"
+    conda:
+        "../../envs/inputs.yaml"
+    threads: 1
+    resources:
+        mem_mb=scaled(1000, per_mb=0.2),
+        runtime=scaled(5, per_mb=0.002),
+    params:
+        draws=lambda wildcards: (
+            inspection_rules.patient_draws(SAMPLES, wildcards.patient)[["assay", "counts"]]
+            .reset_index()
+            .to_dict("records")
+        ),
+        strict=config["strict"],
+    script:
+        "../scripts/inspect_blood_draws.py"
+
+
 rule gather_input_inspection:
     input:
-        expand(inspection_rules.SAMPLE, sample=SAMPLES.index),
+        inspection_rules.verdict_files(SAMPLES),
     output:
         inspection_rules.INVENTORY,
     log:
@@ -45,5 +80,7 @@ rule gather_input_inspection:
     resources:
         mem_mb=scaled(500, per_mb=5),
         runtime=scaled(5, per_mb=0.01),
+    params:
+        samples=list(SAMPLES.index),
     script:
-        "../scripts/gather_tables.py"
+        "../scripts/gather_input_inspection.py"

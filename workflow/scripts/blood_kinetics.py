@@ -7,16 +7,16 @@ import pandas as pd
 from carmscope.blood.cohort import BloodSettings
 from carmscope.blood.records import records_frame
 from carmscope.blood.stage import blood_tables, write_blood_tables
-from carmscope.verdict import left_out_message, read_verdict
+from carmscope.verdict import left_out_message, read_verdicts
 
 sys.stderr = open(snakemake.log[0], "w")
 # draws whose files inspection found unusable are left out (the tables flag them)
 unusable = set()
-for verdict in snakemake.input.verdicts:
-    sample_id, usable, problem = read_verdict(verdict)
-    if not usable:
-        unusable.add(sample_id)
-        print(left_out_message(sample_id, problem), file=sys.stderr)
+for verdicts in snakemake.input.verdicts:
+    for sample_id, usable, problem in read_verdicts(verdicts):
+        if not usable:
+            unusable.add(sample_id)
+            print(left_out_message(sample_id, problem), file=sys.stderr)
 
 params = snakemake.params
 patients = pd.DataFrame(params.patients).astype(str).set_index("patient_id")

@@ -55,7 +55,8 @@ def inputs(samples: pd.DataFrame, car_summary: str) -> dict[str, list[str] | str
     measured = measurement_samples(samples)
     files: dict[str, list[str] | str] = {
         "tables": list(dict.fromkeys(measured["counts"])),
-        "verdicts": [inspection.SAMPLE.format(sample=sample) for sample in measured.index],
+        # a patient's draws are inspected together: one file per patient
+        "verdicts": inspection.verdict_files(samples, measured.index),
     }
     if scanned_blood_rna(samples):
         files["car_summary"] = car_summary
