@@ -189,8 +189,8 @@ def gather_inventory(parts: Sequence[str | os.PathLike], sample_order: Sequence[
     multi-sample files (:func:`write_inventory_rows`), read as text.
 
     Rows follow ``sample_order`` (the samples sheet's order; samples not in it last, in part
-    order); columns are in first-seen order over the parts, the verdict last. Returns a
-    pandas DataFrame.
+    order); columns are in first-seen order over the parts (give the parts in sheet order).
+    Returns a pandas DataFrame.
     """
     import pandas as pd  # here: the inspection jobs that import this module run without it
 
@@ -199,8 +199,7 @@ def gather_inventory(parts: Sequence[str | os.PathLike], sample_order: Sequence[
     table = pd.concat([read_stage_table(p, all_text=True) for p in parts], ignore_index=True)
     position = {sample: i for i, sample in enumerate(sample_order)}
     rank = table["sample_id"].map(position).fillna(len(position))
-    table = table.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
-    return table[inventory_columns(list(table.columns))]
+    return table.iloc[rank.argsort(kind="stable")].reset_index(drop=True)
 
 
 def inspect_counts(path: str, assay: str, genome: str | None = None) -> dict[str, object]:
