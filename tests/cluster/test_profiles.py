@@ -38,7 +38,6 @@ EXPECTED_GROUPS = {
     "ctdna_count_normals": "ctdna_counts",
     "tcr_clones": "tcr_samples",
     "tcr_changes": "tcr_samples",
-    "expression_pseudobulk": "pseudobulk",
 }
 
 

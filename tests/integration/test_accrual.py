@@ -45,10 +45,10 @@ PER_SAMPLE = {
     # CARM-003's data (bulk RNA, 4 plasma samples, 7 blood draws with qPCR and cytokines)
     "synthetic_patient_scrna2_bulk2_cfdna4_pcr7_cyt7",
     "inspect_inputs",
+    "inspect_blood_draws",  # CARM-003's blood draws, one job
     "expression_scrna",
     "expression_bulk",
     "expression_car_cells",
-    "expression_pseudobulk",
     "car_scan_scrna",
     "car_scan_bulk",
     "ctdna_patient_panel",

@@ -1,11 +1,13 @@
 # Paired pseudobulk differential expression and pathway enrichment (carmscope.expression.de*,
-# methods in docs/expression.md): per scRNA sample the pseudobulk counts per cell type; per
-# assay and cell type the paired DESeq2 test (pydeseq2) of baseline vs first post-infusion
-# sample and the decoupler ulm enrichment of its Wald statistics; per assay a summary.
+# methods in docs/expression.md): per assay and cell type the paired DESeq2 test (pydeseq2)
+# of baseline vs first post-infusion sample and the decoupler ulm enrichment of its Wald
+# statistics; per assay a summary.
 #
-# Needs from common.smk: SAMPLES, PATIENTS. Settings come from the
-# config's `expression.de` section and `genesets`; inputs and outputs from
-# wiring.de (de_rules.outputs(SAMPLES) lists the files for `rule all`).
+# Needs from common.smk: SAMPLES, PATIENTS. The pseudobulk counts per cell type of each scRNA
+# sample are written by rule expression_scrna (from its QC-passed, annotated cells), so the
+# embedding's settings do not re-run the DE. Settings come from the config's `expression.de`
+# section and `genesets`; inputs and outputs from wiring.de (de_rules.outputs(SAMPLES) lists
+# the files for `rule all`).
 
 from wiring import de as de_rules  # noqa: E402
 from carmscope.expression.de import DifferentialExpressionError  # noqa: E402
@@ -18,26 +20,6 @@ except DifferentialExpressionError as error:
 
 localrules:
     expression_de_summary,
-
-
-rule expression_pseudobulk:
-    input:
-        h5ad="results/expression/scrna/{sample}/cells.h5ad",
-    output:
-        counts="results/expression/scrna/{sample}/pseudobulk.tsv",
-        cells="results/expression/scrna/{sample}/pseudobulk_cells.tsv",
-    log:
-        "logs/expression_pseudobulk/{sample}.log",
-    group:
-        "pseudobulk"
-    conda:
-        "../../envs/expression.yaml"
-    threads: 1
-    resources:
-        mem_mb=scaled(1500, per_mb=15),
-        runtime=scaled(5, per_mb=0.02),
-    script:
-        "../scripts/expression_pseudobulk.py"
 
 
 rule expression_de:

@@ -1,5 +1,6 @@
 # Expression analysis of biopsies (carmscope.expression; methods in docs/expression.md):
-# per scRNA sample QC, annotation, signature scores and composition; per bulk sample scores;
+# per scRNA sample QC, annotation, signature scores, composition and the pseudobulk counts
+# of the DE step; per bulk sample scores;
 # per assay the baseline-vs-post pairs and the cohort's Wilcoxon signed-rank tests.
 #
 # Needs from common.smk: SAMPLES, PATIENTS, expression_samples(assay), sample_field(wildcards,
@@ -32,6 +33,11 @@ rule expression_scrna:
         composition=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "composition.tsv"),
         scores=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "scores.tsv"),
         metrics=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "metrics.tsv"),
+        # the DE step's pseudobulk counts per cell type (docs/expression.md, section 8)
+        pseudobulk=expression_rules.sample_file(vocabulary.SCRNA, "{sample}", "pseudobulk.tsv"),
+        pseudobulk_cells=expression_rules.sample_file(
+            vocabulary.SCRNA, "{sample}", "pseudobulk_cells.tsv"
+        ),
     log:
         "logs/expression_scrna/{sample}.log",
     conda:

@@ -1,4 +1,4 @@
-"""Snakemake adapter: QC, annotation, scores and composition of one scRNA sample."""
+"""Snakemake adapter: QC, annotation, scores, composition and pseudobulk of one scRNA sample."""
 
 import sys
 
@@ -7,6 +7,7 @@ import pandas as pd
 from carmscope.expression.annotation import annotate_if_evaluable, read_markers
 from carmscope.expression.composition import cell_type_table, composition_metrics
 from carmscope.expression.io import read_counts
+from carmscope.expression.pseudobulk import pseudobulk_by_cell_type, write_pseudobulk
 from carmscope.expression.qc import QCThresholds, filter_cells, normalize_log1p
 from carmscope.expression.scoring import (
     SCORE_COLUMNS,
@@ -69,4 +70,6 @@ scores.insert(0, "sample_id", sample_id)
 scores.to_csv(snakemake.output.scores, sep="\t", index=False)
 metrics.insert(0, "sample_id", sample_id)
 metrics.to_csv(snakemake.output.metrics, sep="\t", index=False)
+counts, n_cells = pseudobulk_by_cell_type(cells)  # the DE step's profiles
+write_pseudobulk(counts, n_cells, snakemake.output.pseudobulk, snakemake.output.pseudobulk_cells)
 cells.write_h5ad(snakemake.output.h5ad)  # temporary: expression_embedding compresses
