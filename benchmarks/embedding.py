@@ -2,7 +2,7 @@
 
 Every embedding job of the pipeline is a new Python process, so what counts is the first call:
 ``scanpy.pp.neighbors(method="umap")`` calls ``umap.umap_.fuzzy_simplicial_set``, which
-umap-learn compiles (numba) at its first call in every process; at 8,192 cells and more
+umap-learn compiles just in time at its first call in every process; at 8,192 cells and more
 scanpy also searches neighbours with pynndescent, compiled the same way.
 ``carmscope.expression.connectivity.umap_neighbors`` computes the same graph with scikit-learn's
 exact search and the fuzzy simplicial set in NumPy.
