@@ -14,7 +14,11 @@ Steps (scanpy's standard workflow; Wolf et al. 2018, Luecken & Theis 2019):
 3. per patient only, when it has more than one sample and ``batch_correction`` is
    ``"harmony"``: Harmony (Korsunsky et al. 2019, ``harmonypy``) on the PCs with the sample as
    batch, so that baseline and post-infusion cells of the same type meet on the map;
-4. ``scanpy.pp.neighbors`` (``n_neighbors``; at most cells - 1), ``scanpy.tl.leiden``
+4. the k-NN graph (``n_neighbors``; at most cells - 1) with UMAP's connectivities as
+   ``scanpy.pp.neighbors(method="umap")`` stores them, computed by
+   :func:`carmscope.expression.connectivity.umap_neighbors` (exact k-NN; the fuzzy
+   simplicial set in NumPy, which spares each process umap-learn's JIT compilation),
+   ``scanpy.tl.leiden``
    (Traag et al. 2019; igraph implementation, ``leiden_resolution``, two iterations) and
    ``scanpy.tl.umap`` (McInnes et al. 2018; ``umap_min_dist``), all with ``random_state``.
 
@@ -30,6 +34,8 @@ from dataclasses import asdict, dataclass, fields
 import anndata
 import numpy as np
 import pandas as pd
+
+from carmscope.expression.connectivity import umap_neighbors
 
 UMAP_KEY = "X_umap"
 CLUSTER_KEY = "leiden"
@@ -151,9 +157,9 @@ def embed_cells(
     if corrected:
         adata.obsm["X_pca_harmony"] = harmony(adata.obsm["X_pca"], adata.obs, batch_key, seed)
         representation = "X_pca_harmony"
-    sc.pp.neighbors(
+    umap_neighbors(
         adata,
-        n_neighbors=min(int(settings.n_neighbors), adata.n_obs - 1),
+        min(int(settings.n_neighbors), adata.n_obs - 1),
         use_rep=representation,
         random_state=seed,
     )
