@@ -320,6 +320,8 @@ def test_expression_job_on_ensembl_names_writes_not_evaluable_outputs(tmp_path, 
             "composition": "composition.tsv",
             "scores": "scores.tsv",
             "metrics": "metrics.tsv",
+            "pseudobulk": "pseudobulk.tsv",
+            "pseudobulk_cells": "pseudobulk_cells.tsv",
         }.items()
     }
     verdict = tmp_path / "verdict.tsv"
@@ -357,6 +359,9 @@ def test_expression_job_on_ensembl_names_writes_not_evaluable_outputs(tmp_path, 
     metrics = pd.read_csv(out["metrics"], sep="\t")
     assert not metrics["metric"].str.startswith("fraction_of").any()
     assert pd.read_csv(out["composition"], sep="\t")["fraction_of_cells"].isna().all()
+    # the DE step's profiles: every cell in `all`, none in a cell type
+    cells = pd.read_csv(out["pseudobulk_cells"], sep="\t", index_col=0).squeeze("columns")
+    assert cells["all"] == qc["cells_after"].iloc[0] > 0 and cells.drop("all").eq(0).all()
     log = Path(snakemake.log[0]).read_text()
     assert "Traceback" not in log and "not evaluable" in log
 

@@ -66,7 +66,8 @@ def pseudobulk_by_cell_type(
     layer
         Layer of raw counts.
     cell_types
-        Labels that get a profile (``unassigned`` cells count in :data:`ALL` only).
+        Labels that get a profile (``unassigned`` cells, and unlabelled ones when the
+        sample's annotation was not evaluable, count in :data:`ALL` only).
 
     Returns
     -------
@@ -90,7 +91,8 @@ def pseudobulk_by_cell_type(
     if key not in adata.obs.columns:
         raise PseudobulkError(f"cells have no obs column {key!r} (cell-type annotation)")
     labels = adata.obs[key].astype(str).to_numpy()
-    unknown = sorted(set(labels) - set(cell_types) - {UNASSIGNED})
+    # unlabelled cells ('': the sample's annotation was not evaluable) count in ALL only
+    unknown = sorted(set(labels) - set(cell_types) - {UNASSIGNED, ""})
     if unknown:
         raise PseudobulkError(
             f"cell type(s) {unknown} in obs[{key!r}] are not in the vocabulary {list(cell_types)}"
