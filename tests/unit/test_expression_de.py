@@ -494,6 +494,10 @@ def test_de_rules_inputs_outputs_and_config_errors():
         "results/expression/scrna/de/summary.tsv",
         "results/expression/bulk_rna/de/summary.tsv",
     ]
+    # the rule's outputs: one table per name, in the profile's folder, with its wildcards
+    tables = de_rules.profile_tables()
+    assert list(tables) == list(de_rules.TABLES)
+    assert tables["status"] == "results/expression/{assay}/de/{cell_type}/status.tsv"
     assert de_rules.sample_records(samples, "bulk_rna") == [
         {"sample_id": "B1", "patient_id": "P1", "day": 8}
     ]

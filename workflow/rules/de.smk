@@ -28,21 +28,16 @@ rule expression_de:
         gmt=config["genesets"]["gmt"] + config["expression"]["de"]["gmt"],
         signatures=config["genesets"]["signatures"],
     output:
-        counts="results/expression/{assay}/de/{cell_type}/counts.tsv",
-        design="results/expression/{assay}/de/{cell_type}/design.tsv",
-        results="results/expression/{assay}/de/{cell_type}/results.tsv",
-        interaction="results/expression/{assay}/de/{cell_type}/interaction.tsv",
-        enrichment="results/expression/{assay}/de/{cell_type}/enrichment.tsv",
-        status="results/expression/{assay}/de/{cell_type}/status.tsv",
+        **de_rules.profile_tables(),
         volcano=report(
-            "results/expression/{assay}/de/{cell_type}/volcano.png",
+            de_rules.VOLCANO,
             caption="../report/de_volcano.rst",
             category="5. Differential expression",
             subcategory="{assay}",
             labels={"assay": "{assay}", "cell type": "{cell_type}"},
         ),
     log:
-        "logs/expression_de/{assay}/{cell_type}.log",
+        de_rules.LOGS["expression_de"],
     wildcard_constraints:
         assay="scrna|bulk_rna",
         cell_type=DE_CELL_TYPE_PATTERN,
@@ -74,23 +69,23 @@ rule expression_de_summary:
     input:
         unpack(lambda wildcards: de_rules.summary_inputs(config, wildcards.assay)),
     output:
-        summary="results/expression/{assay}/de/summary.tsv",
+        summary=de_rules.SUMMARY,
         heatmap=report(
-            "results/expression/{assay}/de/enrichment_heatmap.png",
+            de_rules.SUMMARY_FIGURES["heatmap"],
             caption="../report/de_enrichment_heatmap.rst",
             category="5. Differential expression",
             subcategory="{assay}",
             labels={"assay": "{assay}", "figure": "enrichment heat map"},
         ),
         de_genes=report(
-            "results/expression/{assay}/de/de_genes.png",
+            de_rules.SUMMARY_FIGURES["de_genes"],
             caption="../report/de_genes.rst",
             category="5. Differential expression",
             subcategory="{assay}",
             labels={"assay": "{assay}", "figure": "DE genes per cell type"},
         ),
     log:
-        "logs/expression_de_summary/{assay}.log",
+        de_rules.LOGS["expression_de_summary"],
     wildcard_constraints:
         assay="scrna|bulk_rna",
     conda:

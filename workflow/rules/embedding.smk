@@ -14,27 +14,27 @@ EMBEDDING_OUTPUTS = embedding_rules.outputs(SAMPLES)
 
 rule expression_embedding:
     input:
-        h5ad="results/expression/scrna/{sample}/annotated.h5ad",
+        h5ad=rules.expression_scrna.output.h5ad,
         car=lambda wildcards: embedding_rules.car_table(SAMPLES, wildcards.sample),
         markers=config["expression"]["markers"],
     output:
-        h5ad="results/expression/scrna/{sample}/cells.h5ad",
+        h5ad=embedding_rules.CELLS,
         umap=report(
-            "results/report/biopsies/{sample}_umap.png",
+            embedding_rules.SAMPLE_FIGURES["umap"],
             caption="../report/biopsy_umap.rst",
             category="5. Biopsy cells",
             subcategory="UMAP by cell type",
             labels={"sample": "{sample}", "figure": "UMAP"},
         ),
         dotplot=report(
-            "results/report/biopsies/{sample}_markers.png",
+            embedding_rules.SAMPLE_FIGURES["dotplot"],
             caption="../report/marker_dotplot.rst",
             category="5. Biopsy cells",
             subcategory="marker dot plot",
             labels={"sample": "{sample}", "figure": "markers"},
         ),
     log:
-        "logs/expression_embedding/{sample}.log",
+        embedding_rules.LOGS["expression_embedding"],
     conda:
         "../../envs/expression.yaml"
     threads: 1
@@ -51,20 +51,20 @@ rule expression_embedding:
 rule expression_patient_embedding:
     input:
         h5ad=lambda wildcards: expand(
-            "results/expression/scrna/{sample}/cells.h5ad",
+            embedding_rules.CELLS,
             sample=embedding_rules.patient_samples(SAMPLES, wildcards.patient),
         ),
     output:
-        h5ad="results/expression/scrna/patients/{patient}.h5ad",
+        h5ad=embedding_rules.PATIENT_OBJECT,
         umaps=report(
-            "results/report/patients_umap/{patient}.png",
+            embedding_rules.PATIENT_FIGURE,
             caption="../report/patient_umaps.rst",
             category="2. Patients",
             subcategory="baseline vs post UMAP",
             labels={"patient": "{patient}", "figure": "UMAP"},
         ),
     log:
-        "logs/expression_patient_embedding/{patient}.log",
+        embedding_rules.LOGS["expression_patient_embedding"],
     conda:
         "../../envs/expression.yaml"
     threads: 1

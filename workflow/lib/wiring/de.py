@@ -17,8 +17,24 @@ from wiring import expression, inspection
 
 TABLES = ("counts", "design", "results", "interaction", "enrichment", "status")
 """Tables every tested profile writes (besides its volcano plot)."""
-TABLE = "results/expression/{assay}/de/{cell_type}/{table}.tsv"
-SUMMARY = "results/expression/{assay}/de/summary.tsv"
+PROFILE = expression.assay_file("{assay}", "de/{cell_type}")
+"""Folder of one tested profile (wildcards ``assay``, ``cell_type``)."""
+TABLE = PROFILE + "/{table}.tsv"
+VOLCANO = PROFILE + "/volcano.png"
+SUMMARY = expression.assay_file("{assay}", "de/summary.tsv")
+SUMMARY_FIGURES = {
+    "heatmap": expression.assay_file("{assay}", "de/enrichment_heatmap.png"),
+    "de_genes": expression.assay_file("{assay}", "de/de_genes.png"),
+}
+LOGS = {
+    "expression_de": "logs/expression_de/{assay}/{cell_type}.log",
+    "expression_de_summary": "logs/expression_de_summary/{assay}.log",
+}
+
+
+def profile_tables() -> dict[str, str]:
+    """The tables of one tested profile by name, with the rule's wildcards."""
+    return {t: TABLE.format(assay="{assay}", cell_type="{cell_type}", table=t) for t in TABLES}
 
 
 def samples_of(samples: pd.DataFrame, assay: str) -> list[str]:

@@ -6,10 +6,23 @@ from __future__ import annotations
 import pandas as pd
 
 from carmscope.vocabulary import SCRNA, is_pre_infusion, ordered, sample_hours
-from wiring import car
+from wiring import car, expression
 
-SAMPLE_FOLDER = "results/expression/scrna/{sample}"
-PATIENT_OBJECT = "results/expression/scrna/patients/{patient}.h5ad"
+CELLS = expression.sample_file(SCRNA, "{sample}", "cells.h5ad")
+"""A sample's final cells (embedding and CAR calls); the input is the scRNA job's
+``annotated.h5ad``, a temporary file."""
+PATIENT_OBJECT = expression.sample_file(SCRNA, "patients", "{patient}.h5ad")
+"""A patient's samples integrated (``results/expression/scrna/patients/{patient}.h5ad``)."""
+FIGURES = "results/report"
+SAMPLE_FIGURES = {
+    "umap": FIGURES + "/biopsies/{sample}_umap.png",
+    "dotplot": FIGURES + "/biopsies/{sample}_markers.png",
+}
+PATIENT_FIGURE = FIGURES + "/patients_umap/{patient}.png"
+LOGS = {
+    "expression_embedding": "logs/expression_embedding/{sample}.log",
+    "expression_patient_embedding": "logs/expression_patient_embedding/{patient}.log",
+}
 
 
 def _scrna(samples: pd.DataFrame) -> pd.DataFrame:
@@ -49,5 +62,5 @@ def car_table(samples: pd.DataFrame, sample: str) -> list[str]:
 
 def outputs(samples: pd.DataFrame) -> list[str]:
     """Every final file of the embedding rules, for ``rule all``."""
-    files = [f"{SAMPLE_FOLDER.format(sample=s)}/cells.h5ad" for s in _scrna(samples).index]
+    files = [CELLS.format(sample=s) for s in _scrna(samples).index]
     return files + [PATIENT_OBJECT.format(patient=p) for p in patients(samples)]
