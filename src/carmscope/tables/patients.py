@@ -124,17 +124,49 @@ def biopsy_pairs(samples: pd.DataFrame, assays: Sequence[str]) -> pd.DataFrame:
     return table
 
 
-def _pair_problem(assay: str, baseline: str, post: str) -> str:
-    """Why a biopsy pair gives no delta ('' when it is complete)."""
-    if not assay:
-        return "no biopsy"
-    if not baseline and not post:
-        return f"no {assay} biopsy"
-    if not baseline:
-        return f"no pre-infusion {assay} biopsy"
-    if not post:
-        return f"no post-infusion {assay} biopsy"
-    return ""
+@dataclass(frozen=True)
+class BiopsyPair:
+    """A patient's biopsy pair as the blocks read it: the assay, the baseline and
+    post-infusion samples ('' when absent) and the samples input inspection left out."""
+
+    assay: str
+    baseline: str
+    post: str
+    left_out: frozenset[str] = frozenset()
+
+    @property
+    def problem(self) -> str:
+        """Why the pair gives no delta ('' when it is complete)."""
+        if not self.assay:
+            return "no biopsy"
+        if not self.baseline and not self.post:
+            return f"no {self.assay} biopsy"
+        if not self.baseline:
+            return f"no pre-infusion {self.assay} biopsy"
+        if not self.post:
+            return f"no post-infusion {self.assay} biopsy"
+        return ""
+
+    def values(
+        self, lookup: dict[tuple[str, str], float], metric: str
+    ) -> tuple[float, float, float]:
+        """Baseline, post-infusion and delta of one metric (NaN where not measured)."""
+        before = lookup.get((self.baseline, metric), np.nan) if self.baseline else np.nan
+        after = lookup.get((self.post, metric), np.nan) if self.post else np.nan
+        return before, after, after - before
+
+    def left_out_reasons(self) -> list[str]:
+        """The reason of each sample of the pair that input inspection left out."""
+        return [_left_out(s) for s in (self.baseline, self.post) if s in self.left_out]
+
+    def missing(self, values: tuple[float, ...], what: str) -> str:
+        """Why a metric's pair is incomplete: its samples left out, then those where it was
+        not measured ('' when both values are there)."""
+        pair = zip((self.baseline, self.post), values, strict=True)
+        missing = [s for s, v in pair if s and np.isnan(v) and s not in self.left_out]
+        reasons = self.left_out_reasons()
+        reasons += [f"{what} not measured in {', '.join(missing)}"] if missing else []
+        return "; ".join(reasons)
 
 
 # --- blocks -----------------------------------------------------------------------------------
@@ -201,54 +233,25 @@ def _macrophage_share(outputs: StepOutputs, sample: str) -> float:
     return float(positive[cell_type.str.startswith("macrophage")].sum() / total)
 
 
-def _paired_value(
-    lookup: dict[tuple[str, str], float], baseline: str, post: str, metric: str
-) -> tuple[float, float, float]:
-    before = lookup.get((baseline, metric), np.nan) if baseline else np.nan
-    after = lookup.get((post, metric), np.nan) if post else np.nan
-    return before, after, after - before
-
-
 def _left_out(sample: str) -> str:
     """The reason of a figure that a sample left out by input inspection would decide."""
     return f"{sample} left out: unusable input (input_problem in samples.tsv)"
 
 
-def _missing_metric(
-    baseline: str,
-    post: str,
-    values: tuple[float, ...],
-    what: str,
-    left_out: frozenset[str] = frozenset(),
-) -> str:
-    pair = zip((baseline, post), values, strict=True)
-    missing = [s for s, v in pair if s and np.isnan(v) and s not in left_out]
-    reasons = [_left_out(s) for s in (baseline, post) if s in left_out]
-    reasons += [f"{what} not measured in {', '.join(missing)}"] if missing else []
-    return "; ".join(reasons)
-
-
-def _cd8_block(
-    lookup,
-    settings: TableSettings,
-    assay: str,
-    baseline: str,
-    post: str,
-    left_out: frozenset[str] = frozenset(),
-) -> dict[str, object]:
+def _cd8_block(lookup, settings: TableSettings, pair: BiopsyPair) -> dict[str, object]:
     reasons = []
-    problem = _pair_problem(assay, baseline, post)
+    problem = pair.problem
     if problem:
         reasons.append(problem)
-    frac = _paired_value(lookup, baseline, post, settings.cd8_fraction_metric)
-    score = _paired_value(lookup, baseline, post, settings.cd8_score_metric)
-    if assay == vocabulary.BULK_RNA:
+    frac = pair.values(lookup, settings.cd8_fraction_metric)
+    score = pair.values(lookup, settings.cd8_score_metric)
+    if pair.assay == vocabulary.BULK_RNA:
         frac = (np.nan, np.nan, np.nan)
         reasons.append("bulk RNA: no cell fractions")
     elif not problem:
-        reasons.append(_missing_metric(baseline, post, frac[:2], "CD8 fraction", left_out))
+        reasons.append(pair.missing(frac[:2], "CD8 fraction"))
     if not problem:
-        reasons.append(_missing_metric(baseline, post, score[:2], "CD8 score", left_out))
+        reasons.append(pair.missing(score[:2], "CD8 score"))
     basis, delta = ("fraction", frac[2]) if not np.isnan(frac[2]) else ("score", score[2])
     up = pd.NA if np.isnan(delta) else bool(delta > settings.cd8_up_min_delta)
     return {
@@ -264,29 +267,23 @@ def _cd8_block(
     }
 
 
-def _inflammation_block(
-    lookup,
-    settings: TableSettings,
-    assay: str,
-    baseline: str,
-    post: str,
-    left_out: frozenset[str] = frozenset(),
-) -> dict[str, object]:
+def _inflammation_block(lookup, settings: TableSettings, pair: BiopsyPair) -> dict[str, object]:
     block: dict[str, object] = {}
     deltas = []
     missing = []
     for gene_set in settings.inflammation_sets:
-        values = _paired_value(lookup, baseline, post, settings.inflammation_metric(gene_set))
+        values = pair.values(lookup, settings.inflammation_metric(gene_set))
         block[f"{gene_set}_baseline"], block[f"{gene_set}_post"] = values[0], values[1]
         block[f"{gene_set}_delta"] = values[2]
         deltas.append(values[2])
-        if _missing_metric(baseline, post, values[:2], gene_set):
+        samples = (pair.baseline, pair.post)
+        if any(s and np.isnan(v) for s, v in zip(samples, values[:2], strict=True)):
             missing.append(gene_set)
     measured = [d for d in deltas if not np.isnan(d)]
     mean = float(np.mean(measured)) if measured and len(measured) == len(deltas) else np.nan
-    problem = _pair_problem(assay, baseline, post)
+    problem = pair.problem
     reasons = [problem] if problem else []
-    reasons += [_left_out(sample) for sample in (baseline, post) if sample in left_out]
+    reasons += pair.left_out_reasons()
     if missing and not problem and len(reasons) == 0:
         reasons.append(f"not measured: {', '.join(missing)}")
     block["inflammation_delta_mean"] = mean
@@ -458,8 +455,9 @@ def patient_table(outputs: StepOutputs, settings: TableSettings) -> pd.DataFrame
             "biopsy_post_sample": post,
         }
         row |= _car_block(outputs, patient, post, left_out)
-        row |= _cd8_block(lookup, settings, assay, baseline, post, left_out)
-        row |= _inflammation_block(lookup, settings, assay, baseline, post, left_out)
+        pair = BiopsyPair(assay, baseline, post, left_out)
+        row |= _cd8_block(lookup, settings, pair)
+        row |= _inflammation_block(lookup, settings, pair)
         row |= _ctdna_block(outputs, patient)
         row |= tcr_block(outputs, patient)
         row["qc_flags"] = _qc_flags(outputs, settings, patient, [baseline, post], qc, car, left_out)
