@@ -59,6 +59,13 @@ class _Posterior:
         return d_prior - d_nll, gram, h
 
 
+def _lowest_eigenvalue(hessian: np.ndarray) -> np.ndarray:
+    """Smallest eigenvalue of each symmetric matrix; NaN where an entry is not finite."""
+    finite = np.isfinite(hessian).all(axis=(1, 2))
+    safe = np.where(finite[:, None, None], hessian, np.eye(hessian.shape[1]))
+    return np.where(finite, np.linalg.eigvalsh(safe)[:, 0], np.nan)
+
+
 def apeglm_map(
     design_matrix: np.ndarray,
     counts: np.ndarray,
@@ -89,7 +96,7 @@ def apeglm_map(
         grad, gram, h = model.derivatives(beta[idx], idx)
         done = np.abs(grad).max(axis=1) / scale[idx] <= GRADIENT_TOL
         hessian = gram + h[:, :, None] * np.eye(p)
-        lowest = np.linalg.eigvalsh(hessian)[:, 0]
+        lowest = _lowest_eigenvalue(hessian)
         active[idx[done]] = False
         idx, grad, hessian, lowest = idx[~done], grad[~done], hessian[~done], lowest[~done]
         if idx.size == 0:
@@ -119,7 +126,7 @@ def apeglm_map(
     # nbinomGLM's inverse Hessian: ddf(beta, 1), whose prior term it adds to every row
     _, gram, h = model.derivatives(beta, every)
     # an optimum where the posterior is not convex (two modes possible): nbinomGLM decides
-    fallback |= ~(np.linalg.eigvalsh(gram + h[:, :, None] * np.eye(p))[:, 0] > 0)
+    fallback |= ~(_lowest_eigenvalue(gram + h[:, :, None] * np.eye(p)) > 0)
     inverse = np.full((n_genes, p, p), np.nan)
     try:
         inverse[:] = np.linalg.inv(gram + h[:, None, :])

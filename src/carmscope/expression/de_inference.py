@@ -77,11 +77,12 @@ def _solve(A: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 class VectorisedInference(DefaultInference):
-    """``DefaultInference`` whose IRLS, dispersion fits and Wald tests run over all genes at once.
+    """``DefaultInference`` whose IRLS, dispersion fits, Wald tests and apeglm shrinkage run
+    over all genes at once.
 
     Parameters are those of :class:`pydeseq2.default_inference.DefaultInference`; ``n_cpus``
-    is used by the methods left to pydeseq2 (apeglm shrinkage) and by the per-gene fallbacks'
-    callers, never by the vectorised paths (one process is faster than spreading them).
+    only reaches the steps left to pydeseq2 (``lin_reg_mu``); the vectorised paths and their
+    per-gene fallbacks run in the calling process.
     """
 
     def irls(
@@ -279,28 +280,8 @@ class VectorisedInference(DefaultInference):
             pvalue = np.maximum(p_above, p_below)
         return pvalue, stat, se
 
-    def lfc_shrink_nbinom_glm(
-        self,
-        design_matrix: np.ndarray,
-        counts: np.ndarray,
-        size: np.ndarray,
-        offset: np.ndarray,
-        prior_no_shrink_scale: float,
-        prior_scale: float,
-        optimizer: str,
-        shrink_index: int,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """apeglm shrinkage for all genes at once (:func:`de_apeglm.apeglm_map`)."""
-        return apeglm_map(
-            design_matrix,
-            counts,
-            size,
-            offset,
-            prior_no_shrink_scale,
-            prior_scale,
-            optimizer,
-            shrink_index,
-        )
+    lfc_shrink_nbinom_glm = staticmethod(apeglm_map)  # type: ignore[assignment]
+    """apeglm shrinkage for all genes at once (:func:`de_apeglm.apeglm_map`)."""
 
 
 def _projected(x, g, low, high):
@@ -332,7 +313,11 @@ class _DispersionObjective:
         if self.cr_reg:
             W = mu / (1 + mu * alpha)
             A = _gram(self.X, W)
-            value = value + 0.5 * np.linalg.slogdet(A)[1]
+            sign, logdet = np.linalg.slogdet(A)
+            # a singular X'WX (a gene's means all but zero): no value, so pydeseq2 fits it
+            singular = ~(sign > 0) | ~np.isfinite(logdet)
+            value = np.where(singular, np.nan, value + 0.5 * logdet)
+            A = np.where(singular[:, None, None], np.eye(A.shape[1]), A)
         if self.prior_reg:
             value = value + (x - self.log_alpha_hat[idx]) ** 2 / (2 * self.prior_disp_var)
         if value_only:

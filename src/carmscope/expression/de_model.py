@@ -15,10 +15,11 @@ Interaction (optional)
     value (reference: the first value in sorted order): a Wald test of whether the post-infusion
     change differs between the groups. Group values with too few pairs are left out.
 Threads
-    pydeseq2 fits one small GLM per gene and spreads the genes over ``n_cpus`` joblib
-    processes; the BLAS calls inside each fit are on matrices of a few dozen rows, where BLAS
-    threads only add synchronisation. The fits therefore run with BLAS limited to one thread
-    (``threadpoolctl``), and ``n_cpus`` (the rule's ``threads``) is the parallelism.
+    pydeseq2's own inference fits one small GLM per gene and spreads the genes over ``n_cpus``
+    joblib processes; the BLAS calls inside each fit are on matrices of a few dozen rows, where
+    BLAS threads only add synchronisation. The fits therefore run with BLAS limited to one
+    thread (``threadpoolctl``), and ``n_cpus`` (the rule's ``threads``) is the parallelism of
+    the per-gene steps pydeseq2 keeps.
 Inference
     By default the IRLS, dispersion and Wald fits run vectorised over genes
     (:class:`carmscope.expression.de_inference.VectorisedInference`: pydeseq2's models and
@@ -105,6 +106,24 @@ def _metadata(design: pd.DataFrame) -> pd.DataFrame:
     return metadata
 
 
+def paired_dataset(counts: pd.DataFrame, design: pd.DataFrame, inference):
+    """pydeseq2's ``DeseqDataSet`` of the paired model ``~ patient + time``, not yet fitted.
+
+    ``inference`` is a pydeseq2 inference object (:func:`make_inference`).
+    """
+    from pydeseq2.dds import DeseqDataSet
+
+    metadata = _metadata(design)
+    return DeseqDataSet(
+        counts=counts.T.loc[metadata.index],
+        metadata=metadata,
+        design="~ patient + time",
+        refit_cooks=True,
+        inference=inference,
+        quiet=True,
+    )
+
+
 def deseq2_paired(
     counts: pd.DataFrame,
     design: pd.DataFrame,
@@ -136,20 +155,11 @@ def deseq2_paired(
     pandas.DataFrame
         :data:`RESULT_COLUMNS`, genes in ``counts`` order.
     """
-    from pydeseq2.dds import DeseqDataSet
     from pydeseq2.ds import DeseqStats
 
-    metadata = _metadata(design)
     fits = make_inference(inference, n_cpus)
     with _fitting():
-        dds = DeseqDataSet(
-            counts=counts.T.loc[metadata.index],
-            metadata=metadata,
-            design="~ patient + time",
-            refit_cooks=True,
-            inference=fits,
-            quiet=True,
-        )
+        dds = paired_dataset(counts, design, fits)
         dds.deseq2()
         stats = DeseqStats(
             dds, contrast=["time", POST, BASELINE], alpha=alpha, inference=fits, quiet=True
