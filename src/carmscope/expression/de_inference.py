@@ -20,13 +20,19 @@ What is the same as pydeseq2 (``pydeseq2.utils``), and where the reference itsel
         ``fit_alpha_mle``'s objective (negative binomial log-likelihood in log alpha, Cox-Reid
         term, optional log-normal prior) minimised by Newton steps with an Armijo backtracking
         line search, projected on ``[log min_disp, log max_disp]`` (DESeq2's own ``fitDisp``
-        is a line search on log alpha too). As L-BFGS-B, a start whose projected gradient is
-        already at most 1e-5 (SciPy's ``pgtol``) is returned as is. Genes that do not reach a
-        gradient of 1e-9 in 100 steps, or whose optimum is so flat (second derivative below
-        :data:`FLAT_CURVATURE`) that L-BFGS-B's own stopping rule leaves it far from it, are
-        fitted by ``fit_alpha_mle`` itself.
+        is a line search on log alpha too), to a gradient of 1e-9 or a step of 1e-10. As
+        L-BFGS-B, a start whose projected gradient is already at most 1e-5 (SciPy's ``pgtol``)
+        is returned as is. Genes that do not converge in 100 steps, or whose loss is flat or
+        concave at the start or at a step (second derivative below :data:`FLAT_CURVATURE`,
+        near ``min_disp``: there where L-BFGS-B stops, and which minimum it reaches, depend on
+        its own path), are fitted by ``fit_alpha_mle`` itself.
     ``wald_test``
         ``wald_test``'s formulas (ridge, every ``alt_hypothesis``), the normal tail from SciPy.
+    ``lfc_shrink_nbinom_glm``
+        ``nbinomGLM``'s apeglm posterior (:mod:`carmscope.expression.de_apeglm`).
+
+Measured after (the whole 14-patient step, both inferences in one run): 592.5 s of CPU with
+``DefaultInference``, 85.8 s with this class (6.9x), the same genes called in every profile.
 """
 
 from __future__ import annotations
