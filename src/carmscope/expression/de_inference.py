@@ -52,8 +52,9 @@ PGTOL = 1e-5
 GRADIENT_TOL = 1e-9
 """Newton on log alpha stops when the projected gradient is below this."""
 FLAT_CURVATURE = 1e-2
-"""Below this second derivative (in log alpha) at the optimum, L-BFGS-B may stop up to
-``PGTOL / curvature`` = 1e-3 away from it: such genes are fitted by pydeseq2 itself."""
+"""Second derivative in log alpha below which (at the start or at any step) a gene is fitted
+by pydeseq2 itself: where the loss is this flat L-BFGS-B may stop up to ``PGTOL / curvature``
+= 1e-3 from the optimum, and where it is concave it may reach another minimum."""
 NEWTON_RANGE = 1e-4
 """Newton steps in log alpha this small (convex side) are taken without a line search."""
 STEP_TOL = 1e-10
