@@ -19,7 +19,11 @@ Subcommands:
   ``--profiles a,b`` tests only those profiles (each profile's time is printed, so the whole
   step's time is their sum over the 14 profiles); ``--genes N`` keeps N evenly spaced genes
   (pydeseq2's work is per gene, so two sizes give the cost per gene); ``--group-columns ''``
-  leaves out the interaction models.
+  leaves out the interaction models. ``--inference pydeseq2,vectorised`` (the default) runs the
+  step once with pydeseq2's own ``DefaultInference`` and once with
+  ``carmscope.expression.de_inference.VectorisedInference``, in this one process on the same
+  profiles, and prints the CPU ratio and how far the two agree (largest log2 fold change and
+  p-value differences, and whether the genes called up/down at padj < 0.05 are the same).
 
 Threads are limited to 2 (OpenMP, BLAS and umap-learn's JIT compiler; ``harness.py``),
 and the DE fits to one BLAS thread (``carmscope.expression.de_model``); pydeseq2 gets
@@ -156,6 +160,7 @@ def de_benchmark(
     n_cpus: int = 1,
     n_genes: int | None = None,
     group_columns: tuple[str, ...] = ("her2_ihc", "dosing"),
+    inferences: tuple[str, ...] = ("pydeseq2", "vectorised"),
 ) -> None:
     from carmscope.expression.de import DESettings, count_significant, de_cell_type, paired_design
     from carmscope.expression.enrichment import ulm_enrichment
@@ -169,7 +174,6 @@ def de_benchmark(
         profiles = {sample: table.loc[kept] for sample, table in profiles.items()}
     settings = DESettings(group_columns=group_columns)
     collections = load_collections([GMT], [SIGNATURES])
-    wall, cpu = time.perf_counter(), time.process_time()
     design = paired_design(samples, patients, settings.group_columns)
     chosen = profiles_chosen or list(PROFILE_NAMES)
     print(
@@ -177,22 +181,64 @@ def de_benchmark(
         f"{len(next(iter(profiles.values())))} genes, group columns: {list(group_columns)}, "
         f"profiles: {', '.join(chosen)}"
     )
-    print(load_average(), flush=True)
-    for cell_type in chosen:
-        started, cpu_started = time.perf_counter(), time.process_time()
-        result = de_cell_type(profiles, n_cells, design, cell_type, settings, n_cpus=n_cpus)
-        enrichment = ulm_enrichment(result.results.set_index("gene")["stat"], collections)
-        up, down = count_significant(result.results, 0.05)
-        sets_up = int(((enrichment["padj"] < 0.05) & (enrichment["direction"] == "up")).sum())
-        print(
-            f"  {cell_type:18s} {len(result.results):5d} genes, {up:4d} up, {down:4d} down, "
-            f"{sets_up} sets up, {time.perf_counter() - started:6.1f} s wall, "
-            f"{time.process_time() - cpu_started:6.1f} s CPU",
-            flush=True,
-        )
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {own_peak_rss_mib():.0f} MiB")
+    cpu_by_inference, results_by_inference = {}, {}
+    for inference in inferences:
+        print(f"inference: {inference}")
+        print(load_average(), flush=True)
+        wall, cpu = time.perf_counter(), time.process_time()
+        results_by_inference[inference] = {}
+        for cell_type in chosen:
+            started, cpu_started = time.perf_counter(), time.process_time()
+            result = de_cell_type(
+                profiles, n_cells, design, cell_type, settings, n_cpus=n_cpus, inference=inference
+            )
+            enrichment = ulm_enrichment(result.results.set_index("gene")["stat"], collections)
+            results_by_inference[inference][cell_type] = result
+            up, down = count_significant(result.results, 0.05)
+            sets_up = int(((enrichment["padj"] < 0.05) & (enrichment["direction"] == "up")).sum())
+            print(
+                f"  {cell_type:18s} {len(result.results):5d} genes, {up:4d} up, {down:4d} down, "
+                f"{sets_up} sets up, {time.perf_counter() - started:6.1f} s wall, "
+                f"{time.process_time() - cpu_started:6.1f} s CPU",
+                flush=True,
+            )
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        cpu_by_inference[inference] = cpu
+        print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU, peak RSS {own_peak_rss_mib():.0f} MiB")
     print(load_average())
+    if len(inferences) == 2:
+        first, second = inferences
+        print(
+            f"CPU {first} / {second}: {cpu_by_inference[first]:.1f} s / "
+            f"{cpu_by_inference[second]:.1f} s = "
+            f"{cpu_by_inference[first] / cpu_by_inference[second]:.2f}x"
+        )
+        for cell_type in chosen:
+            print(f"  {cell_type:18s} {agreement(results_by_inference, inferences, cell_type)}")
+
+
+def agreement(results_by_inference, inferences, cell_type) -> str:
+    """Largest differences between two inferences' tables and whether the calls are the same."""
+    tables = []
+    for inference in inferences:
+        result = results_by_inference[inference][cell_type]
+        tables.append([result.results.set_index("gene")])
+        if result.interaction is not None:
+            tables[-1].append(result.interaction.set_index(["group_column", "group", "gene"]))
+    parts = []
+    for name, one, two in zip(("paired", "interaction"), *tables, strict=False):
+        lfc = (one["log2FoldChange"] - two["log2FoldChange"]).abs().max()
+        pvalue = ((one["pvalue"] - two["pvalue"]).abs() / one["pvalue"]).max()
+        same = all(
+            set(one.index[(one["padj"] < 0.05) & (sign * one["log2FoldChange"] > 0)])
+            == set(two.index[(two["padj"] < 0.05) & (sign * two["log2FoldChange"] > 0)])
+            for sign in (1, -1)
+        )
+        parts.append(
+            f"{name}: max |dLFC| {lfc:.1e}, max rel dp {pvalue:.1e}, "
+            f"{'same' if same else 'DIFFERENT'} calls"
+        )
+    return "; ".join(parts)
 
 
 def main() -> None:
@@ -208,6 +254,11 @@ def main() -> None:
     de.add_argument("--n-cpus", type=int, default=1, help="pydeseq2's processes")
     de.add_argument("--genes", type=int, default=None, help="only this many genes (evenly spaced)")
     de.add_argument("--group-columns", default="her2_ihc,dosing", help="interactions ('' for none)")
+    de.add_argument(
+        "--inference",
+        default="pydeseq2,vectorised",
+        help="comma-separated inferences to run one after the other (pydeseq2, vectorised)",
+    )
     args = parser.parse_args()
     if args.command == "pseudobulk":
         pseudobulk_benchmark(args.repeats)
@@ -218,6 +269,7 @@ def main() -> None:
             args.n_cpus,
             args.genes,
             tuple(c for c in args.group_columns.split(",") if c),
+            tuple(i for i in args.inference.split(",") if i),
         )
 
 

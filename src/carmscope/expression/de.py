@@ -121,6 +121,7 @@ def de_cell_type(
     cell_type: str,
     settings: DESettings = DESettings(),
     n_cpus: int = 1,
+    inference: str = "vectorised",
 ) -> DEResult:
     """Paired test of one profile over the cohort (and its optional interactions).
 
@@ -138,6 +139,8 @@ def de_cell_type(
         Thresholds.
     n_cpus
         Processes pydeseq2 may use.
+    inference
+        pydeseq2's inference (:func:`carmscope.expression.de_model.make_inference`).
 
     Returns
     -------
@@ -173,7 +176,12 @@ def de_cell_type(
         return result
     try:
         result.results = deseq2_paired(
-            kept, used, alpha=settings.alpha, shrink=settings.shrink, n_cpus=n_cpus
+            kept,
+            used,
+            alpha=settings.alpha,
+            shrink=settings.shrink,
+            n_cpus=n_cpus,
+            inference=inference,
         )
     except MODEL_ERRORS as error:  # e.g. a design that is not of full rank
         result.reason = "; ".join([f"not tested: the DESeq2 fit failed ({error})", *notes])
@@ -189,6 +197,7 @@ def de_cell_type(
                 min_pairs=settings.min_pairs,
                 alpha=settings.alpha,
                 n_cpus=n_cpus,
+                inference=inference,
             )
         except MODEL_ERRORS as error:
             table, note = None, f"{column}: not tested, the DESeq2 fit failed ({error})"

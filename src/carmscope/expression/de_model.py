@@ -15,10 +15,16 @@ Interaction (optional)
     value (reference: the first value in sorted order): a Wald test of whether the post-infusion
     change differs between the groups. Group values with too few pairs are left out.
 Threads
-    pydeseq2 fits one small GLM per gene and spreads the genes over ``n_cpus`` joblib
-    processes; the BLAS calls inside each fit are on matrices of a few dozen rows, where BLAS
-    threads only add synchronisation. The fits therefore run with BLAS limited to one thread
-    (``threadpoolctl``), and ``n_cpus`` (the rule's ``threads``) is the parallelism.
+    pydeseq2's own inference fits one small GLM per gene and spreads the genes over ``n_cpus``
+    joblib processes; the BLAS calls inside each fit are on matrices of a few dozen rows, where
+    BLAS threads only add synchronisation. The fits therefore run with BLAS limited to one
+    thread (``threadpoolctl``), and ``n_cpus`` (the rule's ``threads``) is the parallelism of
+    the per-gene steps pydeseq2 keeps.
+Inference
+    By default the IRLS, dispersion and Wald fits run vectorised over genes
+    (:class:`carmscope.expression.de_inference.VectorisedInference`: pydeseq2's models and
+    optimum, several times less CPU; its hard genes are fitted by pydeseq2 itself);
+    ``inference="pydeseq2"`` uses pydeseq2's own ``DefaultInference`` throughout.
 """
 
 from __future__ import annotations
@@ -56,6 +62,8 @@ INTERACTION_COLUMNS = (
 )
 TIME_COEFFICIENT = "time[T.post]"
 """Name of the post-vs-baseline coefficient in pydeseq2's design matrix."""
+INFERENCES = ("vectorised", "pydeseq2")
+"""``inference`` choices: :class:`VectorisedInference` or pydeseq2's ``DefaultInference``."""
 MODEL_ERRORS = (ValueError, ArithmeticError, np.linalg.LinAlgError, RuntimeError)
 """Failures of a pydeseq2 fit that make one contrast not tested instead of stopping the step."""
 
@@ -75,6 +83,18 @@ def _fitting() -> Iterator[None]:
         yield
 
 
+def make_inference(inference: str = "vectorised", n_cpus: int = 1):
+    """The pydeseq2 inference object named by ``inference`` (one of :data:`INFERENCES`)."""
+    from pydeseq2.default_inference import DefaultInference
+
+    from carmscope.expression.de_inference import VectorisedInference
+
+    if inference not in INFERENCES:
+        raise ValueError(f"inference must be one of {', '.join(INFERENCES)}, not {inference!r}")
+    chosen = VectorisedInference if inference == "vectorised" else DefaultInference
+    return chosen(n_cpus=n_cpus)
+
+
 def _metadata(design: pd.DataFrame) -> pd.DataFrame:
     metadata = pd.DataFrame(
         {
@@ -86,6 +106,24 @@ def _metadata(design: pd.DataFrame) -> pd.DataFrame:
     return metadata
 
 
+def paired_dataset(counts: pd.DataFrame, design: pd.DataFrame, inference):
+    """pydeseq2's ``DeseqDataSet`` of the paired model ``~ patient + time``, not yet fitted.
+
+    ``inference`` is a pydeseq2 inference object (:func:`make_inference`).
+    """
+    from pydeseq2.dds import DeseqDataSet
+
+    metadata = _metadata(design)
+    return DeseqDataSet(
+        counts=counts.T.loc[metadata.index],
+        metadata=metadata,
+        design="~ patient + time",
+        refit_cooks=True,
+        inference=inference,
+        quiet=True,
+    )
+
+
 def deseq2_paired(
     counts: pd.DataFrame,
     design: pd.DataFrame,
@@ -93,6 +131,7 @@ def deseq2_paired(
     alpha: float = 0.05,
     shrink: bool = True,
     n_cpus: int = 1,
+    inference: str = "vectorised",
 ) -> pd.DataFrame:
     """DESeq2's paired test ``~ patient + time`` through pydeseq2.
 
@@ -108,28 +147,22 @@ def deseq2_paired(
         Also compute the apeglm-shrunken log2 fold change.
     n_cpus
         Processes pydeseq2 may use.
+    inference
+        One of :data:`INFERENCES` (see :func:`make_inference`).
 
     Returns
     -------
     pandas.DataFrame
         :data:`RESULT_COLUMNS`, genes in ``counts`` order.
     """
-    from pydeseq2.dds import DeseqDataSet
     from pydeseq2.ds import DeseqStats
 
-    metadata = _metadata(design)
+    fits = make_inference(inference, n_cpus)
     with _fitting():
-        dds = DeseqDataSet(
-            counts=counts.T.loc[metadata.index],
-            metadata=metadata,
-            design="~ patient + time",
-            refit_cooks=True,
-            n_cpus=n_cpus,
-            quiet=True,
-        )
+        dds = paired_dataset(counts, design, fits)
         dds.deseq2()
         stats = DeseqStats(
-            dds, contrast=["time", POST, BASELINE], alpha=alpha, n_cpus=n_cpus, quiet=True
+            dds, contrast=["time", POST, BASELINE], alpha=alpha, inference=fits, quiet=True
         )
         stats.summary()
         results = stats.results_df.copy()
@@ -150,6 +183,7 @@ def deseq2_interaction(
     min_pairs: int = 3,
     alpha: float = 0.05,
     n_cpus: int = 1,
+    inference: str = "vectorised",
 ) -> tuple[pd.DataFrame, str]:
     """Does the post-infusion change differ between the values of a patient column?
 
@@ -196,19 +230,20 @@ def deseq2_interaction(
         )
     design_matrix = pd.DataFrame(matrix, index=chosen["sample_id"].astype(str))
     tables = []
+    fits = make_inference(inference, n_cpus)
     with _fitting():
         dds = DeseqDataSet(
             counts=counts.T.loc[design_matrix.index],
             metadata=_metadata(chosen),
             design=design_matrix,
             refit_cooks=True,
-            n_cpus=n_cpus,
+            inference=fits,
             quiet=True,
         )
         dds.deseq2()
         for value in others:
             contrast = (design_matrix.columns == f"time[post]:group[{value}]").astype(float)
-            stats = DeseqStats(dds, contrast=contrast, alpha=alpha, n_cpus=n_cpus, quiet=True)
+            stats = DeseqStats(dds, contrast=contrast, alpha=alpha, inference=fits, quiet=True)
             stats.summary()
             table = stats.results_df.rename_axis("gene").reset_index()
             table.insert(0, "reference", reference)
