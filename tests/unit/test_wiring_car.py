@@ -93,3 +93,13 @@ def test_pbmc_samples_are_tested_against_the_pre_infusion_pbmc(tiny_cohort):
     baselines = rules.baselines(sheets)
     assert baselines["PBMC_h2"] == "PBMC_pre"
     assert baselines["CARM-003_D8_bulk"] == "CARM-003_screening_bulk"
+
+
+def test_a_local_scan_takes_at_most_half_the_cores():
+    # a scan needing every core of a local run would wait while one-thread jobs keep starting
+    assert rules.scan_threads(4, 2) == 1
+    assert rules.scan_threads(4, 3) == 1
+    assert rules.scan_threads(4, 8) == 4
+    assert rules.scan_threads(4, 6) == 3
+    assert rules.scan_threads(1, 1) == 1
+    assert rules.scan_threads(4, None) == 4  # a cluster job gets what it asks for

@@ -62,7 +62,7 @@ rule car_scan_scrna:
         "logs/car_scan_scrna/{sample}.log",
     conda:
         "../../envs/car.yaml"
-    threads: CAR["threads"]
+    threads: car_rules.scan_threads(CAR["threads"], LOCAL_CORES)
     resources:
         mem_mb=scaled(3000, per_mb=0.05),
         runtime=lambda wildcards, input, attempt: car_rules.scan_runtime(input.size_mb, attempt),

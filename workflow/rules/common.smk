@@ -80,6 +80,12 @@ if SYNTHETIC:
         )
 
 
+# The cores of a local run (--cores; rules that take several threads use at most half, so
+# one-thread jobs keep running beside them: wiring.car.scan_threads); None on a cluster
+# executor and inside its jobs, where each job gets the CPUs it asks for.
+LOCAL_CORES = workflow.cores if workflow.is_main_process and workflow.local_exec else None
+
+
 wildcard_constraints:
     sample=ID_PATTERN.pattern,
     patient=ID_PATTERN.pattern,

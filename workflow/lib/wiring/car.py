@@ -140,3 +140,19 @@ def scan_inputs(samples: pd.DataFrame, sample: str, car: Mapping) -> dict[str, s
 def scan_runtime(size_mb: float, attempt: int) -> int:
     """Minutes for one scan: start-up plus about a gigabyte of reads a minute, per attempt."""
     return attempt * (10 + int(size_mb / 1000))
+
+
+def scan_threads(configured: int, cores: int | None) -> int:
+    """Threads of one scan: ``car.threads``, but in a local run at most half of its cores.
+
+    Snakemake starts a job only when all of its threads are free. A scan that needs every core
+    of a local run therefore waits while one-thread jobs keep starting, and when one finishes
+    the freed core idles until the other does: on 2 cores with 2-thread scans the demo ran one
+    job at a time for 7 of its 12 minutes (docs/performance.md). At most half the cores, a scan
+    always fits beside a one-thread job. ``cores`` None (a cluster run, where each job gets its
+    own CPUs) keeps ``car.threads``.
+    """
+    if not cores:
+        return configured
+    return max(1, min(configured, cores // 2))
+
