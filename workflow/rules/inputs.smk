@@ -23,6 +23,9 @@ rule inspect_inputs:
         sample=one_of_ids(inspection_rules.sample_ids(SAMPLES)),
     group:
         "inspect"
+    # first among the ready jobs: its verdicts gate the analyses (Snakemake's greedy
+    # scheduler otherwise starts jobs with the largest inputs first)
+    priority: 1
     conda:
         "../../envs/inputs.yaml"
     threads: 1
@@ -50,6 +53,9 @@ rule inspect_blood_draws:
         patient=one_of_ids(inspection_rules.draw_patients(SAMPLES)),
     group:
         "inspect"
+    # tiny inputs: without the priority the greedy scheduler, which starts jobs with the
+    # largest inputs first, left these to the end of the demo run, one after another
+    priority: 1
     conda:
         "../../envs/inputs.yaml"
     threads: 1
