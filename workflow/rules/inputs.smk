@@ -21,11 +21,11 @@ rule inspect_inputs:
     wildcard_constraints:
         # blood draws: rule inspect_blood_draws
         sample=one_of_ids(inspection_rules.sample_ids(SAMPLES)),
-    group:
-        "inspect"
     # first among the ready jobs: its verdicts gate the analyses (Snakemake's greedy
     # scheduler otherwise starts jobs with the largest inputs first)
     priority: 1
+    group:
+        "inspect"
     conda:
         "../../envs/inputs.yaml"
     threads: 1
@@ -51,11 +51,11 @@ rule inspect_blood_draws:
         "logs/inspect_blood_draws/{patient}.log",
     wildcard_constraints:
         patient=one_of_ids(inspection_rules.draw_patients(SAMPLES)),
-    group:
-        "inspect"
     # tiny inputs: without the priority the greedy scheduler, which starts jobs with the
     # largest inputs first, left these to the end of the demo run, one after another
     priority: 1
+    group:
+        "inspect"
     conda:
         "../../envs/inputs.yaml"
     threads: 1
