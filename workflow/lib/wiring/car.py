@@ -155,4 +155,3 @@ def scan_threads(configured: int, cores: int | None) -> int:
     if not cores:
         return configured
     return max(1, min(configured, cores // 2))
-
