@@ -159,11 +159,15 @@ class BiopsyPair:
         """The reason of each sample of the pair that input inspection left out."""
         return [_left_out(s) for s in (self.baseline, self.post) if s in self.left_out]
 
+    def unmeasured(self, values: tuple[float, ...]) -> list[str]:
+        """Samples of the pair (not left out) whose value is NaN."""
+        pair = zip((self.baseline, self.post), values, strict=True)
+        return [s for s, v in pair if s and np.isnan(v) and s not in self.left_out]
+
     def missing(self, values: tuple[float, ...], what: str) -> str:
         """Why a metric's pair is incomplete: its samples left out, then those where it was
         not measured ('' when both values are there)."""
-        pair = zip((self.baseline, self.post), values, strict=True)
-        missing = [s for s, v in pair if s and np.isnan(v) and s not in self.left_out]
+        missing = self.unmeasured(values)
         reasons = self.left_out_reasons()
         reasons += [f"{what} not measured in {', '.join(missing)}"] if missing else []
         return "; ".join(reasons)
@@ -276,8 +280,7 @@ def _inflammation_block(lookup, settings: TableSettings, pair: BiopsyPair) -> di
         block[f"{gene_set}_baseline"], block[f"{gene_set}_post"] = values[0], values[1]
         block[f"{gene_set}_delta"] = values[2]
         deltas.append(values[2])
-        samples = (pair.baseline, pair.post)
-        if any(s and np.isnan(v) for s, v in zip(samples, values[:2], strict=True)):
+        if pair.unmeasured(values[:2]):  # left-out samples have their own reason below
             missing.append(gene_set)
     measured = [d for d in deltas if not np.isnan(d)]
     mean = float(np.mean(measured)) if measured and len(measured) == len(deltas) else np.nan
