@@ -25,7 +25,7 @@ Subcommands:
   profiles, and prints the CPU ratio and how far the two agree (largest log2 fold change and
   p-value differences, and whether the genes called up/down at padj < 0.05 are the same).
 
-Threads are limited to 2 (OpenMP, BLAS and umap-learn's JIT compiler; ``harness.py``),
+The process is bound to 2 cores, which caps every thread pool (``harness.py``),
 and the DE fits to one BLAS thread (``carmscope.expression.de_model``); pydeseq2 gets
 ``--n-cpus`` processes (default 1, the workflow's ``threads: 1``). The load average of the
 machine is printed before and after.
@@ -43,7 +43,13 @@ import argparse
 import statistics
 import time
 
-from harness import GMT, REPO, SIGNATURES, load_average, own_peak_rss_mib  # first: threads
+from harness import (
+    GMT,
+    REPO,
+    SIGNATURES,
+    load_average,
+    own_peak_rss_mib,
+)  # first: binds to the cores
 
 # isort: split
 import numpy as np

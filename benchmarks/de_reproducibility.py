@@ -29,7 +29,7 @@ import argparse
 import sys
 import warnings
 
-from harness import REPO  # first: threads
+from harness import REPO  # first: binds to the cores
 
 # isort: split
 import numpy as np

@@ -25,7 +25,7 @@ Subcommands (each measures in its own process and prints one JSON line):
   cells, the demo's biopsy size, and 3,000, a patient's two samples; ``knn`` at 20,000), and
   the ratios scanpy / carmscope of CPU time.
 
-Threads are limited to 2 (``harness.py``). Usage::
+The process is bound to 2 cores, which caps every thread pool (``harness.py``). Usage::
 
     .venv/bin/python benchmarks/embedding.py run
 """
@@ -40,7 +40,7 @@ import time
 import warnings
 from pathlib import Path
 
-from harness import load_average  # first: sets the thread limits
+from harness import load_average  # first: binds to the cores
 
 # isort: split
 import numpy as np

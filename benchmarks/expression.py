@@ -20,7 +20,7 @@ Subcommands:
 * ``run IN.h5``: times both with hyperfine (``--runs 3``), measures the peak RSS of each with
   ``/usr/bin/time -v`` and prints the time ratio and peak RSS / sparse matrix size.
 
-Threads are limited to 2 (OpenMP, BLAS and umap-learn's JIT compiler; ``harness.py``).
+The process is bound to 2 cores, which caps every thread pool (``harness.py``).
 
 Usage::
 
@@ -39,7 +39,7 @@ import tempfile
 import warnings
 from pathlib import Path
 
-from harness import GMT, MARKERS, SIGNATURES, peak_rss_kib  # first: sets the thread limits
+from harness import GMT, MARKERS, SIGNATURES, peak_rss_kib  # first: binds to the cores
 
 N_CELLS = 50_000
 QC = {"min_genes": 200, "min_counts": 500, "max_mito_fraction": 0.2, "max_genes": None}

@@ -1,8 +1,8 @@
-"""What the expression benchmarks share: thread limits, resource paths, peak memory, load.
+"""What the expression benchmarks share: the cores they run on, resource paths, peak memory, load.
 
 Import it first (``import harness`` before NumPy), from a script run as
-``.venv/bin/python benchmarks/NAME.py``: the limits must be in the environment before NumPy,
-umap-learn's JIT compiler or a BLAS library starts its threads.
+``.venv/bin/python benchmarks/NAME.py``: the process must be bound to its cores before NumPy,
+a BLAS library, OpenMP or a JIT-compiled kernel of scanpy starts its threads.
 """
 
 from __future__ import annotations
@@ -13,17 +13,13 @@ import resource
 import subprocess
 from pathlib import Path
 
-THREADS = "2"
-"""Threads of OpenMP, BLAS and the JIT compiler umap-learn uses (the machine's 2 cores), unless
-already set."""
-for _variable in (
-    "OMP_NUM_THREADS",
-    "NUMBA_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-):
-    os.environ.setdefault(_variable, THREADS)
+CORES = 2
+"""The benchmarks run on at most this many cores (the development machine's 2), wherever they
+run: the process and its children are bound to the first ``CORES`` CPUs it may use. OpenBLAS,
+OpenMP and the JIT compiler behind scanpy's and umap-learn's kernels each size their thread
+pools by the CPUs a process may run on, so one binding caps every pool (checked with
+threadpoolctl), and the figures in docs/ stay comparable on a larger machine."""
+os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:CORES])
 
 REPO = Path(__file__).resolve().parents[1]
 MARKERS = REPO / "resources/markers/cell_type_markers.tsv"
