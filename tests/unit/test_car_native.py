@@ -277,6 +277,48 @@ def test_record_walk_flags_exactly_the_primary_reads_with_a_sampled_hit(index, r
     assert len(expected) > 50
 
 
+@pytest.mark.parametrize("k", [11, 13, 15, 17, 19, 21, 31])
+def test_record_walk_prefilter_loses_no_read(car, k):
+    """The prefilter (short windows on every stride-th byte, strides 2-4 by k) flags every read
+    the exact walk flags: one stored k-mer planted at each offset of reads of odd and even
+    lengths, on both strands, among random reads, N and other IUPAC codes."""
+    index = build_index([car], k=k)
+    codes = stored_codes(index)
+    rng = np.random.default_rng(k)
+    kmers = sorted(index.occurrences)
+    reads = []
+    for length in (k, k + 1, k + 2, k + 5, k + 8, 2 * k + 1, 91, 150):
+        for offset in range(length - k + 1):
+            kmer = kmers[int(rng.integers(len(kmers)))]
+            if rng.random() < 0.5:
+                kmer = reverse_complement(kmer)
+            flank = "".join(rng.choice(list("ACGTN"), size=length))
+            reads.append(flank[:offset] + kmer + flank[offset + k :])
+    reads += [random_read(rng, car).upper() for _ in range(300)]
+    reads = [
+        "".join(str(rng.choice(list("RYKM="))) if rng.random() < 0.02 else b for b in read)
+        for read in reads
+    ]
+    data = b"".join(bam_record(f"r{n}", read, 0) for n, read in enumerate(reads))
+    buffer = np.frombuffer(data, dtype=np.uint8)
+    found = {}
+    for prefilter in (True, False):
+        candidates = np.empty(buffer.size // 36 + 1, dtype=np.int64)
+        result = bam.scan_records(
+            buffer,
+            buffer.size,
+            *lookup_args(index.lookup),
+            k,
+            candidates,
+            prefilter=prefilter,
+        )
+        assert result[:3] == (len(data), len(reads), len(reads))
+        found[prefilter] = candidates[: result[3]].tolist()
+    assert found[True] == found[False]
+    expected = [n for n, read in enumerate(reads) if reference_sampled_hit(read, codes, k)]
+    assert len(found[True]) == len(expected) > len(reads) // 3
+
+
 def test_record_walk_stops_at_a_partial_record_and_reports_a_malformed_one(index, reads):
     records = [bam_record(name, sequence, flag) for name, sequence, flag in reads[:3]]
     args = (*lookup_args(index.lookup), index.k, np.empty(10, dtype=np.int64))
