@@ -131,17 +131,22 @@ typedef struct {
     struct Prefilter *prefilter; /* of the record walk; NULL: every odd start is looked up */
 } Lookup;
 
+/* Whether key is in an open-addressing table (EMPTY slots), probing from slot on. */
+static inline int table_contains(const uint64_t *table, uint64_t mask, uint64_t slot,
+                                 uint64_t key) {
+    uint64_t value = table[slot];
+    while (value != EMPTY) {
+        if (value == key) return 1;
+        slot = (slot + 1) & mask;
+        value = table[slot];
+    }
+    return 0;
+}
+
 static inline int lookup_contains(const Lookup *lookup, uint64_t key) {
     uint64_t mixed = key * HASH_MULTIPLIER;
     if (lookup->filter[mixed >> (64 - lookup->filter_bits)] == 0) return 0;
-    uint64_t slot = mixed >> (64 - lookup->bits);
-    uint64_t value = lookup->table[slot];
-    while (value != EMPTY) {
-        if (value == key) return 1;
-        slot = (slot + 1) & lookup->mask;
-        value = lookup->table[slot];
-    }
-    return 0;
+    return table_contains(lookup->table, lookup->mask, mixed >> (64 - lookup->bits), key);
 }
 
 /* Views of the lookup arrays, checked; released by release_lookup. */
@@ -523,14 +528,7 @@ static inline int prefilter_contains(const Prefilter *prefilter, uint64_t key) {
     uint64_t mixed = key * HASH_MULTIPLIER;
     uint64_t bit = mixed >> (64 - prefilter->bitset_bits);
     if (((prefilter->bitset[bit >> 6] >> (bit & 63)) & 1) == 0) return 0;
-    uint64_t slot = mixed >> (64 - prefilter->bits);
-    uint64_t value = prefilter->table[slot];
-    while (value != EMPTY) {
-        if (value == key) return 1;
-        slot = (slot + 1) & prefilter->mask;
-        value = prefilter->table[slot];
-    }
-    return 0;
+    return table_contains(prefilter->table, prefilter->mask, mixed >> (64 - prefilter->bits), key);
 }
 
 /* The prefilter of a lookup's stored k-mers into lookup->prefilter: 0, or -1 (MemoryError set).
