@@ -24,6 +24,13 @@ Subcommands:
   ``carmscope.expression.de_inference.VectorisedInference``, in this one process on the same
   profiles, and prints the CPU ratio and how far the two agree (largest log2 fold change and
   p-value differences, and whether the genes called up/down at padj < 0.05 are the same).
+* ``normalisation --patients N``: the paired test of each of ``--profiles`` (default
+  macrophage_m2, cd8_t, fibroblast; no shrinkage, no interactions) twice on the same counts,
+  with DESeq2's median-of-ratios size factors over all genes (the step's) and over the genes
+  the generator did not raise only (DESeq2's ``controlGenes``, through pydeseq2's
+  ``fit_size_factors(control_genes=...)``), against the truth
+  (``carmscope.synthetic.expression.raised_genes``): genes called up and down at padj < 0.05,
+  the false discovery proportion, and the median log2 fold change of the unraised genes.
 
 The process is bound to 2 cores, which caps every thread pool (``harness.py``),
 and the DE fits to one BLAS thread (``carmscope.expression.de_model``); pydeseq2 gets
@@ -35,6 +42,7 @@ Usage::
     .venv/bin/python benchmarks/de.py pseudobulk
     .venv/bin/python benchmarks/de.py de --patients 14
     .venv/bin/python benchmarks/de.py de --patients 100
+    .venv/bin/python benchmarks/de.py normalisation --patients 100
 """
 
 from __future__ import annotations
@@ -223,6 +231,62 @@ def de_benchmark(
             print(f"  {cell_type:18s} {agreement(results_by_inference, inferences, cell_type)}")
 
 
+NORMALISATION_PROFILES = ("macrophage_m2", "cd8_t", "fibroblast")
+
+
+def normalisation_check(n_patients: int, profiles_chosen: list[str] | None = None) -> None:
+    """Calls against the truth with size factors from all genes and from the unraised ones."""
+    import pydeseq2.dds
+
+    from carmscope.expression.de import DESettings, de_cell_type, paired_design
+    from carmscope.synthetic.expression import raised_genes
+
+    profiles, n_cells, samples, _patients = cohort_profiles(n_patients)
+    truth = _simulation(n_patients=n_patients, reference_contigs=max(3, n_patients // 4))
+    design = paired_design(samples)
+    universe = next(iter(profiles.values())).index
+    fit_size_factors = pydeseq2.dds.DeseqDataSet.fit_size_factors
+    control: set[str] = set()
+
+    def with_control_genes(self, fit_type="ratio", control_genes=None):
+        """The step's fit, its size factors from ``control`` when that is not empty."""
+        if control:
+            control_genes = [gene for gene in self.var_names if gene in control]
+        return fit_size_factors(self, fit_type=fit_type, control_genes=control_genes)
+
+    pydeseq2.dds.DeseqDataSet.fit_size_factors = with_control_genes
+    print(f"{n_patients} patients, {len(design)} samples, {len(universe)} genes")
+    print(
+        "| profile | size factors from | genes tested | raised | up (not raised) | down | "
+        "false discoveries | median LFC, unraised |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    try:
+        for cell_type in profiles_chosen or NORMALISATION_PROFILES:
+            raised = raised_genes(cell_type, truth.inflammatory_genes)
+            for label, genes in (("all genes", set()), ("unraised genes", set(universe) - raised)):
+                control.clear()
+                control.update(genes)
+                result = de_cell_type(
+                    profiles, n_cells, design, cell_type, DESettings(shrink=False)
+                )
+                table = result.results.dropna(subset=["padj"])
+                is_raised = table["gene"].isin(raised).to_numpy()
+                called = (table["padj"] < 0.05).to_numpy()
+                up = called & (table["log2FoldChange"] > 0).to_numpy()
+                false = called & ~is_raised
+                median = table.loc[~is_raised, "log2FoldChange"].median()
+                print(
+                    f"| {cell_type} | {label} | {len(table):,} | {int(is_raised.sum())} | "
+                    f"{int(up.sum())} ({int((up & ~is_raised).sum())}) | "
+                    f"{int((called & ~up).sum())} | {int(false.sum())} of {int(called.sum())} "
+                    f"({false.sum() / max(called.sum(), 1):.1%}) | {median:+.3f} |",
+                    flush=True,
+                )
+    finally:
+        pydeseq2.dds.DeseqDataSet.fit_size_factors = fit_size_factors
+
+
 def agreement(results_by_inference, inferences, cell_type) -> str:
     """Largest differences between two inferences' tables and whether the calls are the same."""
     tables = []
@@ -265,9 +329,18 @@ def main() -> None:
         default="pydeseq2,vectorised",
         help="comma-separated inferences to run one after the other (pydeseq2, vectorised)",
     )
+    normalisation = commands.add_parser("normalisation")
+    normalisation.add_argument("--patients", type=int, default=100)
+    normalisation.add_argument(
+        "--profiles",
+        default="",
+        help="comma-separated profiles (default: " + ", ".join(NORMALISATION_PROFILES) + ")",
+    )
     args = parser.parse_args()
     if args.command == "pseudobulk":
         pseudobulk_benchmark(args.repeats)
+    elif args.command == "normalisation":
+        normalisation_check(args.patients, [p for p in args.profiles.split(",") if p] or None)
     else:
         de_benchmark(
             args.patients,
