@@ -11,6 +11,7 @@ import os
 import re
 import resource
 import subprocess
+import sys
 from pathlib import Path
 
 CORES = 2
@@ -18,8 +19,10 @@ CORES = 2
 run: the process and its children are bound to the first ``CORES`` CPUs it may use. OpenBLAS,
 OpenMP and the JIT compiler behind scanpy's and umap-learn's kernels each size their thread
 pools by the CPUs a process may run on, so one binding caps every pool (checked with
-threadpoolctl), and the figures in docs/ stay comparable on a larger machine."""
-os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:CORES])
+threadpoolctl), and the figures in docs/ stay comparable on a larger machine. Only a benchmark
+run as a script is bound: a test that imports a benchmark module keeps its worker's CPUs."""
+if Path(sys.argv[0]).resolve().parent == Path(__file__).resolve().parent:
+    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:CORES])
 
 REPO = Path(__file__).resolve().parents[1]
 MARKERS = REPO / "resources/markers/cell_type_markers.tsv"
