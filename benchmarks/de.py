@@ -123,14 +123,20 @@ def pseudobulk_benchmark(repeats: int) -> None:
     )
 
 
-def cohort_profiles(n_patients: int, seed: int = 7):
-    """Pseudobulk counts of every scRNA sample and profile of an ``n_patients`` cohort."""
+def cohort_simulation(n_patients: int):
+    """The synthetic cohort of ``n_patients`` whose design the DE benchmarks draw counts from."""
+    # a larger cfDNA reference so that 100 patients' variant panels fit (not used here)
+    return _simulation(n_patients=n_patients, reference_contigs=max(3, n_patients // 4))
+
+
+def cohort_profiles(n_patients: int, seed: int = 7, simulation=None):
+    """Pseudobulk counts of every scRNA sample and profile of an ``n_patients`` cohort (of
+    ``simulation`` when given, else :func:`cohort_simulation`)."""
     from carmscope.celltypes import CELL_TYPES
     from carmscope.expression.pseudobulk import ALL
     from carmscope.synthetic.expression import _composition_vector, _profiles
 
-    # a larger cfDNA reference so that 100 patients' variant panels fit (not used here)
-    simulation = _simulation(n_patients=n_patients, reference_contigs=max(3, n_patients // 4))
+    simulation = simulation or cohort_simulation(n_patients)
     params = simulation.params
     rng = np.random.default_rng(seed)
     genes = simulation.genes["gene_symbol"].to_numpy()
@@ -241,8 +247,8 @@ def normalisation_check(n_patients: int, profiles_chosen: list[str] | None = Non
     from carmscope.expression.de import DESettings, de_cell_type, paired_design
     from carmscope.synthetic.expression import raised_genes
 
-    profiles, n_cells, samples, _patients = cohort_profiles(n_patients)
-    truth = _simulation(n_patients=n_patients, reference_contigs=max(3, n_patients // 4))
+    truth = cohort_simulation(n_patients)
+    profiles, n_cells, samples, _patients = cohort_profiles(n_patients, simulation=truth)
     design = paired_design(samples)
     universe = next(iter(profiles.values())).index
     fit_size_factors = pydeseq2.dds.DeseqDataSet.fit_size_factors
